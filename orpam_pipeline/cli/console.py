@@ -1,0 +1,81 @@
+"""Rich output for the command line: progress bars, summary tables and one-line errors."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+
+def fmt(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else f"{value:.{digits}f}"
+    return str(value)
+
+
+class StageProgress:
+    """One bar per stage (ingest, measure, register, report) plus an optional bar over scans."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.tasks: dict[str, TaskID] = {}
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if stage not in self.tasks:
+            self.tasks[stage] = self.progress.add_task(f"  {stage}", total=max(total, 1))
+        self.progress.update(self.tasks[stage], completed=done, total=max(total, 1))
+
+    def reset(self) -> None:
+        for task in self.tasks.values():
+            self.progress.remove_task(task)
+        self.tasks.clear()
+
+
+@contextmanager
+def progress_bars() -> Iterator[Progress]:
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=err, transient=False) as progress:
+        yield progress
+
+
+def report_table(report: dict[str, Any], title: str | None = None) -> Table:
+    """Registered vs unregistered vs the odd-only reference, SPEC §5 metrics."""
+    table = Table(title=title or f"{report.get('scan')} — method {report.get('method')}, {report.get('frames')} frames")
+    table.add_column("metric")
+    table.add_column("registered", justify="right")
+    table.add_column("unregistered", justify="right")
+    table.add_column("odd-only reference", justify="right")
+    for label, key in (("NCC even vs odd", "ncc_mean"), ("SSIM even vs odd", "ssim_mean")):
+        table.add_row(label, fmt(report.get(key)), fmt(report.get(f"{key}_unregistered")), "")
+    table.add_row("PSNR even vs odd (dB)", fmt(report.get("psnr_mean"), 2), fmt(report.get("psnr_mean_unregistered"), 2), "")
+    table.add_row("TNCC", fmt(report.get("tncc_merged")), fmt(report.get("tncc_unregistered")), fmt(report.get("tncc_odd")))
+    table.add_row("TNCG", fmt(report.get("tncg")), fmt(report.get("tncg_unregistered")), "0 by definition")
+    disp = report.get("displacement_px")
+    if disp:
+        table.add_row("displacement (px)", f"{disp['mean']:.2f} [{disp['min']:.2f}, {disp['max']:.2f}]", "", "")
+    return table

@@ -1,0 +1,164 @@
+"""Intra-frame image similarity metrics (SPEC §5): NCC, SSIM and PSNR, accumulated in float64.
+
+Every metric has a single-image form (2-D arrays, returns a float) and a batched form over
+``(T, Y, X)`` stacks (returns one value per frame), because the pipeline scores chunks of frames.
+
+NaN policy: a constant image gives NCC = NaN (the coefficient is undefined; it is never reported
+as 0 or 1). A data range of 0 gives SSIM = PSNR = NaN. Identical images with a positive range
+give PSNR = +inf, as ``skimage.metrics.peak_signal_noise_ratio`` does.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike
+from scipy import ndimage
+
+SSIM_SIGMA = 1.5
+SSIM_TRUNCATE = 3.5
+SSIM_K1 = 0.01
+SSIM_K2 = 0.03
+SSIM_RADIUS = int(SSIM_TRUNCATE * SSIM_SIGMA + 0.5)
+SSIM_WIN = 2 * SSIM_RADIUS + 1
+
+
+def _as_stack(a: ArrayLike, name: str) -> np.ndarray:
+    """A ``(T, Y, X)`` float64 view/copy of a 2-D image or 3-D stack."""
+    arr = np.asarray(a, dtype=np.float64)
+    if arr.ndim == 2:
+        arr = arr[None]
+    if arr.ndim != 3:
+        raise ValueError(f"{name} must be 2-D (Y, X) or 3-D (T, Y, X), got shape {arr.shape}")
+    return arr
+
+
+def _pair(a: ArrayLike, b: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """Both inputs as float64 stacks of the same shape."""
+    sa, sb = _as_stack(a, "a"), _as_stack(b, "b")
+    if sa.shape != sb.shape:
+        raise ValueError(f"shape mismatch: {sa.shape} vs {sb.shape}")
+    return sa, sb
+
+
+def _per_frame_range(data_range: ArrayLike, n: int) -> np.ndarray:
+    """Data range broadcast to one float64 value per frame."""
+    r = np.asarray(data_range, dtype=np.float64)
+    if r.ndim == 0:
+        return np.full(n, float(r))
+    r = r.reshape(-1)
+    if r.size != n:
+        raise ValueError(f"data_range has {r.size} values for {n} frames")
+    return r
+
+
+def ncc_frames(a: ArrayLike, b: ArrayLike) -> np.ndarray:
+    """Pearson NCC of each frame pair of two ``(T, Y, X)`` stacks; NaN where a frame is constant.
+
+    Constancy is tested exactly (max == min) rather than through a near-zero variance, because a
+    float64 mean of a constant frame is not always exact and would otherwise yield noise.
+    """
+    sa, sb = _pair(a, b)
+    t = sa.shape[0]
+    fa = sa.reshape(t, -1)
+    fb = sb.reshape(t, -1)
+    if fa.shape[1] == 0:
+        return np.full(t, np.nan)
+    constant = (np.ptp(fa, axis=1) == 0) | (np.ptp(fb, axis=1) == 0)
+    da = fa - fa.mean(axis=1, keepdims=True)
+    db = fb - fb.mean(axis=1, keepdims=True)
+    num = np.einsum("ij,ij->i", da, db)
+    den = np.sqrt(np.einsum("ij,ij->i", da, da) * np.einsum("ij,ij->i", db, db))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = num / den
+    out[constant] = np.nan
+    return np.clip(out, -1.0, 1.0)
+
+
+def ncc(a: ArrayLike, b: ArrayLike) -> float:
+    """Pearson NCC of two 2-D images; NaN when either is constant."""
+    return float(ncc_frames(_single(a, "a"), _single(b, "b"))[0])
+
+
+def psnr_frames(a: ArrayLike, b: ArrayLike, data_range: ArrayLike) -> np.ndarray:
+    """PSNR ``10·log10(range² / MSE)`` per frame; ``data_range`` is a scalar or one value per frame."""
+    sa, sb = _pair(a, b)
+    t = sa.shape[0]
+    r = _per_frame_range(data_range, t)
+    mse = np.mean((sa - sb).reshape(t, -1) ** 2, axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = 10.0 * np.log10(r**2 / mse)
+    out[~(r > 0)] = np.nan
+    return out
+
+
+def psnr(a: ArrayLike, b: ArrayLike, data_range: float) -> float:
+    """PSNR of two 2-D images for the given data range; NaN when the range is not positive."""
+    return float(psnr_frames(_single(a, "a"), _single(b, "b"), data_range)[0])
+
+
+def _smooth(stack: np.ndarray) -> np.ndarray:
+    """Gaussian filter of each frame (σ 1.5, radius 5, reflect), frames kept apart."""
+    return ndimage.gaussian_filter(
+        stack, sigma=(0.0, SSIM_SIGMA, SSIM_SIGMA), mode="reflect", truncate=SSIM_TRUNCATE
+    )
+
+
+def ssim_frames(a: ArrayLike, b: ArrayLike, data_range: ArrayLike) -> np.ndarray:
+    """Mean SSIM (Wang et al. 2004) per frame, matching skimage's Gaussian-weighted form.
+
+    Same as ``skimage.metrics.structural_similarity(a, b, gaussian_weights=True, sigma=1.5,
+    use_sample_covariance=False, data_range=r)``: reflect-mode filtering and a 5-pixel border
+    cropped before averaging. Frames smaller than 11×11 are refused as skimage refuses them.
+    """
+    sa, sb = _pair(a, b)
+    t, h, w = sa.shape
+    if h < SSIM_WIN or w < SSIM_WIN:
+        raise ValueError(f"SSIM needs frames of at least {SSIM_WIN}x{SSIM_WIN}, got {h}x{w}")
+    r = _per_frame_range(data_range, t)[:, None, None]
+    c1 = (SSIM_K1 * r) ** 2
+    c2 = (SSIM_K2 * r) ** 2
+    ux, uy = _smooth(sa), _smooth(sb)
+    vx = _smooth(sa * sa) - ux * ux
+    vy = _smooth(sb * sb) - uy * uy
+    vxy = _smooth(sa * sb) - ux * uy
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
+    p = SSIM_RADIUS
+    out = s[:, p : h - p, p : w - p].reshape(t, -1).mean(axis=1, dtype=np.float64)
+    out[~(r[:, 0, 0] > 0)] = np.nan
+    return out
+
+
+def ssim(a: ArrayLike, b: ArrayLike, data_range: float) -> float:
+    """Mean SSIM of two 2-D images for the given data range; NaN when the range is not positive."""
+    return float(ssim_frames(_single(a, "a"), _single(b, "b"), data_range)[0])
+
+
+def _single(a: ArrayLike, name: str) -> np.ndarray:
+    """A 2-D image, refusing stacks so that scalar functions never silently take frame 0."""
+    arr = np.asarray(a)
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D image, got shape {arr.shape}")
+    return arr
+
+
+def intra_frame_metrics(registered_even: ArrayLike, odd: ArrayLike) -> dict[str, np.ndarray]:
+    """NCC, SSIM and PSNR of (registered) even lines against odd lines, one value per frame.
+
+    Inputs are ``(T, Y, X//2)`` and ``(T, Y, ceil(X/2))`` (or single 2-D frames). The odd image is
+    trimmed to the even width, and the data range of each frame is max − min of that trimmed odd
+    image. A constant odd frame has no range and no defined correlation: all three are NaN.
+    """
+    even = _as_stack(registered_even, "registered_even")
+    fixed = _as_stack(odd, "odd")
+    if even.shape[:2] != fixed.shape[:2] or fixed.shape[2] < even.shape[2]:
+        raise ValueError(f"cannot compare even {even.shape} with odd {fixed.shape}")
+    fixed = fixed[..., : even.shape[2]]
+    t = fixed.shape[0]
+    flat = fixed.reshape(t, -1)
+    rng = flat.max(axis=1) - flat.min(axis=1) if flat.shape[1] else np.zeros(t)
+    return {
+        "ncc": ncc_frames(even, fixed),
+        "ssim": ssim_frames(even, fixed, rng),
+        "psnr": psnr_frames(even, fixed, rng),
+    }

@@ -1,0 +1,57 @@
+"""The small interface every registration method implements.
+
+The engine hands a method blocks of whole frames already split into forward (``odd``, fixed) and
+backward (``even``, moving) columns. A method that needs a whole-sequence estimate declares
+``plan_width > 0``: the engine first runs :meth:`RegistrationMethod.measure` on every block (a cheap
+reduction to ``plan_width`` numbers per frame), gives the gathered ``(T, plan_width)`` table to
+:meth:`RegistrationMethod.plan`, which returns a per-frame parameter table, and passes the rows of
+that table belonging to each block to :meth:`RegistrationMethod.apply`. Per-frame tables keep the
+work independent of the chunking, so chunked and whole-array runs give identical results.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+
+DisplacementKind = Literal["none", "profile", "field"]
+
+
+class RegistrationMethod(ABC):
+    """Registers backward (even) lines onto forward (odd) lines, a block of frames at a time."""
+
+    name: ClassVar[str]
+    kind: ClassVar[str]
+    description: ClassVar[str] = ""
+    displacement: ClassVar[DisplacementKind] = "none"
+    """What :meth:`apply` reports: nothing, a (t, Y) profile along the fast axis, or a (t, Y, Xe) field."""
+
+    plan_width: int = 0
+    """Numbers per frame that :meth:`measure` returns; 0 means no first pass."""
+
+    def configure(self, height: int, width: int, first_line: str) -> None:
+        """Called once with the frame geometry before any block is processed."""
+
+    def params(self) -> dict[str, Any]:
+        """JSON-able parameters recorded in the store."""
+        return {}
+
+    def measure(self, odd: np.ndarray, even: np.ndarray) -> np.ndarray:
+        """First pass: per-frame statistics, shape ``(t, plan_width)``."""
+        raise NotImplementedError
+
+    def plan(self, stats: np.ndarray) -> np.ndarray:
+        """Turn the whole sequence's statistics into a per-frame parameter table ``(T, K)``."""
+        raise NotImplementedError
+
+    @abstractmethod
+    def apply(
+        self, odd: np.ndarray, even: np.ndarray, plan_rows: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Return ``(registered_even, displacement)`` for one block; displacement may be None."""
+
+    def plan_summary(self, plan: np.ndarray) -> dict[str, Any]:
+        """Small JSON-able digest of the plan for the store attributes."""
+        return {}

@@ -1,0 +1,30 @@
+"""Trivial baselines every comparison includes (SPEC §7)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from orpam_pipeline.register.base import RegistrationMethod
+
+
+class NoRegistration(RegistrationMethod):
+    """The backward lines as measured: what the data look like without correction."""
+
+    name = "none"
+    kind = "baseline"
+    description = "identity: backward lines as measured"
+
+    def apply(self, odd, even, plan_rows):
+        return np.array(even, dtype=np.float32, copy=True), None
+
+
+class CopyOdd(RegistrationMethod):
+    """Puts the forward lines in the backward slots: perfect paper metrics, no registration at all."""
+
+    name = "copy-odd"
+    kind = "baseline"
+    description = "forward lines copied into the backward slots (exposes metrics that reward copying)"
+
+    def apply(self, odd, even, plan_rows):
+        cols = np.clip(np.arange(even.shape[-1]), 0, odd.shape[-1] - 1)
+        return np.ascontiguousarray(odd[..., cols], dtype=np.float32), None

@@ -1,0 +1,173 @@
+"""Per-frame and temporal metrics of a registered store (SPEC §5), streamed chunk by chunk."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+
+from orpam_pipeline import __version__
+from orpam_pipeline.errors import StoreError
+from orpam_pipeline.geometry import split
+from orpam_pipeline.metrics import intra_frame_metrics, pair_ncc, pair_ncc_between, temporal_summary
+from orpam_pipeline.report.html import choose_crop, render_report_html
+from orpam_pipeline.store.layout import (
+    DISPLACEMENT,
+    FRAMES,
+    MERGED,
+    REGISTERED_EVEN,
+    mark_stage,
+    now_iso,
+    open_scan_store,
+    stage_complete,
+    store_root,
+)
+
+REPORT_JSON = "report.json"
+REPORT_HTML = "report.html"
+MAX_PROFILE_FRAMES = 256
+
+
+def _nanmean(values: np.ndarray) -> float:
+    finite = values[~np.isnan(values)]
+    return float(finite.mean()) if finite.size else float("nan")
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN and infinities become null: JSON has no spelling for them."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def compute_report(store: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Return ``(report, figures)``: the report.json content and the arrays the HTML page shows."""
+    group = open_scan_store(store, mode="r")
+    if not stage_complete(group, "register"):
+        raise StoreError(store_root(group), "registration did not complete; run `orpam register` first")
+    frames_z, reg_z, merged_z = group[FRAMES], group[REGISTERED_EVEN], group[MERGED]
+    n_frames, height, width = frames_z.shape
+    first_line = group.attrs["conventions"]["first_line"]
+    chunk = int(frames_z.chunks[0])
+    keys = ("ncc", "ssim", "psnr")
+    per: dict[str, list[np.ndarray]] = {k: [] for k in keys}
+    per.update({f"{k}_unregistered": [] for k in keys})
+    pairs: dict[str, list[np.ndarray]] = {"merged": [], "unregistered": [], "odd": []}
+    last: dict[str, np.ndarray] = {}
+    for start in range(0, n_frames, chunk):
+        stop = min(start + chunk, n_frames)
+        block = frames_z[start:stop]
+        reg = reg_z[start:stop]
+        merged = merged_z[start:stop]
+        odd, even = split(block, first_line)
+        for suffix, moving in (("", reg), ("_unregistered", even)):
+            for k, v in intra_frame_metrics(moving, odd).items():
+                per[k + suffix].append(v)
+        for name, stack in (("merged", merged), ("unregistered", block), ("odd", odd)):
+            if name in last:
+                pairs[name].append(np.array([pair_ncc_between(last[name], stack[0])]))
+            pairs[name].append(pair_ncc(stack))
+            last[name] = np.array(stack[-1])
+    flat = {k: np.concatenate(v) for k, v in per.items()}
+    pair_flat = {k: (np.concatenate(v) if v else np.zeros(0)) for k, v in pairs.items()}
+    reg_t = temporal_summary(pair_flat["odd"], pair_flat["merged"])
+    unreg_t = temporal_summary(pair_flat["odd"], pair_flat["unregistered"])
+    registration = dict(group.attrs.get("registration", {}))
+    root = store_root(group)
+    report: dict[str, Any] = {
+        "scan": group.attrs.get("scan", root.parent.name),
+        "store": str(root),
+        "frames": int(n_frames),
+        "frame_shape": [int(height), int(width)],
+        "method": registration.get("method"),
+        "method_params": registration.get("params", {}),
+        "ncc_mean": _nanmean(flat["ncc"]),
+        "ssim_mean": _nanmean(flat["ssim"]),
+        "psnr_mean": _nanmean(flat["psnr"]),
+        "ncc_mean_unregistered": _nanmean(flat["ncc_unregistered"]),
+        "ssim_mean_unregistered": _nanmean(flat["ssim_unregistered"]),
+        "psnr_mean_unregistered": _nanmean(flat["psnr_unregistered"]),
+        "tncc_merged": reg_t["tncc"],
+        "tncc_unregistered": unreg_t["tncc"],
+        "tncc_odd": reg_t["tncc_odd"],
+        "tncg": reg_t["tncg"],
+        "tncg_unregistered": unreg_t["tncg"],
+        "tncg_signed": reg_t["tncg_signed"],
+        "tncg_signed_unregistered": unreg_t["tncg_signed"],
+        "undefined_frames": int(np.isnan(flat["ncc"]).sum()),
+        "per_frame": {
+            **{k: v.tolist() for k, v in flat.items()},
+            "pair_ncc_merged": pair_flat["merged"].tolist(),
+            "pair_ncc_unregistered": pair_flat["unregistered"].tolist(),
+            "pair_ncc_odd": pair_flat["odd"].tolist(),
+        },
+        "package_version": __version__,
+        "created": now_iso(),
+        "notes": (
+            "Intra-frame metrics compare registered backward lines with forward lines (SPEC 5); they also "
+            "reward copying the forward lines. Use `orpam evaluate` with ground truth to judge registration. "
+            "null means undefined (constant frame) or infinite (identical images)."
+        ),
+    }
+    for name in ("ncc", "ssim", "psnr"):
+        report[f"{name}_unregistered"] = report[f"{name}_mean_unregistered"]
+
+    mid = n_frames // 2
+    figures: dict[str, Any] = {
+        "frame_index": mid,
+        "unregistered": np.asarray(frames_z[mid], dtype=np.float32),
+        "registered": np.asarray(merged_z[mid], dtype=np.float32),
+        "displacement": None,
+    }
+    if DISPLACEMENT in group:
+        disp_z = group[DISPLACEMENT]
+        picks = np.unique(np.linspace(0, n_frames - 1, min(n_frames, MAX_PROFILE_FRAMES)).astype(int))
+        profiles = np.stack([np.asarray(disp_z[int(t)], dtype=np.float32) for t in picks])
+        if profiles.ndim == 3:
+            profiles = profiles.mean(axis=2)
+        figures["displacement"] = profiles
+        report["displacement_px"] = {
+            "mean": float(profiles.mean()),
+            "min": float(profiles.min()),
+            "max": float(profiles.max()),
+            "frames_sampled": int(picks.size),
+        }
+    return report, figures
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_report(store: Path) -> tuple[dict[str, Any], Path, Path]:
+    """Compute the report of ``store`` and write report.json and report.html beside it."""
+    report, figures = compute_report(store)
+    root = Path(report["store"])
+    out_dir = root.parent
+    safe = _json_safe(report)
+    json_path = out_dir / REPORT_JSON
+    html_path = out_dir / REPORT_HTML
+    crop = choose_crop(figures["unregistered"])
+    html = render_report_html(
+        safe,
+        {"unregistered": figures["unregistered"], "registered": figures["registered"]},
+        crop,
+        figures["displacement"],
+    )
+    _atomic_write(json_path, json.dumps(safe, indent=1, allow_nan=False))
+    _atomic_write(html_path, html)
+    mark_stage(zarr.open_group(root, mode="r+"), "report", True, json=str(json_path), html=str(html_path))
+    return safe, json_path, html_path

@@ -1,0 +1,417 @@
+"""Synthetic bidirectional OR-PAM sequences with ground truth, streamed block by block.
+
+Displacement convention (everything downstream relies on it): ``displacement[t, y]`` (pixels along
+the fast axis Y) is the correction to apply to the backward lines,
+
+    registered_even[t, y, j] = even[t, y + displacement[t, y], j],
+
+so a measured backward column at row ``r`` shows the scene at the physical row ``s(r)``, the inverse
+of ``y -> y + d(y)``. Forward columns (``0::2``) sample the scene at their nominal rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+
+from orpam_pipeline.errors import OrpamError
+from orpam_pipeline.simulate.vasculature import Scene, SceneParams, render_scene
+
+DISPLACEMENT_CONVENTION = "registered_even[t, y] = even[t, y + displacement[t, y]]"
+
+_STREAM_RANDOMISE, _STREAM_SCENE, _STREAM_MOTION, _STREAM_NOISE = 0, 1, 2, 3
+
+
+@dataclass(frozen=True)
+class SimulationParams:
+    """Everything that defines a simulated sequence; the same params always give the same bytes.
+
+    Shape and randomness: ``frames``, ``height`` (Y, fast axis), ``width`` (X), ``seed``, ``margin``
+    (scene pixels rendered beyond the frame on every side, so motion never samples outside).
+
+    Scene motion: ``drift_px`` peak sub-pixel drift of the scene (smooth 2-D random walk, px);
+    ``pulse_period`` (frames), ``pulse_phase`` (rad), ``pulse_strength`` (0..1 blend towards the
+    pulsed scene at the peak); ``flicker`` std of the per-frame global intensity factor.
+
+    Bidirectional displacement ``d(t, y)`` with ``u = y / (height - 1)``:
+    ``disp_offset + disp_slope * (u - 0.5) + disp_sine_amp * sin(2 pi disp_sine_cycles u + disp_sine_phase)``
+    plus a slow random walk over frames whose peak magnitude is ``disp_drift`` px.
+
+    Backward appearance: ``gain * (signal) ** gamma + offset``; noise is shot noise
+    ``shot * sqrt(signal)`` plus Gaussian read noise, separately for forward and backward lines.
+    """
+
+    frames: int = 64
+    height: int = 256
+    width: int = 256
+    seed: int = 0
+    margin: int = 16
+    scene: SceneParams = field(default_factory=SceneParams)
+    drift_px: float = 0.3
+    pulse_period: float = 12.0
+    pulse_phase: float = 0.0
+    pulse_strength: float = 0.8
+    flicker: float = 0.02
+    disp_offset: float = 3.0
+    disp_slope: float = 0.8
+    disp_sine_amp: float = 0.4
+    disp_sine_cycles: float = 1.0
+    disp_sine_phase: float = 0.0
+    disp_drift: float = 0.3
+    gain: float = 1.0
+    offset: float = 0.0
+    gamma: float = 1.0
+    shot_noise: float = 0.02
+    read_noise: float = 0.01
+    even_shot_noise: float = 0.03
+    even_read_noise: float = 0.015
+
+    def __post_init__(self) -> None:
+        if self.frames < 1 or self.height < 8 or self.width < 2:
+            raise OrpamError(
+                f"simulation needs frames >= 1, height >= 8, width >= 2 (got {self.frames}x{self.height}x{self.width})"
+            )
+        if self.margin < 4:
+            raise OrpamError(f"simulation margin must be at least 4 px, not {self.margin}")
+        if self.pulse_period <= 0:
+            raise OrpamError(f"pulse_period must be positive, not {self.pulse_period}")
+
+    @classmethod
+    def randomised(
+        cls, seed: int, frames: int = 64, height: int = 256, width: int = 256, **overrides: Any
+    ) -> SimulationParams:
+        """Draw scene, appearance, displacement and noise settings from ``seed``; ``overrides`` win."""
+        rng = np.random.default_rng([seed, _STREAM_RANDOMISE])
+        u = rng.uniform
+        scene = SceneParams(
+            n_roots=u(3.5, 6.5),
+            root_radius=u(3.5, 6.5),
+            segment_length=u(7.0, 12.0),
+            tortuosity=u(0.5, 1.6),
+            capillary_level=u(0.1, 0.25),
+            capillary_scale=u(2.2, 4.0),
+            capillary_width=u(0.12, 0.25),
+            background_level=u(0.02, 0.08),
+            psf_sigma=u(0.7, 1.3),
+            pulse_dilation=u(0.05, 0.15),
+        )
+        values: dict[str, Any] = dict(
+            frames=frames, height=height, width=width, seed=seed, scene=scene,
+            drift_px=u(0.1, 0.5),
+            pulse_period=u(6.0, 20.0),
+            pulse_phase=u(0.0, 2 * np.pi),
+            pulse_strength=u(0.4, 1.0),
+            flicker=u(0.01, 0.04),
+            disp_offset=float(rng.choice([-1.0, 1.0]) * u(1.5, 4.0)),
+            disp_slope=u(-1.0, 1.0),
+            disp_sine_amp=u(0.0, 0.5),
+            disp_sine_cycles=u(0.5, 1.5),
+            disp_sine_phase=u(0.0, 2 * np.pi),
+            disp_drift=u(0.2, 0.5),
+            gain=u(0.6, 1.4),
+            offset=u(-0.1, 0.1),
+            gamma=u(0.8, 1.25),
+            shot_noise=u(0.01, 0.04),
+            read_noise=u(0.005, 0.02),
+            even_shot_noise=u(0.01, 0.05),
+            even_read_noise=u(0.005, 0.03),
+        )
+        values.update(overrides)
+        return cls(**values)
+
+    def without_noise(self) -> SimulationParams:
+        """Same sequence without any noise."""
+        return replace(self, shot_noise=0.0, read_noise=0.0, even_shot_noise=0.0, even_read_noise=0.0)
+
+    def ideal(self) -> SimulationParams:
+        """No noise, no flicker and no backward appearance change: only the displacement remains."""
+        return replace(self.without_noise(), flicker=0.0, gain=1.0, offset=0.0, gamma=1.0)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able dict (scene knobs nested under ``"scene"``)."""
+        return json.loads(json.dumps(asdict(self)))
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> SimulationParams:
+        """Inverse of :meth:`to_dict`; unknown keys are an error."""
+        names = {f.name for f in fields(cls)}
+        unknown = set(values) - names
+        if unknown:
+            raise OrpamError(f"unknown simulation parameters: {', '.join(sorted(unknown))}")
+        values = dict(values)
+        if isinstance(values.get("scene"), dict):
+            values["scene"] = SceneParams(**values["scene"])
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class Simulation:
+    """A whole simulated sequence in memory: acquired ``frames`` and the ground truth."""
+
+    params: SimulationParams
+    frames: np.ndarray
+    scene: np.ndarray
+    displacement: np.ndarray
+
+    @property
+    def even_true(self) -> np.ndarray:
+        """Backward columns as they would be without the bidirectional error (forward appearance)."""
+        return self.scene[..., 1::2]
+
+
+@dataclass(frozen=True)
+class SimulationPaths:
+    """Where :func:`write_simulation` put the scan and its ground truth."""
+
+    scan: Path
+    truth: Path
+
+
+@dataclass(frozen=True)
+class _Trajectories:
+    """Per-frame scalar trajectories of a sequence (all shape ``(T, ...)``)."""
+
+    drift: np.ndarray
+    pulse: np.ndarray
+    flicker: np.ndarray
+    disp_drift: np.ndarray
+
+
+def _smooth_walk(rng: np.random.Generator, n: int, peak: float, dims: int = 1) -> np.ndarray:
+    """Smooth random walk starting at 0 whose largest magnitude is ``peak``; shape ``(n, dims)``."""
+    steps = rng.standard_normal((n, dims))
+    if n < 2 or peak == 0:
+        return np.zeros((n, dims))
+    walk = ndimage.gaussian_filter1d(np.cumsum(steps, axis=0), sigma=max(1.0, n / 20.0), axis=0, mode="nearest")
+    walk -= walk[0]
+    top = np.abs(walk).max()
+    return walk * (peak / top) if top > 0 else walk
+
+
+def trajectories(params: SimulationParams) -> _Trajectories:
+    """Drift, pulsation weight, flicker and displacement drift for every frame."""
+    rng = np.random.default_rng([params.seed, _STREAM_MOTION])
+    t = np.arange(params.frames)
+    drift = _smooth_walk(rng, params.frames, params.drift_px, dims=2)
+    pulse = params.pulse_strength * 0.5 * (1.0 - np.cos(2 * np.pi * t / params.pulse_period + params.pulse_phase))
+    flicker = 1.0 + params.flicker * rng.standard_normal(params.frames)
+    disp_drift = _smooth_walk(rng, params.frames, params.disp_drift)[:, 0]
+    return _Trajectories(drift=drift, pulse=pulse, flicker=flicker, disp_drift=disp_drift)
+
+
+def _profile(params: SimulationParams, y: np.ndarray) -> np.ndarray:
+    """Static displacement profile along the line, evaluated at (possibly fractional) rows ``y``."""
+    u = y / (params.height - 1)
+    return (
+        params.disp_offset
+        + params.disp_slope * (u - 0.5)
+        + params.disp_sine_amp * np.sin(2 * np.pi * params.disp_sine_cycles * u + params.disp_sine_phase)
+    )
+
+
+def displacement_field(params: SimulationParams) -> np.ndarray:
+    """True displacement ``(T, Y)`` in pixels, per the module's convention."""
+    base = _profile(params, np.arange(params.height, dtype=np.float64))
+    return base[None, :] + trajectories(params).disp_drift[:, None]
+
+
+def _check_monotone(params: SimulationParams) -> None:
+    """The map y -> y + d(y) must be invertible: require |d'(y)| < 0.5 everywhere."""
+    y = np.linspace(0.0, params.height - 1.0, 8 * params.height)
+    slope = np.abs(np.gradient(_profile(params, y), y)).max()
+    if slope >= 0.5:
+        raise OrpamError(f"displacement profile too steep (|d'| = {slope:.2f} px/px, must stay below 0.5)")
+
+
+def _source_rows(params: SimulationParams, drift_d: float) -> np.ndarray:
+    """Physical row ``s(r)`` seen by a backward line at row ``r``: the inverse of ``y -> y + d(y)``."""
+    pad = abs(params.disp_offset) + abs(params.disp_slope) + abs(params.disp_sine_amp) + abs(drift_d) + 2.0
+    y = np.arange(-pad, params.height - 1 + pad + 0.125, 0.125)
+    return np.interp(np.arange(params.height, dtype=np.float64), y + _profile(params, y) + drift_d, y)
+
+
+def _check_margin(params: SimulationParams, traj: _Trajectories) -> None:
+    """Refuse parameters whose motion would sample outside the rendered scene."""
+    worst_d = abs(params.disp_offset) + abs(params.disp_slope) / 2 + abs(params.disp_sine_amp)
+    need = worst_d + np.abs(traj.disp_drift).max(initial=0.0) + np.abs(traj.drift).max(initial=0.0) + 3.0
+    if need > params.margin:
+        raise OrpamError(f"simulation margin {params.margin} px is too small for this motion (needs {need:.1f} px)")
+
+
+class _Renderer:
+    """Samples frames from spline coefficients of the scene; built once per sequence."""
+
+    def __init__(self, params: SimulationParams) -> None:
+        self.params = params
+        self.traj = trajectories(params)
+        _check_monotone(params)
+        _check_margin(params, self.traj)
+        scene: Scene = render_scene(
+            params.height, params.width, np.random.default_rng([params.seed, _STREAM_SCENE]),
+            params.scene, params.margin,
+        )
+        self.coef = ndimage.spline_filter(scene.base.astype(np.float64), order=3, mode="mirror")
+        self.coef_delta = ndimage.spline_filter(scene.pulsed.astype(np.float64), order=3, mode="mirror") - self.coef
+        h, w = params.height, params.width
+        self.rows = np.arange(h, dtype=np.float64)
+        self.fwd_x = np.arange(0, w, 2, dtype=np.float64)
+        self.bwd_x = np.arange(1, w, 2, dtype=np.float64)
+        self.all_x = np.arange(w, dtype=np.float64)
+        self.profile = _profile(params, self.rows)
+
+    def _sample(self, coef: np.ndarray, rows: np.ndarray, cols: np.ndarray, dy: float, dx: float) -> np.ndarray:
+        """Scene at frame rows ``rows`` (one per output row) and columns ``cols``, shifted by the drift."""
+        m = self.params.margin
+        yy = np.broadcast_to((rows + (m + dy))[:, None], (rows.size, cols.size))
+        xx = np.broadcast_to((cols + (m + dx))[None, :], (rows.size, cols.size))
+        return ndimage.map_coordinates(coef, [yy, xx], order=3, mode="mirror", prefilter=False)
+
+    def frame(self, t: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Acquired frame, clean forward-appearance scene, and displacement profile of frame ``t``."""
+        p, tr = self.params, self.traj
+        coef = self.coef + tr.pulse[t] * self.coef_delta
+        dy, dx = tr.drift[t]
+        flick = tr.flicker[t]
+        clean = self._sample(coef, self.rows, self.all_x, dy, dx) * flick
+        back = self._sample(coef, _source_rows(p, tr.disp_drift[t]), self.bwd_x, dy, dx) * flick
+        back = p.gain * np.maximum(back, 0.0) ** p.gamma + p.offset
+        rng = np.random.default_rng([p.seed, _STREAM_NOISE, t])
+        frame = np.empty_like(clean)
+        frame[:, 0::2] = _noisy(rng, clean[:, 0::2], p.shot_noise, p.read_noise)
+        frame[:, 1::2] = _noisy(rng, back, p.even_shot_noise, p.even_read_noise)
+        return frame, clean, self.profile + tr.disp_drift[t]
+
+
+def _noisy(rng: np.random.Generator, signal: np.ndarray, shot: float, read: float) -> np.ndarray:
+    """Add signal-dependent shot noise and Gaussian read noise (always drawn, so streams stay aligned)."""
+    z = rng.standard_normal((2,) + signal.shape)
+    return signal + shot * np.sqrt(np.maximum(signal, 0.0)) * z[0] + read * z[1]
+
+
+def simulate_blocks(
+    params: SimulationParams, chunk_frames: int = 32
+) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
+    """Yield ``(t0, frames, scene, displacement)`` float32 blocks of up to ``chunk_frames`` frames.
+
+    The result does not depend on ``chunk_frames``: each frame has its own noise stream.
+    """
+    if chunk_frames < 1:
+        raise OrpamError(f"chunk_frames must be at least 1, not {chunk_frames}")
+    r = _Renderer(params)
+    h, w = params.height, params.width
+    for t0 in range(0, params.frames, chunk_frames):
+        n = min(chunk_frames, params.frames - t0)
+        frames = np.empty((n, h, w), np.float32)
+        scene = np.empty((n, h, w), np.float32)
+        disp = np.empty((n, h), np.float32)
+        for k in range(n):
+            frames[k], scene[k], disp[k] = r.frame(t0 + k)
+        yield t0, frames, scene, disp
+
+
+def simulate(params: SimulationParams) -> Simulation:
+    """Whole sequence in memory (for tests and small examples)."""
+    blocks = list(simulate_blocks(params, chunk_frames=max(1, params.frames)))
+    _, frames, scene, disp = blocks[0]
+    return Simulation(params=params, frames=frames, scene=scene, displacement=disp)
+
+
+def _sha256(path: Path) -> str:
+    """SHA-256 of a file, read in blocks."""
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _remove(path: Path) -> None:
+    """Delete a file or directory tree if present."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def write_simulation(
+    out_dir: Path, params: SimulationParams, name: str | None = None, chunk_frames: int = 32,
+    overwrite: bool = False,
+) -> SimulationPaths:
+    """Write ``out_dir/scans/<name>.npy`` (T, Y, X float32) and its truth ``out_dir/truth/<name>.zarr``.
+
+    Frames are streamed in blocks; both outputs are written under temporary names and renamed at
+    the end (truth last), so an interrupted write never looks complete.
+    """
+    import zarr
+
+    from orpam_pipeline import __version__
+
+    out_dir = Path(out_dir)
+    name = name or f"sim-{params.seed:04d}"
+    if not name or "/" in name or name.startswith("."):
+        raise OrpamError(f"invalid simulation name {name!r}")
+    scan = out_dir / "scans" / f"{name}.npy"
+    truth = out_dir / "truth" / f"{name}.zarr"
+    existing = [p for p in (scan, truth) if p.exists() or p.is_symlink()]
+    if existing and not overwrite:
+        raise OrpamError(f"{existing[0]} already exists (pass overwrite=True to replace it)")
+    scan.parent.mkdir(parents=True, exist_ok=True)
+    truth.parent.mkdir(parents=True, exist_ok=True)
+    tag = f".tmp-{os.getpid()}"
+    scan_tmp = scan.with_name(f".{scan.name}{tag}")
+    truth_tmp = truth.with_name(f".{truth.name}{tag}")
+    t, h, w = params.frames, params.height, params.width
+    try:
+        group = zarr.open_group(truth_tmp, mode="w-", zarr_format=3)
+        arrays = {
+            key: group.create_array(
+                key, shape=shape, chunks=(chunk_frames,) + shape[1:], dtype="float32", dimension_names=dims
+            )
+            for key, shape, dims in (
+                ("scene", (t, h, w), ("t", "y", "x")),
+                ("even_true", (t, h, w // 2), ("t", "y", "x")),
+                ("displacement", (t, h), ("t", "y")),
+            )
+        }
+        out = np.lib.format.open_memmap(scan_tmp, mode="w+", dtype=np.float32, shape=(t, h, w))
+        for t0, frames, scene, disp in simulate_blocks(params, chunk_frames):
+            t1 = t0 + frames.shape[0]
+            out[t0:t1] = frames
+            arrays["scene"][t0:t1] = scene
+            arrays["even_true"][t0:t1] = scene[..., 1::2]
+            arrays["displacement"][t0:t1] = disp
+        out.flush()
+        del out
+        group.attrs.update(
+            {
+                "params": params.to_dict(),
+                "version": __version__,
+                "generator": "orpam_pipeline.simulate",
+                "scan_path": f"scans/{scan.name}",
+                "scan_path_base": "parent of the truth/ folder",
+                "scan_sha256": _sha256(scan_tmp),
+                "scan_shape": [t, h, w],
+                "displacement_convention": DISPLACEMENT_CONVENTION,
+                "scan_lines": "columns",
+                "first_line": "forward",
+            }
+        )
+        if overwrite:
+            _remove(truth)
+            _remove(scan)
+        os.replace(scan_tmp, scan)
+        os.replace(truth_tmp, truth)
+    except BaseException:
+        _remove(scan_tmp)
+        _remove(truth_tmp)
+        raise
+    return SimulationPaths(scan=scan, truth=truth)

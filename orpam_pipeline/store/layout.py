@@ -1,0 +1,120 @@
+"""The per-scan zarr v3 store: array names, chunking, codecs and stage markers (SPEC §4).
+
+A scan lives in ``OUT/<scan-name>/scan.zarr``. Arrays are float32, chunked by whole frames, compressed
+with Blosc/zstd and protected by a CRC32C checksum codec. Each pipeline stage records itself in the
+group attribute ``stages`` only after all of its data are written, so an interrupted stage never looks
+complete.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+import zarr.codecs
+
+from orpam_pipeline.errors import StoreError
+
+STORE_NAME = "scan.zarr"
+FRAMES = "frames"
+REGISTERED_EVEN = "registered_even"
+MERGED = "merged"
+DISPLACEMENT = "displacement"
+DIMS_FRAMES = ("t", "y", "x")
+TARGET_CHUNK_BYTES = 8 * 2**20
+
+
+def store_path(out_dir: Path, scan_name: str) -> Path:
+    """Path of the store for ``scan_name`` under the output directory."""
+    return Path(out_dir) / scan_name / STORE_NAME
+
+
+def auto_chunk_frames(frame_shape: tuple[int, ...], n_frames: int) -> int:
+    """Frames per chunk so that one chunk holds about 8 MiB of float32."""
+    per_frame = int(np.prod(frame_shape)) * 4
+    return int(max(1, min(n_frames, TARGET_CHUNK_BYTES // max(per_frame, 1))))
+
+
+def codecs() -> dict[str, Any]:
+    """Compressor chain shared by every array: zstd inside Blosc, then a CRC32C checksum."""
+    return {
+        "compressors": [
+            zarr.codecs.BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle"),
+            zarr.codecs.Crc32cCodec(),
+        ]
+    }
+
+
+def create_frame_array(
+    group: zarr.Group,
+    name: str,
+    shape: tuple[int, ...],
+    chunk_frames: int,
+    dims: tuple[str, ...] = DIMS_FRAMES,
+    overwrite: bool = False,
+) -> zarr.Array:
+    """Create a float32 array chunked by whole frames (NaN fill marks never-written chunks)."""
+    chunks = (chunk_frames,) + tuple(shape[1:])
+    return group.create_array(
+        name,
+        shape=shape,
+        chunks=chunks,
+        dtype="float32",
+        fill_value=np.nan,
+        dimension_names=dims,
+        overwrite=overwrite,
+        **codecs(),
+    )
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def open_scan_store(path: Path, mode: str = "r") -> zarr.Group:
+    """Open an existing scan store whose ingest stage is complete."""
+    path = Path(path)
+    if path.name != STORE_NAME and (path / STORE_NAME).exists():
+        path = path / STORE_NAME
+    if not (path / "zarr.json").exists():
+        raise StoreError(path, "not a scan store (no zarr.json); run `orpam ingest` first")
+    try:
+        group = zarr.open_group(path, mode=mode)
+    except Exception as exc:  # zarr raises several types for damaged metadata
+        raise StoreError(path, f"cannot open zarr group ({type(exc).__name__}: {exc})") from None
+    if not stage_complete(group, "ingest"):
+        raise StoreError(path, "ingest did not complete; rerun `orpam ingest --overwrite`")
+    return group
+
+
+def stage_complete(group: zarr.Group, stage: str) -> bool:
+    stages = group.attrs.get("stages", {})
+    return bool(stages.get(stage, {}).get("complete", False))
+
+
+def mark_stage(group: zarr.Group, stage: str, complete: bool, **info: Any) -> None:
+    """Record a stage's state; ``complete=True`` only after its data are on disk."""
+    stages = dict(group.attrs.get("stages", {}))
+    stages[stage] = {"complete": complete, "updated": now_iso(), **info}
+    group.attrs["stages"] = stages
+
+
+def remove_tree(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def store_root(group_or_path: zarr.Group | Path) -> Path:
+    """Filesystem path of a local store group."""
+    if isinstance(group_or_path, (str, Path)):
+        return Path(group_or_path)
+    root = getattr(group_or_path.store, "root", None)
+    if root is None:
+        raise StoreError(Path("?"), "store is not on a local filesystem")
+    return Path(root)

@@ -1,0 +1,27 @@
+"""Shared fixtures: small simulated sequences and stores built through the real ingest path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from orpam_pipeline.io import open_scan
+from orpam_pipeline.simulate import Simulation, SimulationParams, simulate
+from orpam_pipeline.store.ingest import ingest_scan
+
+
+def make_store(tmp: Path, frames: np.ndarray, name: str = "scan", chunk_frames: int | None = None, **kw) -> Path:
+    """Save ``frames`` as .npy and ingest it; returns the store path."""
+    src = tmp / "src" / f"{name}.npy"
+    src.parent.mkdir(parents=True, exist_ok=True)
+    np.save(src, frames)
+    with open_scan(src) as source:
+        return ingest_scan(source, tmp / "out", chunk_frames=chunk_frames, **kw)
+
+
+@pytest.fixture(scope="session")
+def small_sim() -> Simulation:
+    """A realistic noisy 24-frame 128x96 sequence with known truth."""
+    return simulate(SimulationParams.randomised(3, frames=24, height=128, width=96))
