@@ -1,0 +1,5 @@
+"""`python -m orpam_pipeline.cli` runs the command line."""
+
+from orpam_pipeline.cli.main import app
+
+app()

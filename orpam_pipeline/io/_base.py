@@ -1,0 +1,374 @@
+"""Shared pieces of the scan readers: layouts, validation, lazy array access and ``ScanSource``.
+
+A reader turns a file into a :class:`Layout` (header only: what is stored and how its axes map to
+the pipeline orientation) and, when the scan is opened, into a :class:`Backend` that fetches blocks
+of frames. :class:`FileScanSource` adds what every format shares: the depth-axis MAP reduction,
+float32 conversion, the non-finite check and provenance.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from ..errors import ScanError
+from .hashing import sha256_file
+
+MAX_FRAME_PIXELS = 2**28
+"""A single ``(Y, X)`` frame larger than this is refused before anything is allocated."""
+
+MAX_FRAME_VALUES = 2**31
+"""Upper bound on the stored values behind one frame (a raw volume reduced to one MAP frame)."""
+
+NUMERIC_KINDS = "iuf"
+
+
+def one_line(exc: BaseException, limit: int = 300) -> str:
+    """A library exception's message folded onto one line, so ``ScanError`` stays one line."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def file_size(path: Path) -> int:
+    """Size in bytes, refusing missing, non-regular and empty files with a ``ScanError``."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise ScanError(path, f"cannot open: {exc.strerror or one_line(exc)}") from None
+    if not Path(path).is_file():
+        raise ScanError(path, "not a regular file")
+    if st.st_size == 0:
+        raise ScanError(path, "empty file (0 bytes)")
+    return st.st_size
+
+
+def check_dtype(path: Path, dtype: np.dtype) -> np.dtype:
+    """Accept integer and real floating dtypes only; complex, bool, strings and records are refused."""
+    dtype = np.dtype(dtype)
+    if dtype.kind in NUMERIC_KINDS and dtype.names is None and not dtype.hasobject:
+        return dtype
+    if dtype.names is not None and set(dtype.names) == {"real", "imag"}:
+        raise ScanError(path, "unsupported dtype complex (stored as real/imag pairs); need real numbers")
+    raise ScanError(path, f"unsupported dtype {dtype}")
+
+
+def shape_str(shape: tuple[int, ...]) -> str:
+    """``(5, 6, 7)`` written the same way for every message."""
+    return str(tuple(int(s) for s in shape))
+
+
+def nbytes_of(shape: tuple[int, ...], dtype: np.dtype) -> int:
+    """Bytes an array of that shape and dtype needs, as a Python int (no overflow)."""
+    return math.prod(int(s) for s in shape) * np.dtype(dtype).itemsize
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What a file stores, found from its header without reading the data.
+
+    ``perm[i]`` is the stored axis that becomes axis ``i`` of the pipeline orientation, so the
+    pipeline view of the stored array is ``stored.transpose(perm)``.
+    """
+
+    path: Path
+    reader: str
+    variable: str | None
+    source_dtype: np.dtype
+    source_shape: tuple[int, ...]
+    perm: tuple[int, ...]
+
+    @property
+    def pipeline_shape(self) -> tuple[int, ...]:
+        """Stored shape in pipeline orientation (before any depth reduction)."""
+        return tuple(self.source_shape[p] for p in self.perm)
+
+
+@dataclass(frozen=True)
+class FramePlan:
+    """How the pipeline-oriented array becomes ``(T, Y, X)`` frames.
+
+    ``frame_axis`` is the pipeline axis that indexes frames, or ``None`` when the whole array is one
+    frame; ``depth`` is the axis reduced by max(|x|), or ``None``.
+    """
+
+    shape: tuple[int, int, int]
+    frame_axis: int | None
+    depth: int | None
+
+
+def plan_frames(path: Path, pshape: tuple[int, ...], depth_axis: int | None) -> FramePlan:
+    """Validate a pipeline-oriented shape and decide how frames are read from it."""
+    n = len(pshape)
+    if n < 2:
+        raise ScanError(
+            path,
+            f"{n}-D array of shape {shape_str(pshape)}; expected a 2-D frame (Y, X) or a 3-D stack (T, Y, X)",
+        )
+    if any(s == 0 for s in pshape):
+        raise ScanError(path, f"empty array: shape {shape_str(pshape)} has a zero-length axis")
+    depth: int | None = None
+    frame_axis: int | None
+    if depth_axis is None:
+        if n == 2:
+            shape = (1, pshape[0], pshape[1])
+            frame_axis = None
+        elif n == 3:
+            shape = (pshape[0], pshape[1], pshape[2])
+            frame_axis = 0
+        else:
+            raise ScanError(
+                path,
+                f"{n}-D array of shape {shape_str(pshape)} (pipeline axis order); a raw A-line volume "
+                "needs depth_axis (--depth-axis N) to be reduced to MAP frames",
+            )
+    else:
+        if not -n <= depth_axis < n:
+            raise ScanError(path, f"depth_axis {depth_axis} is out of range for shape {shape_str(pshape)}")
+        depth = depth_axis % n
+        rest = tuple(s for i, s in enumerate(pshape) if i != depth)
+        if n == 2:
+            raise ScanError(path, f"depth_axis given but the array {shape_str(pshape)} is 2-D, already a frame")
+        if n == 3:
+            shape = (1, rest[0], rest[1])
+            frame_axis = None
+        elif n == 4:
+            shape = (rest[0], rest[1], rest[2])
+            frame_axis = 1 if depth == 0 else 0
+        else:
+            raise ScanError(path, f"{n}-D array of shape {shape_str(pshape)}: too many axes even with depth_axis")
+    _, y, x = shape
+    if x < 2:
+        raise ScanError(
+            path, f"only {x} column(s) per frame (shape {shape_str(shape)}); need at least 2 (forward and backward lines)"
+        )
+    if y * x > MAX_FRAME_PIXELS:
+        raise ScanError(path, f"a frame of {y} x {x} = {y * x} pixels exceeds the limit of 2**28 pixels")
+    per_frame = math.prod(pshape) // shape[0]
+    if per_frame > MAX_FRAME_VALUES:
+        raise ScanError(path, f"one frame needs {per_frame} stored values, over the limit of 2**31")
+    return FramePlan(shape=shape, frame_axis=frame_axis, depth=depth)
+
+
+class Backend(Protocol):
+    """Fetches blocks of the stored array in pipeline orientation."""
+
+    dtype: np.dtype
+
+    def block(self, axis: int | None, start: int, stop: int) -> np.ndarray:
+        """Pipeline-oriented data, sliced ``start:stop`` along ``axis`` (whole array if ``axis`` is None)."""
+        ...
+
+    def close(self) -> None:
+        """Release file handles."""
+        ...
+
+
+class ArrayBackend:
+    """Backend over anything sliceable with a tuple of slices: ndarray, memmap, h5py dataset."""
+
+    def __init__(self, array: Any, perm: tuple[int, ...], handle: Any = None, dtype: np.dtype | None = None) -> None:
+        self._array = array
+        self._perm = perm
+        self._handle = handle
+        self.dtype = np.dtype(dtype if dtype is not None else array.dtype)
+
+    def block(self, axis: int | None, start: int, stop: int) -> np.ndarray:
+        index = [slice(None)] * len(self._perm)
+        if axis is not None:
+            index[self._perm[axis]] = slice(start, stop)
+        data = np.asarray(self._array[tuple(index)])
+        return data.transpose(self._perm)
+
+    def close(self) -> None:
+        self._array = None
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+
+def reduce_depth(raw: np.ndarray, axis: int) -> np.ndarray:
+    """MAP along ``axis``: max(|x|), computed as max(max, -min) so integers never overflow."""
+    hi = raw.max(axis=axis).astype(np.float32)
+    lo = raw.min(axis=axis).astype(np.float32)
+    return np.maximum(hi, -lo)
+
+
+def check_finite(path: Path, frames: np.ndarray, first: int) -> None:
+    """Raise naming the first frame (absolute index ``first + i``) holding NaN or Inf."""
+    if frames.size == 0:
+        return
+    bad = ~np.isfinite(frames.reshape(frames.shape[0], -1))
+    counts = bad.sum(axis=1)
+    hits = np.flatnonzero(counts)
+    if hits.size:
+        i = int(hits[0])
+        raise ScanError(path, f"frame {first + i}: {int(counts[i])} non-finite values (NaN/Inf)")
+
+
+@dataclass(eq=False)
+class ScanSource:
+    """One scan opened for reading: a file, or a directory of 2-D frame files.
+
+    ``read(start, stop)`` returns float32 ``(stop - start, Y, X)`` frames; sources are context
+    managers and ``close()`` releases file handles. Inputs are only ever opened read-only.
+    """
+
+    name: str
+    paths: tuple[Path, ...]
+    reader: str
+    variable: str | None
+    source_dtype: np.dtype
+    source_shape: tuple[int, ...]
+    shape: tuple[int, int, int]
+    depth_axis: int | None = None
+    _hashes: dict[Path, tuple[int, str]] = field(default_factory=dict, repr=False)
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Frames ``start:stop`` as C-contiguous float32; ScanError on NaN/Inf or unreadable data."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release file handles; reading afterwards is an error."""
+
+    def __enter__(self) -> ScanSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def _check_range(self, start: int, stop: int) -> None:
+        if not 0 <= start <= stop <= self.shape[0]:
+            raise ValueError(f"frames {start}:{stop} out of range for {self.shape[0]} frames")
+
+    def provenance(self) -> dict[str, Any]:
+        """JSON-able description of where the frames came from (sha256 computed once, cached)."""
+        files = []
+        for p in self.paths:
+            if p not in self._hashes:
+                self._hashes[p] = (os.stat(p).st_size, sha256_file(p))
+            size, digest = self._hashes[p]
+            files.append({"path": str(Path(p).resolve()), "size": size, "sha256": digest})
+        return {
+            "name": self.name,
+            "reader": self.reader,
+            "variable": self.variable,
+            "source_dtype": str(self.source_dtype),
+            "source_shape": [int(s) for s in self.source_shape],
+            "shape": [int(s) for s in self.shape],
+            "depth_axis": self.depth_axis,
+            "files": files,
+        }
+
+
+class FileScanSource(ScanSource):
+    """A scan held in one file, read through a format-specific :class:`Backend`."""
+
+    def __init__(self, name: str, layout: Layout, plan: FramePlan, backend: Backend, depth_axis: int | None) -> None:
+        super().__init__(
+            name=name,
+            paths=(layout.path,),
+            reader=layout.reader,
+            variable=layout.variable,
+            source_dtype=backend.dtype,
+            source_shape=layout.source_shape,
+            shape=plan.shape,
+            depth_axis=depth_axis,
+        )
+        self.layout = layout
+        self.plan = plan
+        self._backend: Backend | None = backend
+
+    def fetch(self, start: int, stop: int) -> np.ndarray:
+        """Frames ``start:stop`` as float32 without the non-finite check (used to prove a file whole)."""
+        self._check_range(start, stop)
+        if self._backend is None:
+            raise ValueError(f"{self.name}: scan source is closed")
+        _, y, x = self.shape
+        if start == stop:
+            return np.empty((0, y, x), dtype=np.float32)
+        path = self.layout.path
+        try:
+            raw = self._backend.block(self.plan.frame_axis, start, stop)
+        except ScanError:
+            raise
+        except Exception as exc:
+            which = f"frame {start}" if stop - start == 1 else f"frames {start}-{stop - 1}"
+            raise ScanError(path, f"cannot read {which}: {one_line(exc)}") from None
+        if raw.dtype.kind not in NUMERIC_KINDS:
+            check_dtype(path, raw.dtype)
+        with np.errstate(over="ignore", invalid="ignore"):
+            if self.plan.depth is not None:
+                raw = reduce_depth(raw, self.plan.depth)
+            out = np.array(raw, dtype=np.float32, order="C")
+        if out.ndim == 2:
+            out = out[None]
+        if out.shape != (stop - start, y, x):
+            raise ScanError(path, f"read frames of shape {shape_str(out.shape)}, expected {shape_str((stop - start, y, x))}")
+        return out
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        frames = self.fetch(start, stop)
+        check_finite(self.layout.path, frames, start)
+        return frames
+
+    def verify(self) -> None:
+        """Read the first and last frames: headers can look fine on a truncated file."""
+        self.fetch(0, 1)
+        if self.shape[0] > 1:
+            self.fetch(self.shape[0] - 1, self.shape[0])
+
+    def close(self) -> None:
+        if self._backend is not None:
+            self._backend.close()
+            self._backend = None
+
+
+@dataclass(frozen=True)
+class VarInfo:
+    """One array a container file holds (npz member, HDF5 dataset, MATLAB variable)."""
+
+    name: str
+    shape: tuple[int, ...]
+    kind: str
+    numeric: bool
+
+    def describe(self) -> str:
+        return f"{self.name} {shape_str(self.shape)} {self.kind}"
+
+
+def _list(infos: list[VarInfo], limit: int = 12) -> str:
+    text = ", ".join(i.describe() for i in infos[:limit])
+    if len(infos) > limit:
+        text += f", ... ({len(infos) - limit} more)"
+    return text or "nothing"
+
+
+def choose_variable(path: Path, infos: list[VarInfo], variable: str | None, what: str = "variable") -> VarInfo:
+    """The named array, else the only numeric array with at least two axes longer than 1.
+
+    Scalars and vectors (MATLAB stores them as 1 x N) never count as candidates. When nothing
+    numeric qualifies but exactly one array of another dtype does, it is returned so that the
+    caller's dtype check can say precisely what is wrong with it.
+    """
+    if variable is not None:
+        wanted = variable.strip("/")
+        for info in infos:
+            if info.name.strip("/") == wanted:
+                return info
+        raise ScanError(path, f"no {what} {variable!r} in the file (has: {_list(infos)})")
+    shaped = [i for i in infos if sum(1 for s in i.shape if s > 1) >= 2]
+    numeric = [i for i in shaped if i.numeric]
+    pool = numeric or shaped
+    if len(pool) == 1:
+        return pool[0]
+    if not pool:
+        raise ScanError(path, f"no 2-D/3-D numeric array found (has: {_list(infos)})")
+    raise ScanError(path, f"several arrays could be the scan: {_list(pool)}; pass --variable NAME")

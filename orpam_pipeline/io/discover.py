@@ -1,0 +1,96 @@
+"""Finding the scans under a path: files holding stacks, and directories of 2-D frame files."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import ScanError
+from .readers import SUPPORTED_SUFFIXES, inspect_file, is_supported
+
+
+@dataclass(frozen=True)
+class ScanEntry:
+    """One scan: a single file, or the naturally sorted 2-D frame files of one directory."""
+
+    name: str
+    paths: tuple[Path, ...]
+
+
+def natural_key(name: str) -> tuple[tuple[int, object], ...]:
+    """Sort key where digit runs compare as numbers: ``frame2`` < ``frame10``."""
+    parts = re.split(r"(\d+)", name)
+    key = tuple((0, int(p)) if i % 2 else (1, p.lower()) for i, p in enumerate(parts))
+    return key + ((2, name),)
+
+
+def _probe_ndim(path: Path, variable: str | None) -> int | None:
+    """Pipeline ndim from the header, or None when the file cannot be probed."""
+    try:
+        return len(inspect_file(path, variable).pipeline_shape)
+    except ScanError:
+        return None
+
+
+def _unique(entries: list[tuple[ScanEntry, str | None]]) -> list[ScanEntry]:
+    """Colliding file entries get their suffix appended (``scan-npy``), then numbers if needed."""
+    counts = Counter(e.name for e, _ in entries)
+    named = []
+    for entry, suffix in entries:
+        name = entry.name
+        if counts[name] > 1 and suffix:
+            name = f"{name}-{suffix}"
+        named.append((name, entry.paths))
+    seen: set[str] = set()
+    out = []
+    for name, paths in named:
+        candidate, n = name, 2
+        while candidate in seen:
+            candidate, n = f"{name}-{n}", n + 1
+        seen.add(candidate)
+        out.append(ScanEntry(candidate, paths))
+    return out
+
+
+def discover_scans(src: Path, *, variable: str | None = None) -> list[ScanEntry]:
+    """The scans under ``src``: a file is one scan; a directory is walked recursively.
+
+    In each directory the 2-D files form one scan named after the directory (relative path with
+    ``/`` -> ``_``, ``src``'s own name at the top), and every 3-D+ file or file that cannot be
+    probed is a scan of its own named by its relative path without suffix. Hidden entries and
+    unsupported files are skipped. ``variable`` is used when probing containers (.npz/.h5/.mat).
+    """
+    src = Path(src)
+    supported = ", ".join(SUPPORTED_SUFFIXES)
+    if not src.exists():
+        raise ScanError(src, "no such file or directory")
+    if src.is_file():
+        if not is_supported(src):
+            raise ScanError(src, f"unsupported file type {src.suffix or '(no suffix)'!r} (supported: {supported})")
+        return [ScanEntry(src.stem, (src,))]
+    top_name = src.name or src.resolve().name or "scan"
+    entries: list[tuple[ScanEntry, str | None]] = []
+    for dirpath, dirnames, filenames in os.walk(src):
+        dirnames[:] = sorted((d for d in dirnames if not d.startswith(".")), key=natural_key)
+        here = Path(dirpath)
+        rel = here.relative_to(src)
+        files = sorted(
+            (f for f in filenames if not f.startswith(".") and is_supported(Path(f)) and (here / f).is_file()),
+            key=natural_key,
+        )
+        frames: list[Path] = []
+        singles: list[Path] = []
+        for f in files:
+            (frames if _probe_ndim(here / f, variable) == 2 else singles).append(here / f)
+        if frames:
+            name = "_".join(rel.parts) if rel.parts else top_name
+            entries.append((ScanEntry(name, tuple(frames)), None))
+        for p in singles:
+            stem_parts = (*rel.parts, p.stem)
+            entries.append((ScanEntry("_".join(stem_parts), (p,)), p.suffix.lower().lstrip(".")))
+    if not entries:
+        raise ScanError(src, f"no scan files found (supported: {supported})")
+    return _unique(entries)
