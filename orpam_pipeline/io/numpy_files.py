@@ -54,10 +54,52 @@ def inspect_npy(path: Path, variable: str | None = None) -> Layout:
     return Layout(path, "npy", None, dtype, shape, _perm(shape))
 
 
-def open_npy(layout: Layout) -> ArrayBackend:
-    """Memory-map the array read-only; frames are read from disk only when sliced."""
+class NpyFrameBackend:
+    """Reads whole leading-axis blocks of a C-ordered ``.npy`` with plain positioned reads.
+
+    A memory map would do the same work, but every page it touches stays in the process's resident
+    set until the kernel needs it back, so RSS would grow with the length of the scan.
+    """
+
+    def __init__(self, path: Path, shape: tuple[int, ...], dtype: np.dtype, offset: int) -> None:
+        self.dtype = dtype
+        self._path = path
+        self._shape = shape
+        self._offset = offset
+        self._frame_bytes = nbytes_of(shape[1:], dtype)
+        self._fh: IO[bytes] | None = open(path, "rb")
+
+    def block(self, axis: int | None, start: int, stop: int) -> np.ndarray:
+        if axis is None:
+            start, stop = 0, self._shape[0]
+        elif axis != 0:
+            raise ValueError("NpyFrameBackend slices the leading axis only")
+        if self._fh is None:
+            raise ValueError(f"{self._path} is closed")
+        out = np.empty((stop - start,) + self._shape[1:], dtype=self.dtype)
+        self._fh.seek(self._offset + start * self._frame_bytes)
+        got = self._fh.readinto(memoryview(out).cast("B"))
+        if got != out.nbytes:
+            raise ScanError(self._path, f"truncated: frames {start}-{stop - 1} end past the end of the file")
+        return out
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+
+def open_npy(layout: Layout) -> ArrayBackend | NpyFrameBackend:
+    """Frames are read from disk only when asked for; C order by positioned reads, else a memory map."""
     try:
+        with open(layout.path, "rb") as fh:
+            shape, fortran, dtype = _read_header(fh, layout.path)
+            offset = fh.tell()
+        if not fortran and len(shape) >= 1 and dtype.hasobject is False:
+            return NpyFrameBackend(layout.path, shape, dtype, offset)
         array = np.load(layout.path, mmap_mode="r", allow_pickle=False)
+    except ScanError:
+        raise
     except Exception as exc:
         raise ScanError(layout.path, f"cannot map .npy data: {one_line(exc)}") from None
     return ArrayBackend(array, layout.perm)

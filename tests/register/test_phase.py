@@ -74,3 +74,16 @@ def test_monotone_map_undoes_gain_offset_and_gamma():
     inside = (odd > np.quantile(odd, 0.01)) & (odd < np.quantile(odd, 0.99))
     assert np.abs(mapped - odd)[inside].max() < 0.02
     assert np.all(np.diff(monotone_map(np.linspace(-1, 5, 200), np.quantile(even, probs), np.quantile(odd, probs))) >= 0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(5))
+def test_phase_profile_accuracy_across_random_scenes(tmp_path, seed):
+    """Thorough: full-size frames, randomised scenes, appearances, profiles and noise."""
+    sim = simulate(SimulationParams.randomised(100 + seed, frames=32, height=256, width=256))
+    group = _register(tmp_path, sim.frames)
+    rms = np.sqrt(np.mean((group["displacement"][:] - sim.displacement) ** 2))
+    assert rms < 0.25, rms
+    reg = ncc_frames(group["registered_even"][:], sim.even_true).mean()
+    copy = ncc_frames(sim.frames[..., 0::2][..., :128], sim.even_true).mean()
+    assert reg > copy, (reg, copy)
