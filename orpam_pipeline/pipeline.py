@@ -29,6 +29,7 @@ class RunOptions:
     chunk_frames: int | None = None
     depth_axis: int | None = None
     overwrite: bool = False
+    method_options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -64,7 +65,7 @@ def process_scan(
     where = entry.paths[0] if isinstance(entry, ScanEntry) else Path(entry)
     name = entry.name if isinstance(entry, ScanEntry) else Path(entry).stem
     try:
-        method = get_method(options.method)
+        method = get_method(options.method, **options.method_options)
         with open_scan(entry, variable=options.variable, depth_axis=options.depth_axis) as source:
             name = source.name
             store = ingest_scan(
@@ -98,7 +99,7 @@ def run_batch(
     on_done: Callable[[ScanOutcome], None] | None = None,
 ) -> list[ScanOutcome]:
     """Process every scan found under ``src`` into ``out_dir``; returns one outcome per scan."""
-    get_method(options.method)
+    get_method(options.method, **options.method_options)
     out_dir = Path(out_dir).resolve()
     entries = [
         e for e in discover_scans(Path(src)) if not any(p.resolve().is_relative_to(out_dir) for p in e.paths)

@@ -57,6 +57,19 @@ DepthAxis = Annotated[
 ]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace stores that already exist.")]
 Method = Annotated[MethodOpt, typer.Option("--method", "-m", help="Registration method.")]
+Checkpoint = Annotated[
+    Path | None, typer.Option("--checkpoint", help="Learned methods: checkpoint file (default: the shipped one).")
+]
+Device = Annotated[str | None, typer.Option("--device", help="Learned methods: auto, cpu or cuda.")]
+Precision = Annotated[str | None, typer.Option("--precision", help="Learned methods: auto, fp32, bf16 or fp16.")]
+BatchSize = Annotated[int | None, typer.Option("--batch-size", min=1, help="Learned methods: frames per batch.")]
+
+
+def method_options(checkpoint: Path | None, device: str | None, precision: str | None, batch: int | None) -> dict:
+    """Settings for learned methods, only those the user gave."""
+    opts = {"checkpoint": str(checkpoint) if checkpoint else None, "device": device, "precision": precision,
+            "batch_size": batch}  # fmt: skip
+    return {k: v for k, v in opts.items() if v is not None}
 
 
 def friendly(fn: F) -> F:
@@ -149,13 +162,18 @@ def ingest(
 def register(
     store: Annotated[Path, typer.Argument(help="A scan store (OUT/<scan>/scan.zarr or its folder).")],
     method: Method = DEFAULT_METHOD,  # type: ignore[assignment]
+    checkpoint: Checkpoint = None,
+    device: Device = None,
+    precision: Precision = None,
+    batch_size: BatchSize = None,
 ) -> None:
     """Register the backward lines of a store and write registered_even, merged and displacement."""
     from orpam_pipeline.register import get_method
     from orpam_pipeline.register.engine import register_store
 
+    chosen = get_method(method.value, **method_options(checkpoint, device, precision, batch_size))
     with progress_bars() as bars:
-        info = register_store(store, get_method(method.value), progress=StageProgress(bars))
+        info = register_store(store, chosen, progress=StageProgress(bars))
     out.print(f"registered with {info['method']} in {info['seconds']:.1f} s: {store}", highlight=False)
 
 
@@ -228,6 +246,10 @@ def run(
     chunk_frames: ChunkFrames = None,
     depth_axis: DepthAxis = None,
     overwrite: Overwrite = False,
+    checkpoint: Checkpoint = None,
+    device: Device = None,
+    precision: Precision = None,
+    batch_size: BatchSize = None,
 ) -> None:
     """Ingest, register and report every scan under SRC; failed scans are listed and skipped."""
     from orpam_pipeline.pipeline import RunOptions
@@ -235,6 +257,7 @@ def run(
     options = RunOptions(
         method=method.value, variable=variable, scan_lines=scan_lines.value, first_line=first_line.value,
         chunk_frames=chunk_frames, depth_axis=depth_axis, overwrite=overwrite,
+        method_options=method_options(checkpoint, device, precision, batch_size),
     )  # fmt: skip
     started = time.perf_counter()
     outcomes = _run_batch(src, out_dir, options)
@@ -262,6 +285,147 @@ def demo(
             out.print(report_table(o.report))
             out.print(f"report: {o.report_html}", highlight=False)
     _summarise(outcomes, started)
+
+
+manifest_app = typer.Typer(help="Create and verify dataset manifests (data_manifests/README.md).", no_args_is_help=True)
+app.add_typer(manifest_app, name="manifest")
+
+
+@manifest_app.command("create")
+@friendly
+def manifest_create(
+    src: Annotated[Path, typer.Argument(help="Directory of scans (a `truth/` folder beside it is picked up).")],
+    manifest_path: Annotated[Path, typer.Argument(metavar="OUT", help="Manifest file to write (.toml).")],
+    name: Annotated[str | None, typer.Option("--name", help="Dataset name (default: the folder name).")] = None,
+    val_fraction: Annotated[float, typer.Option("--val-fraction", min=0.0, max=0.9)] = 0.15,
+    test_fraction: Annotated[float, typer.Option("--test-fraction", min=0.0, max=0.9)] = 0.15,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the split by scan.")] = 0,
+    split_from_dirs: Annotated[bool, typer.Option("--split-from-dirs", help="Use train/ val/ test/ folders as the split.")] = False,
+    scan_lines: ScanLines = ScanLinesOpt.columns,
+    first_line: FirstLine = FirstLineOpt.forward,
+    overwrite: Overwrite = False,
+) -> None:
+    """Write a manifest for every scan under SRC, with sha256 hashes and a split by scan."""
+    from orpam_pipeline.manifest import create_manifest
+
+    manifest = create_manifest(
+        src, manifest_path, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed, name=name,
+        scan_lines=scan_lines.value, first_line=first_line.value, overwrite=overwrite, split_from_dirs=split_from_dirs,
+    )  # fmt: skip
+    counts: dict[str, int] = {}
+    for scan in manifest.scans:
+        counts[scan.split] = counts.get(scan.split, 0) + 1
+    split_text = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
+    out.print(f"wrote {manifest_path}: {len(manifest.scans)} scans ({split_text})", highlight=False)
+
+
+@manifest_app.command("check")
+@friendly
+def manifest_check(
+    manifest: Annotated[Path, typer.Argument(help="Manifest file.")],
+    allow_outside_root: Annotated[bool, typer.Option("--allow-outside-root", help="Accept paths outside the root.")] = False,
+) -> None:
+    """Verify that every file of a manifest exists and matches its sha256."""
+    from orpam_pipeline.manifest import check_manifest, load_manifest
+
+    loaded = load_manifest(manifest, allow_outside_root=allow_outside_root)
+    problems = check_manifest(loaded)
+    for problem in problems:
+        err.print(f"[bold red]problem:[/] {problem}", highlight=False)
+    if problems:
+        raise typer.Exit(1)
+    out.print(f"{manifest}: {len(loaded.scans)} scans, all files present and hashes match", highlight=False)
+
+
+@app.command()
+@friendly
+def train(
+    manifest: Annotated[Path, typer.Argument(help="Dataset manifest (.toml).")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder for checkpoints and metrics.jsonl.")],
+    epochs: Annotated[int, typer.Option("--epochs", min=1)] = 100,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 8,
+    steps_per_epoch: Annotated[int | None, typer.Option("--steps-per-epoch", min=1, help="Default: one pass over all train frames.")] = None,
+    crop: Annotated[int, typer.Option("--crop", min=16, help="Square training crop (pixels of the half-width pair image).")] = 128,
+    lr: Annotated[float, typer.Option("--lr")] = 1e-3,
+    weight_decay: Annotated[float, typer.Option("--weight-decay")] = 1e-5,
+    lambda_coarse: Annotated[float, typer.Option("--lambda-coarse", help="Weight of the coarse-output loss.")] = 0.5,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
+    amp: Annotated[str, typer.Option("--amp", help="auto, off, fp16 or bf16.")] = "auto",
+    base_channels: Annotated[int, typer.Option("--base-channels", min=4, help="PCReg-Net width (paper: 32).")] = 32,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from OUT/last.pt.")] = False,
+) -> None:
+    """Train PCReg-Net on a manifest's train split, validating every epoch (with ground truth when present)."""
+    from orpam_pipeline.models.pcregnet import PCRegNetConfig
+    from orpam_pipeline.train.trainer import TrainConfig, train as run_training
+
+    config = TrainConfig(
+        epochs=epochs, batch_size=batch_size, steps_per_epoch=steps_per_epoch, crop=crop, lr=lr,
+        weight_decay=weight_decay, lambda_coarse=lambda_coarse, seed=seed, device=device, amp=amp,
+    )  # fmt: skip
+    with progress_bars() as bars:
+        epoch_task = bars.add_task("epochs", total=epochs)
+        step_task = bars.add_task("  steps", total=None)
+
+        def on_progress(event: dict[str, Any]) -> None:
+            if event["event"] == "step":
+                bars.update(step_task, completed=event["step"], total=event["steps"],
+                            description=f"  epoch {event['epoch']} loss {event['loss']:.4f}")  # fmt: skip
+            else:
+                bars.update(epoch_task, completed=event["epoch"])
+                parts = [f"epoch {event['epoch']}", f"train loss {fmt(event.get('train_loss'))}"]
+                for key in ("val_loss", "val_ncc", "truth_ncc", "truth_ncc_copy_fixed"):
+                    if key in event:
+                        parts.append(f"{key} {fmt(event[key])}")
+                bars.console.print(", ".join(parts), highlight=False)
+
+        result = run_training(
+            manifest, out_dir, config, PCRegNetConfig(base_channels=base_channels), resume=resume, progress=on_progress
+        )
+    from orpam_pipeline.models.checkpoint import export_model
+
+    model_path = export_model(result.best_checkpoint, Path(out_dir) / "model.pt")
+    out.print(
+        f"best checkpoint: {result.best_checkpoint}\nlast checkpoint: {result.last_checkpoint}\n"
+        f"inference model: {model_path}  (use: orpam run SRC OUT --method pcregnet --checkpoint {model_path})",
+        highlight=False,
+    )
+
+
+@app.command()
+@friendly
+def info(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+) -> None:
+    """Version, devices seen, and every registration method with its checkpoint."""
+    import json
+
+    from rich.table import Table
+
+    from orpam_pipeline.info import collect
+
+    data = collect()
+    if as_json:
+        print(json.dumps(data, indent=1))
+        return
+    out.print(f"orpam_pipeline {data['version']} (Python {data['python']}, torch {data['torch']})", highlight=False)
+    devices = Table(title="devices")
+    for col in ("device", "name", "details"):
+        devices.add_column(col)
+    for d in data["devices"]:
+        details = ", ".join(f"{k} {v}" for k, v in d.items() if k not in ("device", "name"))
+        devices.add_row(d["device"], str(d["name"]), details)
+    out.print(devices)
+    methods = Table(title="registration methods")
+    for col in ("name", "kind", "parameters", "checkpoint", "sha256"):
+        methods.add_column(col)
+    for m in data["methods"]:
+        sha = m.get("checkpoint_sha256")
+        ckpt = m.get("checkpoint", "")
+        if ckpt and sha is None:
+            ckpt += " (missing)"
+        methods.add_row(m["name"], m["kind"], f"{m['parameters']:,}" if m["parameters"] else "—", ckpt, (sha or "")[:16])
+    out.print(methods)
 
 
 def entry() -> None:  # pragma: no cover - console-script shim

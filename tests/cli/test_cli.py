@@ -67,3 +67,35 @@ def test_demo_runs_end_to_end(tmp_path):
     assert res.exit_code == 0, res.output
     assert "report.html" in res.output
     assert (tmp_path / "demo" / "results" / "sim-0007" / "report.html").exists()
+
+
+def test_manifest_train_and_run_with_the_trained_model(tmp_path):
+    assert invoke("simulate", tmp_path / "sim", "--frames", 4, "--size", 48, 48, "--scans", 3).exit_code == 0
+    manifest = tmp_path / "sim.toml"
+    res = invoke("manifest", "create", tmp_path / "sim" / "scans", manifest, "--val-fraction", 0.34, "--test-fraction", 0)
+    assert res.exit_code == 0, res.output
+    assert invoke("manifest", "check", manifest).exit_code == 0
+    res = invoke("train", manifest, "--out", tmp_path / "run", "--epochs", 1, "--steps-per-epoch", 2,
+                 "--batch-size", 2, "--crop", 16, "--base-channels", 4, "--amp", "off")
+    assert res.exit_code == 0, res.output
+    model = tmp_path / "run" / "model.pt"
+    assert model.exists() and (tmp_path / "run" / "metrics.jsonl").exists()
+    res = invoke("run", tmp_path / "sim" / "scans", tmp_path / "out", "--method", "pcregnet",
+                 "--checkpoint", model, "--device", "cpu")
+    assert res.exit_code == 0, res.output
+    report = json.loads((tmp_path / "out" / "sim-0000" / "report.json").read_text())
+    assert report["method"] == "pcregnet"
+    res = invoke("info", "--json")
+    assert res.exit_code == 0 and '"pcregnet"' in res.output
+
+
+def test_manifest_check_reports_a_changed_file(tmp_path):
+    assert invoke("simulate", tmp_path / "sim", "--frames", 2, "--size", 32, 32, "--scans", 2).exit_code == 0
+    manifest = tmp_path / "m.toml"
+    assert invoke("manifest", "create", tmp_path / "sim" / "scans", manifest, "--val-fraction", 0, "--test-fraction", 0).exit_code == 0
+    scan = tmp_path / "sim" / "scans" / "sim-0001.npy"
+    data = bytearray(scan.read_bytes())
+    data[-1] ^= 0xFF
+    scan.write_bytes(bytes(data))
+    res = invoke("manifest", "check", manifest)
+    assert res.exit_code == 1 and "sim-0001" in res.output

@@ -1,0 +1,163 @@
+"""PCReg-Net as a registration method: batched inference, one model per process.
+
+The method object carries only the checkpoint path and run settings, so it is cheap to hand to
+dask tasks; the network itself is loaded the first time a process needs it (BatchNorm folded,
+channels-last, on the chosen device) and kept in a process-wide cache, never pickled per task.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from orpam_pipeline.errors import OrpamError
+from orpam_pipeline.register.base import RegistrationMethod
+
+SHIPPED_CHECKPOINT = Path(__file__).resolve().parent.parent / "models" / "checkpoints" / "pcregnet-sim.pt"
+
+_CACHE: dict[tuple[str, str, str], Any] = {}
+_LOCK = threading.Lock()
+
+
+@dataclass
+class InferenceSettings:
+    checkpoint: str = str(SHIPPED_CHECKPOINT)
+    device: str = "auto"
+    """auto (CUDA when available, else CPU), cpu or cuda."""
+    precision: str = "auto"
+    """auto, fp32, bf16 or fp16 (fp16 on CUDA only)."""
+    batch_size: int = 16
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise OrpamError("device 'cuda' requested but no CUDA device is available")
+    if device not in ("cpu", "cuda"):
+        raise OrpamError(f"device must be auto, cpu or cuda, not {device!r}")
+    return device
+
+
+def cpu_has_fast_bf16() -> bool:
+    """Whether this CPU has native bf16 arithmetic (AVX512-BF16 or AMX), where bf16 autocast pays off."""
+    import torch
+
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in probes)
+
+
+def resolve_precision(precision: str, device: str) -> str:
+    import torch
+
+    if precision == "auto":
+        if device == "cuda":
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return "bf16" if cpu_has_fast_bf16() else "fp32"
+    if precision == "fp16" and device != "cuda":
+        raise OrpamError("fp16 inference needs a CUDA device; use bf16 or fp32 on the CPU")
+    if precision not in ("fp32", "bf16", "fp16"):
+        raise OrpamError(f"precision must be auto, fp32, bf16 or fp16, not {precision!r}")
+    return precision
+
+
+def _fixed_for(odd: np.ndarray, n_moving: int) -> np.ndarray:
+    """Forward lines width-matched to the backward lines (SPEC §5: trimmed, edge-repeated if short)."""
+    cols = np.clip(np.arange(n_moving), 0, odd.shape[-1] - 1)
+    return odd[..., cols]
+
+
+class _Runner:
+    """A loaded, folded network on one device; callable on numpy blocks of frames."""
+
+    def __init__(self, settings: InferenceSettings) -> None:
+        import torch
+
+        from orpam_pipeline.models.checkpoint import load_model
+        from orpam_pipeline.models.fold import fold_batchnorm
+
+        self.torch = torch
+        self.device = resolve_device(settings.device)
+        self.precision = resolve_precision(settings.precision, self.device)
+        self.batch_size = max(1, int(settings.batch_size))
+        model, meta = load_model(settings.checkpoint, device="cpu")
+        self.meta = meta
+        self.model = fold_batchnorm(model).eval().to(self.device).to(memory_format=torch.channels_last)
+        self.lock = threading.Lock()
+
+    def _autocast(self):
+        torch = self.torch
+        if self.precision == "fp32":
+            return torch.autocast(self.device, enabled=False)
+        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
+        return torch.autocast(self.device, dtype=dtype)
+
+    def __call__(self, moving: np.ndarray, fixed: np.ndarray) -> np.ndarray:
+        from orpam_pipeline.models.normalise import denormalise, normalise_pair
+
+        torch = self.torch
+        m, f, scale = normalise_pair(moving, fixed)
+        out = np.empty(moving.shape, dtype=np.float32)
+        cuda = self.device == "cuda"
+        with self.lock, torch.inference_mode(), self._autocast():
+            for start in range(0, m.shape[0], self.batch_size):
+                stop = min(start + self.batch_size, m.shape[0])
+                mt = torch.from_numpy(np.ascontiguousarray(m[start:stop, None]))
+                ft = torch.from_numpy(np.ascontiguousarray(f[start:stop, None]))
+                if cuda:
+                    mt, ft = mt.pin_memory(), ft.pin_memory()
+                mt = mt.to(self.device, non_blocking=cuda).contiguous(memory_format=torch.channels_last)
+                ft = ft.to(self.device, non_blocking=cuda).contiguous(memory_format=torch.channels_last)
+                final, _ = self.model(mt, ft)
+                out[start:stop] = final[:, 0].float().cpu().numpy()
+        return denormalise(out, scale)
+
+
+def get_runner(settings: InferenceSettings) -> _Runner:
+    """The process-wide runner for these settings, loaded on first use."""
+    key = (str(Path(settings.checkpoint).resolve()), settings.device, settings.precision)
+    with _LOCK:
+        runner = _CACHE.get(key)
+        if runner is None:
+            if not Path(settings.checkpoint).is_file():
+                raise OrpamError(f"{settings.checkpoint}: checkpoint not found")
+            runner = _CACHE[key] = _Runner(settings)
+        runner.batch_size = max(1, int(settings.batch_size))
+    return runner
+
+
+class PCRegNetMethod(RegistrationMethod):
+    """PCReg-Net (SPEC §6): outputs registered pixels, not a displacement."""
+
+    name = "pcregnet"
+    kind = "learned"
+    description = "PCReg-Net: coarse U-Net + contrast-guided refinement U-Net (pixel output)"
+
+    def __init__(self, settings: InferenceSettings | None = None) -> None:
+        self.settings = settings or InferenceSettings()
+        self._sha256: str | None = None
+
+    def checkpoint_sha256(self) -> str | None:
+        from orpam_pipeline.io import sha256_file
+
+        path = Path(self.settings.checkpoint)
+        if self._sha256 is None and path.is_file():
+            self._sha256 = sha256_file(path)
+        return self._sha256
+
+    def params(self) -> dict[str, Any]:
+        out: dict[str, Any] = asdict(self.settings)
+        out["checkpoint_sha256"] = self.checkpoint_sha256()
+        out["resolved_device"] = resolve_device(self.settings.device)
+        out["resolved_precision"] = resolve_precision(self.settings.precision, out["resolved_device"])
+        return out
+
+    def apply(self, odd, even, plan_rows):
+        runner = get_runner(self.settings)
+        return runner(np.asarray(even, dtype=np.float32), _fixed_for(odd, even.shape[-1])), None

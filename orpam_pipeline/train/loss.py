@@ -1,0 +1,97 @@
+"""PCReg-Net training loss (paper §3.6): ``L = L(final) + λ·L(coarse)``, ``L = w1·L1 + w2·MSE + w3·(1 − SSIM)``.
+
+The paper names the three terms and an auxiliary weight λ on the coarse output but its extracted
+text lost the numbers, so we choose and document: ``w1 = w2 = w3 = 1`` (each term is O(0.01–0.1) on
+images normalised to about [0, 1], none dominates) and ``λ = 0.5`` (the coarse output guides the
+registration U-Net without outweighing the final output).
+
+SSIM is differentiable and matches SPEC §5 / ``orpam_pipeline.metrics.ssim`` on the interior: an
+11×11 Gaussian window (σ 1.5, normalised), K1 = 0.01, K2 = 0.03 and data range 1.0 (the images are
+normalised by the fixed image's robust range, see ``train.data``). The window is applied without
+padding ("valid"), which is exactly the region skimage keeps after cropping its 5-pixel border.
+Everything is computed in float32 even under autocast.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+SSIM_SIGMA = 1.5
+SSIM_RADIUS = 5
+SSIM_K1 = 0.01
+SSIM_K2 = 0.03
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """Weights of the loss terms and of the auxiliary coarse loss."""
+
+    l1: float = 1.0
+    mse: float = 1.0
+    ssim: float = 1.0
+    coarse: float = 0.5
+
+    def to_dict(self) -> dict[str, float]:
+        """Plain dict (for checkpoints and metrics)."""
+        return asdict(self)
+
+
+def _window(device: torch.device) -> torch.Tensor:
+    """Separable normalised Gaussian taps (11,), float32."""
+    x = torch.arange(-SSIM_RADIUS, SSIM_RADIUS + 1, dtype=torch.float64)
+    g = torch.exp(-(x**2) / (2 * SSIM_SIGMA**2))
+    return (g / g.sum()).to(device=device, dtype=torch.float32)
+
+
+def _blur(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """Valid Gaussian filtering of ``(N, C, H, W)``, each channel separately (two 1-D passes)."""
+    c = x.shape[1]
+    k = g.numel()
+    x = F.conv2d(x, g.view(1, 1, k, 1).expand(c, 1, k, 1), groups=c)
+    return F.conv2d(x, g.view(1, 1, 1, k).expand(c, 1, 1, k), groups=c)
+
+
+def ssim_map(a: torch.Tensor, b: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
+    """Local SSIM of ``(N, C, H, W)`` images on the valid interior ``(N, C, H−10, W−10)``."""
+    if a.shape != b.shape or a.dim() != 4:
+        raise ValueError(f"ssim_map needs two (N, C, H, W) tensors of one shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+    if min(a.shape[-2:]) < 2 * SSIM_RADIUS + 1:
+        raise ValueError(f"SSIM needs images of at least 11x11, got {tuple(a.shape[-2:])}")
+    a, b = a.float(), b.float()
+    g = _window(a.device)
+    c1 = (SSIM_K1 * data_range) ** 2
+    c2 = (SSIM_K2 * data_range) ** 2
+    mu_a, mu_b = _blur(a, g), _blur(b, g)
+    va = _blur(a * a, g) - mu_a * mu_a
+    vb = _blur(b * b, g) - mu_b * mu_b
+    vab = _blur(a * b, g) - mu_a * mu_b
+    return ((2 * mu_a * mu_b + c1) * (2 * vab + c2)) / ((mu_a * mu_a + mu_b * mu_b + c1) * (va + vb + c2))
+
+
+def ssim(a: torch.Tensor, b: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
+    """Mean SSIM over the batch (scalar tensor)."""
+    return ssim_map(a, b, data_range).mean()
+
+
+def image_loss(pred: torch.Tensor, target: torch.Tensor,
+               weights: LossWeights = LossWeights()) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """``w1·L1 + w2·MSE + w3·(1 − SSIM)`` and its detached terms (float32 throughout, no device sync)."""
+    p, t = pred.float(), target.float()
+    l1 = (p - t).abs().mean()
+    mse = ((p - t) ** 2).mean()
+    s = ssim(p, t)
+    total = weights.l1 * l1 + weights.mse * mse + weights.ssim * (1.0 - s)
+    return total, {"l1": l1.detach(), "mse": mse.detach(), "ssim": s.detach()}
+
+
+def pcreg_loss(final: torch.Tensor, coarse: torch.Tensor, fixed: torch.Tensor,
+               weights: LossWeights = LossWeights()) -> tuple[torch.Tensor, dict[str, Any]]:
+    """``L(final, fixed) + λ·L(coarse, fixed)``; the second value holds detached terms for logging."""
+    lf, terms_f = image_loss(final, fixed, weights)
+    lc, terms_c = image_loss(coarse, fixed, weights)
+    total = lf + weights.coarse * lc
+    return total, {"loss": total.detach(), "final": terms_f, "coarse": terms_c}

@@ -1,0 +1,465 @@
+"""PCReg-Net training loop (paper §4.1): Adam + weight decay, cosine annealing, grad clipping, AMP.
+
+Recipe: Adam (``lr`` 1e-3, ``weight_decay`` 1e-5; the paper's numbers were lost in extraction, these
+are our documented choices), cosine annealing of the learning rate from ``lr`` to 0 over all
+optimiser steps (``epochs * steps_per_epoch``), gradient-norm clipping at 1.0, batch size 8.
+
+Mixed precision: on CUDA, ``torch.autocast`` with bf16 where the GPU supports it (no GradScaler
+needed) else fp16 with a ``GradScaler``; on by default. On the CPU bf16 autocast is possible
+(``amp="bf16"``) but off by default: on CPUs without native bf16 matrix units it is slower than
+float32 and it changes the numerics. The loss is always computed in float32. On the CPU ``train``
+turns on ``torch.set_flush_denormal(True)`` while it runs: denormal gradients and Adam moments
+otherwise made steps about 15x slower in our measurements. It is switched back off when ``train``
+returns (torch's default; there is no getter to restore a caller's own setting).
+
+Reproducibility: torch, numpy and python RNGs are seeded from ``seed``; batches are a pure function
+of ``(seed, epoch, step)`` (see ``train.data``), so resuming from ``last.pt`` reproduces the weights
+of an uninterrupted run exactly (on the same device and thread count). Every checkpoint stores the
+optimiser, scheduler and scaler states, epoch, global step, RNG states, the manifest hash, the train
+config and the best metric; resuming with another manifest or another recipe is refused.
+
+Outputs in ``out_dir``: ``metrics.jsonl`` (one JSON object per epoch), ``last.pt`` (every epoch) and
+``best.pt`` (lowest validation loss; training loss when the manifest has no val scans).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from orpam_pipeline.errors import OrpamError
+from orpam_pipeline.manifest import Manifest, load_manifest, manifest_hash
+from orpam_pipeline.metrics import ncc_frames, psnr_frames, ssim_frames
+from orpam_pipeline.train.data import PairScan, ScanPairs, TrainPairs, ValPair, val_pairs
+from orpam_pipeline.train.loss import LossWeights, pcreg_loss
+
+Progress = Callable[[dict[str, Any]], None]
+
+LAST, BEST, METRICS = "last.pt", "best.pt", "metrics.jsonl"
+
+_RUNTIME_FIELDS = {"device", "num_workers", "cache_frames"}
+"""TrainConfig fields that may change on resume (they do not define the run's numbers)."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training recipe. ``steps_per_epoch=None`` = one pass over the train frames per epoch.
+
+    ``amp``: ``"auto"`` (CUDA: bf16 if supported else fp16; CPU: off), ``"off"``, ``"fp16"``
+    (CUDA only) or ``"bf16"``. ``device``: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
+    """
+
+    epochs: int = 100
+    batch_size: int = 8
+    lr: float = 1e-3
+    weight_decay: float = 1e-5
+    crop: int = 128
+    steps_per_epoch: int | None = None
+    val_pairs: int = 64
+    seed: int = 0
+    lambda_coarse: float = 0.5
+    w_l1: float = 1.0
+    w_mse: float = 1.0
+    w_ssim: float = 1.0
+    grad_clip: float = 1.0
+    augment: bool = True
+    device: str = "auto"
+    amp: str = "auto"
+    num_workers: int = 0
+    cache_frames: int = 256
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.epochs >= 1, "epochs must be at least 1"),
+            (self.batch_size >= 1, "batch_size must be at least 1"),
+            (self.lr > 0, "lr must be positive"),
+            (self.weight_decay >= 0, "weight_decay must not be negative"),
+            (self.steps_per_epoch is None or self.steps_per_epoch >= 1, "steps_per_epoch must be at least 1"),
+            (self.val_pairs >= 0, "val_pairs must not be negative"),
+            (self.grad_clip > 0, "grad_clip must be positive"),
+            (self.device in ("auto", "cpu", "cuda"), "device must be auto, cpu or cuda"),
+            (self.amp in ("auto", "off", "fp16", "bf16"), "amp must be auto, off, fp16 or bf16"),
+            (self.num_workers >= 0, "num_workers must not be negative"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise OrpamError(f"train config: {message}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict for checkpoints and metrics."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        """Inverse of :meth:`to_dict`; unknown keys are an error."""
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise OrpamError(f"unknown train config keys: {', '.join(unknown)}")
+        return cls(**values)
+
+    def loss_weights(self) -> LossWeights:
+        """The loss weights of this recipe."""
+        return LossWeights(l1=self.w_l1, mse=self.w_mse, ssim=self.w_ssim, coarse=self.lambda_coarse)
+
+
+@dataclass
+class TrainResult:
+    """What a training call did and where its outputs are."""
+
+    out_dir: Path
+    last_checkpoint: Path
+    best_checkpoint: Path
+    epochs_completed: int
+    global_step: int
+    best_metric: float
+    history: list[dict[str, Any]] = field(default_factory=list)
+    finished: bool = True
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` → CUDA when available, else CPU; ``cuda`` without a GPU is a one-line error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise OrpamError("device cuda requested but torch sees no CUDA device")
+    return torch.device(name)
+
+
+def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for ``amp`` on ``device`` (None = full float32)."""
+    if amp == "off":
+        return None
+    if device.type == "cuda":
+        if amp == "fp16":
+            return torch.float16
+        if amp == "bf16" or torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float16
+    if amp == "fp16":
+        raise OrpamError("amp fp16 needs a CUDA device (use bf16 or off on the CPU)")
+    return torch.bfloat16 if amp == "bf16" else None
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (CPU and CUDA)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def rng_state() -> dict[str, Any]:
+    """RNG states as plain tensors/lists (checkpoint-safe)."""
+    np_state = np.random.get_state()
+    py_state = random.getstate()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"key": torch.from_numpy(np.asarray(np_state[1], dtype=np.int64)), "pos": int(np_state[2]),
+                  "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
+        "python": {"version": py_state[0], "state": list(py_state[1]),
+                   "gauss_next": py_state[2]},
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = list(torch.cuda.get_rng_state_all())
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Inverse of :func:`rng_state`."""
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["key"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"]))
+    p = state["python"]
+    random.setstate((p["version"], tuple(p["state"]), p["gauss_next"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(list(state["cuda"]))
+
+
+def _pair_scans(manifest: Manifest, split: str) -> list[PairScan]:
+    return [PairScan(s.name, s.resolved_path, s.resolved_truth) for s in manifest.split(split)]
+
+
+def _nanmean(values: list[float] | np.ndarray) -> float | None:
+    """Mean of the finite values, or None (JSON null) when there is none."""
+    a = np.asarray(values, dtype=np.float64)
+    a = a[np.isfinite(a)]
+    return float(a.mean()) if a.size else None
+
+
+def _metrics(pred: np.ndarray, ref: np.ndarray) -> dict[str, np.ndarray]:
+    """NCC, SSIM and PSNR per image, data range from the reference (SPEC §5)."""
+    flat = ref.reshape(ref.shape[0], -1)
+    rng = flat.max(axis=1) - flat.min(axis=1)
+    return {"ncc": ncc_frames(pred, ref), "ssim": ssim_frames(pred, ref, rng), "psnr": psnr_frames(pred, ref, rng)}
+
+
+def _groups(items: list[ValPair], size: int) -> list[list[ValPair]]:
+    """Consecutive validation pairs of one shape, in batches of at most ``size``."""
+    out: list[list[ValPair]] = []
+    for item in items:
+        if out and len(out[-1]) < size and out[-1][0].fixed.shape == item.fixed.shape:
+            out[-1].append(item)
+        else:
+            out.append([item])
+    return out
+
+
+def evaluate(model: torch.nn.Module, items: list[ValPair], device: torch.device, amp: torch.dtype | None,
+             weights: LossWeights, batch_size: int = 8) -> dict[str, Any]:
+    """Validation loss and metrics of final vs fixed, and vs ``even_true`` where it is known.
+
+    Also reports the trivial baselines on the same crops: the unregistered moving image
+    (``*_unregistered``) and, against the truth, the fixed image copied into the even slot
+    (``truth_*_copy_fixed``): a network that merely copies the fixed image scores well against the
+    fixed image but no better than ``truth_ncc_copy_fixed`` against the truth.
+    """
+    model.eval()
+    losses: list[float] = []
+    preds: list[np.ndarray] = []
+    with torch.no_grad():
+        for group in _groups(items, batch_size):
+            m = torch.from_numpy(np.stack([p.moving for p in group])[:, None]).to(device)
+            f = torch.from_numpy(np.stack([p.fixed for p in group])[:, None]).to(device)
+            with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
+                final, coarse = model(m, f)
+            loss, _ = pcreg_loss(final, coarse, f, weights)
+            losses.extend([float(loss)] * len(group))
+            preds.extend(final.float().cpu().numpy()[:, 0].astype(np.float64))
+    pred = np.stack(preds)
+    moving = np.stack([p.moving for p in items]).astype(np.float64)
+    fixed = np.stack([p.fixed for p in items]).astype(np.float64)
+    out: dict[str, Any] = {"val_loss": _nanmean(losses)}
+    for k, v in _metrics(pred, fixed).items():
+        out[f"val_{k}"] = _nanmean(v)
+    for k, v in _metrics(moving, fixed).items():
+        out[f"val_{k}_unregistered"] = _nanmean(v)
+    with_truth = [i for i, p in enumerate(items) if p.truth is not None]
+    if with_truth:
+        truth = np.stack([items[i].truth for i in with_truth]).astype(np.float64)  # type: ignore[misc]
+        for label, images in (("", pred[with_truth]), ("_unregistered", moving[with_truth]),
+                              ("_copy_fixed", fixed[with_truth])):
+            scores = _metrics(images, truth)
+            out[f"truth_ncc{label}"] = _nanmean(scores["ncc"])
+            out[f"truth_psnr{label}"] = _nanmean(scores["psnr"])
+        out["truth_pairs"] = len(with_truth)
+    out["val_pairs"] = len(items)
+    return out
+
+
+def _build_model(model_config: Any) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """PCRegNet from a config object or dict (None = defaults); returns the model and its plain config."""
+    from orpam_pipeline.models import PCRegNet, PCRegNetConfig
+
+    if model_config is None:
+        cfg = PCRegNetConfig()
+    elif isinstance(model_config, dict):
+        try:
+            cfg = PCRegNetConfig.from_dict(model_config)
+        except (TypeError, ValueError) as exc:
+            raise OrpamError(f"model config: {exc}") from None
+    else:
+        cfg = model_config
+    return PCRegNet(cfg), cfg.to_dict()
+
+
+def _config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """Names of run-defining TrainConfig fields that differ."""
+    keys = (set(saved) | set(current)) - _RUNTIME_FIELDS
+    return sorted(k for k in keys if saved.get(k) != current.get(k))
+
+
+def _write_metrics(path: Path, history: list[dict[str, Any]]) -> None:
+    """Rewrite ``metrics.jsonl`` from the history (atomic), one JSON object per line."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text("".join(json.dumps(h, allow_nan=False) + "\n" for h in history), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _finite_or_none(record: dict[str, Any]) -> dict[str, Any]:
+    """Replace non-finite floats by None so the record is valid JSON."""
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in record.items()}
+
+
+def train(
+    manifest_path: Path | str,
+    out_dir: Path | str,
+    config: TrainConfig | None = None,
+    model_config: Any = None,
+    resume: bool = False,
+    progress: Progress | None = None,
+    allow_outside_root: bool = False,
+    stop_after: int | None = None,
+) -> TrainResult:
+    """Train PCReg-Net on the train split of a manifest, validating on its val split every epoch.
+
+    ``resume=True`` continues from ``out_dir/last.pt`` (same manifest hash, model config and
+    recipe; only device, num_workers and cache_frames may change). ``stop_after`` ends this call
+    after that many epochs (for wall-time-limited jobs; resume later to continue). ``progress``
+    receives ``{"event": "step", ...}`` and ``{"event": "epoch", ...}`` dicts.
+    """
+    config = config or TrainConfig()
+    out = Path(out_dir)
+    manifest = load_manifest(manifest_path, allow_outside_root=allow_outside_root)
+    mhash = manifest_hash(manifest)
+    train_scans = _pair_scans(manifest, "train")
+    if not train_scans:
+        raise OrpamError(f"{manifest_path}: no scan in the train split")
+    last_path, best_path, metrics_path = out / LAST, out / BEST, out / METRICS
+    if not resume and last_path.exists():
+        raise OrpamError(f"{out}: already holds a training run ({LAST}); pass resume or choose another folder")
+
+    device = resolve_device(config.device)
+    amp = resolve_amp(config.amp, device)
+    flush = device.type == "cpu" and torch.set_flush_denormal(True)
+    try:
+        return _run(manifest, mhash, out, config, device, amp, model_config, resume, progress, stop_after)
+    finally:
+        if flush:
+            torch.set_flush_denormal(False)
+
+
+def _run(manifest: Manifest, mhash: str, out: Path, config: TrainConfig, device: torch.device,
+         amp: torch.dtype | None, model_config: Any, resume: bool, progress: Progress | None,
+         stop_after: int | None) -> TrainResult:
+    """The body of :func:`train` once inputs are validated (see there)."""
+    train_scans = _pair_scans(manifest, "train")
+    last_path, best_path, metrics_path = out / LAST, out / BEST, out / METRICS
+    weights = config.loss_weights()
+    seed_everything(config.seed)
+    model, model_cfg = _build_model(model_config)
+    model.to(device)
+
+    common = dict(scan_lines=manifest.scan_lines, first_line=manifest.first_line, cache_frames=config.cache_frames)
+    train_pairs = ScanPairs(train_scans, **common)  # type: ignore[arg-type]
+    data = TrainPairs(train_pairs, config.crop, config.batch_size, config.steps_per_epoch, config.seed, config.augment)
+    val_scans = _pair_scans(manifest, "val")
+    val_items: list[ValPair] = []
+    if val_scans and config.val_pairs:
+        vp = ScanPairs(val_scans, **common)  # type: ignore[arg-type]
+        val_items = val_pairs(vp, config.crop, config.val_pairs)
+        vp.close()
+
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    total_steps = config.epochs * data.steps_per_epoch
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp is torch.float16)
+
+    start_epoch, global_step = 0, 0
+    best = math.inf
+    history: list[dict[str, Any]] = []
+    if resume:
+        from orpam_pipeline.models import load_checkpoint
+
+        ckpt = load_checkpoint(last_path)
+        extra = ckpt["extra"]
+        if extra.get("manifest_sha256") != mhash:
+            raise OrpamError(f"{last_path}: was trained on another manifest (hash {str(extra.get('manifest_sha256'))[:12]}…, now {mhash[:12]}…); refusing to resume")
+        if ckpt["model_config"] != model_cfg:
+            raise OrpamError(f"{last_path}: model config differs from the checkpoint's; refusing to resume")
+        diff = _config_differences(extra.get("train_config", {}), config.to_dict())
+        if diff:
+            raise OrpamError(f"{last_path}: train config differs from the checkpoint's in {', '.join(diff)}; refusing to resume")
+        model.load_state_dict(ckpt["model_state"])
+        optimizer.load_state_dict(extra["optimizer"])
+        scheduler.load_state_dict(extra["scheduler"])
+        scaler.load_state_dict(extra["scaler"])
+        start_epoch, global_step = int(extra["epoch"]), int(extra["global_step"])
+        best = float(extra["best_metric"])
+        history = [dict(h) for h in extra.get("history", [])]
+        set_rng_state(extra["rng"])
+        _write_metrics(metrics_path, history)
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        _write_metrics(metrics_path, history)
+
+    end_epoch = config.epochs if stop_after is None else min(config.epochs, start_epoch + max(0, stop_after))
+    for epoch in range(start_epoch, end_epoch):
+        started = time.perf_counter()
+        model.train()
+        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        for step, (moving, fixed) in enumerate(_batches(data, epoch, config.num_workers, device)):
+            moving, fixed = moving.to(device, non_blocking=True), fixed.to(device, non_blocking=True)
+            optimizer.zero_grad(set_to_none=True)
+            with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
+                final, coarse = model(moving, fixed)
+            loss, _ = pcreg_loss(final, coarse, fixed, weights)
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            global_step += 1
+            loss_sum += loss.detach().double()
+            if progress is not None:
+                progress({"event": "step", "epoch": epoch + 1, "step": step + 1,
+                          "steps": data.steps_per_epoch, "global_step": global_step, "loss": float(loss.detach())})
+        train_loss = float(loss_sum) / data.steps_per_epoch
+        record: dict[str, Any] = {"epoch": epoch + 1, "global_step": global_step, "lr": scheduler.get_last_lr()[0],
+                                  "train_loss": train_loss}
+        if val_items:
+            record.update(evaluate(model, val_items, device, amp, weights, config.batch_size))
+        record["seconds"] = time.perf_counter() - started
+        record = _finite_or_none(record)
+        metric = record.get("val_loss") if val_items else train_loss
+        metric = math.inf if metric is None else float(metric)
+        improved = metric < best
+        if improved:
+            best = metric
+        record["best"] = improved
+        history.append(record)
+        extra = {
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "scaler": scaler.state_dict(),
+            "epoch": epoch + 1,
+            "global_step": global_step,
+            "rng": rng_state(),
+            "manifest_sha256": mhash,
+            "manifest_name": manifest.name,
+            "train_config": config.to_dict(),
+            "crop": list(data.crop),
+            "normalisation": "models.normalise: fixed image p0.5..p99.5 per frame",
+            "best_metric": best,
+            "best_metric_name": "val_loss" if val_items else "train_loss",
+            "history": history,
+        }
+        _save(last_path, model, model_cfg, extra)
+        if improved:
+            _save(best_path, model, model_cfg, extra)
+        _write_metrics(metrics_path, history)
+        if progress is not None:
+            progress({"event": "epoch", **record})
+    train_pairs.close()
+    return TrainResult(
+        out_dir=out, last_checkpoint=last_path, best_checkpoint=best_path, epochs_completed=end_epoch,
+        global_step=global_step, best_metric=best, history=history, finished=end_epoch >= config.epochs,
+    )
+
+
+def _batches(data: TrainPairs, epoch: int, num_workers: int, device: torch.device) -> Any:
+    """Batches of one epoch, in the main process or through a DataLoader with worker processes."""
+    if num_workers == 0:
+        return (data.batch(epoch, step) for step in range(data.steps_per_epoch))
+    data.set_epoch(epoch)
+    return torch.utils.data.DataLoader(
+        data, batch_size=data.batch_size, shuffle=False, num_workers=num_workers, pin_memory=device.type == "cuda",
+        drop_last=False,
+    )
+
+
+def _save(path: Path, model: torch.nn.Module, model_cfg: dict[str, Any], extra: dict[str, Any]) -> None:
+    """Checkpoint through the code-free writer (atomic)."""
+    from orpam_pipeline.models import save_checkpoint
+
+    save_checkpoint(path, model_config=model_cfg, model_state=model.state_dict(), extra=extra)
