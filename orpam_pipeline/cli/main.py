@@ -13,6 +13,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from orpam_pipeline import __version__
+from orpam_pipeline.cli.displacement import apply_displacement_command
 from orpam_pipeline.cli.console import StageProgress, err, fmt, out, progress_bars, report_table
 from orpam_pipeline.errors import OrpamError
 from orpam_pipeline.register import DEFAULT_METHOD, METHODS
@@ -287,6 +288,75 @@ def demo(
     _summarise(outcomes, started)
 
 
+@app.command()
+@friendly
+def evaluate(
+    src: Annotated[Path | None, typer.Argument(help="Scans to evaluate (file or tree); with --benchmark give only OUT.")] = None,
+    out_dir: Annotated[Path | None, typer.Argument(help="Output folder: evaluation.{json,md,png} and one store per method.")] = None,
+    methods: Annotated[str, typer.Option("--methods", help="Comma-separated methods to compare.")] = "none,copy-odd,phase,pcregnet",
+    benchmark: Annotated[bool, typer.Option("--benchmark", help="Evaluate on the held-out simulated benchmark (generated into OUT/benchmark-data).")] = False,
+    frames: Annotated[int | None, typer.Option("--frames", min=1, help="Use only the first N frames of each scan.")] = None,
+    leak_frames: Annotated[int, typer.Option("--leak-frames", min=1, help="Frames per scan for the leak check.")] = 16,
+    leak_threshold: Annotated[float, typer.Option("--leak-threshold", help="Largest allowed leak excess (NCC).")] = 0.2,
+    variable: Variable = None,
+    scan_lines: ScanLines = ScanLinesOpt.columns,
+    first_line: FirstLine = FirstLineOpt.forward,
+    depth_axis: DepthAxis = None,
+    checkpoint: Checkpoint = None,
+    device: Device = None,
+    precision: Precision = None,
+    batch_size: BatchSize = None,
+) -> None:
+    """Compare methods on the same scans: papers' metrics, ground truth, leak check, artefact score, time."""
+    from rich import box
+    from rich.table import Table
+
+    from orpam_pipeline.evaluate import EvaluateOptions, evaluate as run_evaluation, write_outputs
+
+    if benchmark and out_dir is None:
+        src, out_dir = None, src
+    if out_dir is None or (src is not None and benchmark):
+        raise OrpamError("usage: orpam evaluate SRC OUT, or orpam evaluate --benchmark OUT")
+    options = EvaluateOptions(
+        methods=tuple(m.strip() for m in methods.split(",") if m.strip()), max_frames=frames,
+        method_options=method_options(checkpoint, device, precision, batch_size), leak_frames=leak_frames,
+        leak_threshold=leak_threshold, variable=variable, scan_lines=scan_lines.value, first_line=first_line.value,
+        depth_axis=depth_axis,
+    )  # fmt: skip
+
+    def on_event(kind: str, d: dict[str, Any]) -> None:
+        if kind == "scan":
+            err.print(f"[bold]{d['scan']}[/]: {d['frames']} frames, truth: {d['truth'] or 'none'}", highlight=False)
+        elif kind == "method":
+            err.print(f"  {d['method']}: NCC vs truth {fmt(d['ncc_truth'])}, artefact {fmt(d['artefact'])}, "
+                      f"leak excess {fmt(d['leak_excess'], 3)}, {fmt(d['ms_per_frame'], 1)} ms/frame", highlight=False)  # fmt: skip
+        else:
+            err.print(f"  [bold red]failed[/] {d.get('method', '')} {d['error']}", highlight=False, soft_wrap=True)
+
+    with err.status("evaluating"):
+        result = run_evaluation(src, out_dir, options, benchmark=benchmark, on_event=on_event)
+    paths = write_outputs(result, out_dir)
+    n_ok = sum(1 for s in result["scans"] if s.get("ok"))
+    table = Table(title=f"evaluation: {n_ok} scans, mean over scans", box=box.SIMPLE_HEAD, padding=(0, 1))
+    columns = (("NCC vs odd", "ncc_odd", 3), ("TNCG", "tncg", 3), ("NCC truth", "ncc_truth", 3),
+               ("PSNR truth", "psnr_truth", 1), ("disp RMS", "disp_rms_px", 2), ("artefact", "artefact", 3),
+               ("leak exc.", "leak_excess", 2))  # fmt: skip
+    table.add_column("method", no_wrap=True)
+    for label, _, digits in columns:
+        table.add_column(label, justify="right", min_width=digits + 2)
+    table.add_column(f"leak<{leak_threshold}", no_wrap=True)
+    table.add_column("ms/frame", justify="right", min_width=5)
+    for name, s in result["summary"].items():
+        verdict = "—" if not s["scans"] else "[green]pass[/]" if s["leak_passed"] else "[bold red]FAIL[/]"
+        table.add_row(name, *(fmt(s[key]["mean"], d) for _, key, d in columns), verdict,
+                      fmt(s["ms_per_frame"].get("overall"), 1))  # fmt: skip
+    out.print(table)
+    out.print("\n".join(f"{kind:<4} {path}" for kind, path in paths.items()), highlight=False)
+    failed = [s for s in result["scans"] if not s.get("ok") or not all(m.get("ok") for m in s["methods"].values())]
+    if failed:
+        raise typer.Exit(1)
+
+
 manifest_app = typer.Typer(help="Create and verify dataset manifests (data_manifests/README.md).", no_args_is_help=True)
 app.add_typer(manifest_app, name="manifest")
 
@@ -353,15 +423,24 @@ def train(
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
     amp: Annotated[str, typer.Option("--amp", help="auto, off, fp16 or bf16.")] = "auto",
     base_channels: Annotated[int, typer.Option("--base-channels", min=4, help="PCReg-Net width (paper: 32).")] = 32,
+    arch: Annotated[str, typer.Option("--arch", help="pcregnet (pixel output, as published) or pcregnet-flow (displacement + gain/offset).")] = "pcregnet",
+    lambda_smooth: Annotated[float, typer.Option("--lambda-smooth", help="pcregnet-flow: displacement smoothness weight.")] = 0.1,
+    lambda_intensity: Annotated[float, typer.Option("--lambda-intensity", help="pcregnet-flow: gain/offset smoothness weight.")] = 0.1,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from OUT/last.pt.")] = False,
 ) -> None:
     """Train PCReg-Net on a manifest's train split, validating every epoch (with ground truth when present)."""
     from orpam_pipeline.models.pcregnet import PCRegNetConfig
+    from orpam_pipeline.models.pcregnet_flow import PCRegNetFlowConfig
     from orpam_pipeline.train.trainer import TrainConfig, train as run_training
 
+    architectures = {"pcregnet": PCRegNetConfig, "pcregnet-flow": PCRegNetFlowConfig}
+    if arch not in architectures:
+        raise OrpamError(f"unknown architecture {arch!r} (known: {', '.join(architectures)})")
+    model_config = architectures[arch](base_channels=base_channels)
     config = TrainConfig(
         epochs=epochs, batch_size=batch_size, steps_per_epoch=steps_per_epoch, crop=crop, lr=lr,
         weight_decay=weight_decay, lambda_coarse=lambda_coarse, seed=seed, device=device, amp=amp,
+        lambda_smooth=lambda_smooth, lambda_intensity=lambda_intensity,
     )  # fmt: skip
     with progress_bars() as bars:
         epoch_task = bars.add_task("epochs", total=epochs)
@@ -379,15 +458,13 @@ def train(
                         parts.append(f"{key} {fmt(event[key])}")
                 bars.console.print(", ".join(parts), highlight=False)
 
-        result = run_training(
-            manifest, out_dir, config, PCRegNetConfig(base_channels=base_channels), resume=resume, progress=on_progress
-        )
+        result = run_training(manifest, out_dir, config, model_config, resume=resume, progress=on_progress)
     from orpam_pipeline.models.checkpoint import export_model
 
     model_path = export_model(result.best_checkpoint, Path(out_dir) / "model.pt")
     out.print(
         f"best checkpoint: {result.best_checkpoint}\nlast checkpoint: {result.last_checkpoint}\n"
-        f"inference model: {model_path}  (use: orpam run SRC OUT --method pcregnet --checkpoint {model_path})",
+        f"inference model: {model_path}  (use: orpam run SRC OUT --method {arch} --checkpoint {model_path})",
         highlight=False,
     )
 
@@ -426,6 +503,9 @@ def info(
             ckpt += " (missing)"
         methods.add_row(m["name"], m["kind"], f"{m['parameters']:,}" if m["parameters"] else "—", ckpt, (sha or "")[:16])
     out.print(methods)
+
+
+app.command("apply-displacement")(apply_displacement_command)
 
 
 def entry() -> None:  # pragma: no cover - console-script shim

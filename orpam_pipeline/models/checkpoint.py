@@ -18,11 +18,21 @@ import torch
 from ..errors import OrpamError
 from ..io import sha256_file
 from .pcregnet import PCRegNet, PCRegNetConfig
+from .pcregnet_flow import PCRegNetFlow, PCRegNetFlowConfig
 
 FORMAT = "orpam-pcregnet"
 VERSION = 1
 
-__all__ = ["FORMAT", "VERSION", "export_model", "load_checkpoint", "load_model", "save_checkpoint", "sha256_file"]
+ARCHS: dict[str, tuple[type, type[torch.nn.Module]]] = {
+    "pcregnet": (PCRegNetConfig, PCRegNet),
+    "pcregnet-flow": (PCRegNetFlowConfig, PCRegNetFlow),
+}
+"""Architecture name -> (config class, model class). A stored config without ``arch`` is PCReg-Net."""
+
+DEFAULT_ARCH = "pcregnet"
+
+__all__ = ["ARCHS", "FORMAT", "VERSION", "build_model", "config_arch", "config_from_dict", "export_model",
+           "load_checkpoint", "load_model", "save_checkpoint", "sha256_file"]
 
 _SCALARS = (int, float, str, bool, type(None))
 
@@ -128,21 +138,46 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def config_arch(config: dict[str, Any]) -> str:
+    """The architecture a stored model config describes (``pcregnet`` when it names none)."""
+    return str(config.get("arch", DEFAULT_ARCH))
+
+
+def config_from_dict(config: dict[str, Any]) -> Any:
+    """The config object of the architecture named by ``config["arch"]`` (ValueError when unknown)."""
+    arch = config_arch(config)
+    if arch not in ARCHS:
+        raise ValueError(f"unknown architecture {arch!r} (known: {', '.join(sorted(ARCHS))})")
+    cls = ARCHS[arch][0]
+    values = dict(config) if arch != DEFAULT_ARCH else {k: v for k, v in config.items() if k != "arch"}
+    return cls.from_dict(values)
+
+
+def build_model(config: Any) -> torch.nn.Module:
+    """A fresh model for a config object or a stored config dict of any known architecture."""
+    if isinstance(config, dict):
+        config = config_from_dict(config)
+    for cfg_cls, model_cls in ARCHS.values():
+        if type(config) is cfg_cls:
+            return model_cls(config)
+    raise ValueError(f"not a model config: {type(config).__name__}")
+
+
 def load_model(
     path: str | Path, device: str | torch.device = "cpu"
-) -> tuple[PCRegNet, dict[str, Any]]:
-    """Build a PCRegNet from a checkpoint's stored config and weights, in eval mode.
+) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Build the model (any architecture in :data:`ARCHS`) from a checkpoint's config and weights, in eval mode.
 
     Returns ``(model, checkpoint)`` where ``checkpoint`` is :func:`load_checkpoint`'s dict.
     """
     data = load_checkpoint(path)
+    arch = config_arch(data["model_config"])
     try:
-        config = PCRegNetConfig.from_dict(data["model_config"])
-        model = PCRegNet(config)
+        model = build_model(data["model_config"])
         model.load_state_dict(data["model_state"], strict=True)
     except (ValueError, TypeError, RuntimeError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise OrpamError(f"{Path(path)}: checkpoint does not match PCRegNet ({first})") from None
+        raise OrpamError(f"{Path(path)}: checkpoint does not match {arch} ({first})") from None
     return model.to(device).eval(), data
 
 

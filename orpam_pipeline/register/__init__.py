@@ -9,6 +9,7 @@ from orpam_pipeline.errors import OrpamError
 from orpam_pipeline.register.base import RegistrationMethod
 from orpam_pipeline.register.baselines import CopyOdd, NoRegistration
 from orpam_pipeline.register.pcregnet import InferenceSettings, PCRegNetMethod
+from orpam_pipeline.register.pcregnet_flow import FlowInferenceSettings, PCRegNetFlowMethod
 from orpam_pipeline.register.phase import PhaseCorrelation, PhaseSettings
 
 METHODS: dict[str, Callable[..., RegistrationMethod]] = {
@@ -16,8 +17,13 @@ METHODS: dict[str, Callable[..., RegistrationMethod]] = {
     CopyOdd.name: CopyOdd,
     PhaseCorrelation.name: PhaseCorrelation,
     PCRegNetMethod.name: PCRegNetMethod,
+    PCRegNetFlowMethod.name: PCRegNetFlowMethod,
 }
-SETTINGS: dict[str, type] = {PhaseCorrelation.name: PhaseSettings, PCRegNetMethod.name: InferenceSettings}
+SETTINGS: dict[str, type] = {
+    PhaseCorrelation.name: PhaseSettings,
+    PCRegNetMethod.name: InferenceSettings,
+    PCRegNetFlowMethod.name: FlowInferenceSettings,
+}
 DEFAULT_METHOD = PhaseCorrelation.name
 
 

@@ -74,12 +74,17 @@ def _fixed_for(odd: np.ndarray, n_moving: int) -> np.ndarray:
 
 
 class _Runner:
-    """A loaded, folded network on one device; callable on numpy blocks of frames."""
+    """A loaded, folded network on one device; callable on numpy blocks of frames.
+
+    Shared by every learned method: ``run`` returns the final image (in the fixed image's units) and
+    any of the fields a PCReg-Net-Flow model reports (in pixels, or unitless gains), ``__call__`` only
+    the image.
+    """
 
     def __init__(self, settings: InferenceSettings) -> None:
         import torch
 
-        from orpam_pipeline.models.checkpoint import load_model
+        from orpam_pipeline.models.checkpoint import config_arch, load_model
         from orpam_pipeline.models.fold import fold_batchnorm
 
         self.torch = torch
@@ -88,6 +93,7 @@ class _Runner:
         self.batch_size = max(1, int(settings.batch_size))
         model, meta = load_model(settings.checkpoint, device="cpu")
         self.meta = meta
+        self.arch = config_arch(meta["model_config"])
         self.model = fold_batchnorm(model).eval().to(self.device).to(memory_format=torch.channels_last)
         self.lock = threading.Lock()
 
@@ -99,11 +105,18 @@ class _Runner:
         return torch.autocast(self.device, dtype=dtype)
 
     def __call__(self, moving: np.ndarray, fixed: np.ndarray) -> np.ndarray:
+        return self.run(moving, fixed)[0]
+
+    def run(
+        self, moving: np.ndarray, fixed: np.ndarray, fields: tuple[str, ...] = ()
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Final image of (t, Y, W) ``moving`` onto ``fixed``, plus the named model fields as (t, Y, W) float32."""
         from orpam_pipeline.models.normalise import denormalise, normalise_pair
 
         torch = self.torch
         m, f, scale = normalise_pair(moving, fixed)
         out = np.empty(moving.shape, dtype=np.float32)
+        extra = {name: np.empty(moving.shape, dtype=np.float32) for name in fields}
         cuda = self.device == "cuda"
         with self.lock, torch.inference_mode(), self._autocast():
             for start in range(0, m.shape[0], self.batch_size):
@@ -114,9 +127,11 @@ class _Runner:
                     mt, ft = mt.pin_memory(), ft.pin_memory()
                 mt = mt.to(self.device, non_blocking=cuda).contiguous(memory_format=torch.channels_last)
                 ft = ft.to(self.device, non_blocking=cuda).contiguous(memory_format=torch.channels_last)
-                final, _ = self.model(mt, ft)
-                out[start:stop] = final[:, 0].float().cpu().numpy()
-        return denormalise(out, scale)
+                outputs = self.model(mt, ft)
+                out[start:stop] = outputs[0][:, 0].float().cpu().numpy()
+                for name, dest in extra.items():
+                    dest[start:stop] = outputs[2][name][:, 0].float().cpu().numpy()
+        return denormalise(out, scale), extra
 
 
 def get_runner(settings: InferenceSettings) -> _Runner:

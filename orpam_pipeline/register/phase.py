@@ -34,12 +34,12 @@ class PhaseSettings:
     """Rows between window starts; default window // 4."""
     max_shift: float = 16.0
     """Largest displacement searched for, in pixels."""
-    degree: int = 3
-    """Highest polynomial degree of the profile along the line; the degree used is chosen by BIC."""
+    degree: int = 7
+    """Highest polynomial degree of the profile along the line; the degree used is chosen per sequence."""
     temporal_sigma: float = 3.0
     """Gaussian smoothing of the estimates over frames, in frames (0 = per frame)."""
-    degree_penalty: float = 4.0
-    """Multiplier of the BIC penalty per coefficient when choosing the profile degree."""
+    degree_tolerance: float = 0.1
+    """Residual RMS (px) a lower profile degree may exceed the best fit by and still be chosen."""
     frequency_cutoff: float = 0.7
     """Raised-cosine low-pass on the cross-spectrum, as a fraction of Nyquist."""
     upsample: int = 32
@@ -119,9 +119,14 @@ class PhaseCorrelation(RegistrationMethod):
         self.height, self.width, self.first_line = height, width, first_line
         self.window = int(min(height, s.window or max(32, min(128, height // 4))))
         step = self._step()
-        self.starts = np.arange(0, max(height - self.window, 0) + 1, step, dtype=np.intp)
-        if self.starts[-1] != height - self.window:
-            self.starts = np.append(self.starts, height - self.window)
+        starts = np.arange(0, max(height - self.window, 0) + 1, step, dtype=np.intp)
+        if starts[-1] != height - self.window:
+            starts = np.append(starts, height - self.window)
+        self.groups = [(self.window, starts)]
+        edge = self.window // 2
+        if edge >= 32:
+            self.groups.append((edge, np.array([0, height - edge], dtype=np.intp)))
+        self.starts = np.concatenate([g for _, g in self.groups])
         n_win, n_q = self.starts.size, s.quantiles
         self.plan_width = 2 * n_win + 2 * n_q
 
@@ -130,7 +135,8 @@ class PhaseCorrelation(RegistrationMethod):
 
     @property
     def centres(self) -> np.ndarray:
-        return self.starts + (self.window - 1) / 2.0
+        """Row at the middle of every window, main windows first, then the two half-size edge windows."""
+        return np.concatenate([starts + (length - 1) / 2.0 for length, starts in self.groups])
 
     # -- first pass ---------------------------------------------------------------------------
     def measure(self, odd: np.ndarray, even: np.ndarray) -> np.ndarray:
@@ -149,25 +155,30 @@ class PhaseCorrelation(RegistrationMethod):
 
         Tapered windows bias the correlation peak towards zero lag in proportion to the shift, so
         a second pass moves each backward-line window by the first estimate, rounded to whole rows,
-        and measures only the small remainder.
+        and measures only the small remainder. Two half-size windows at the ends of the line give
+        the profile evidence where the full windows' centres do not reach.
         """
         ref = odd_at_even(odd.astype(np.float64), self.width, self.first_line)
         mov = even.astype(np.float64)
-        first, _ = self._correlate(ref, mov, np.zeros(self.starts.size, dtype=np.intp))
-        lo, hi = -self.starts, self.height - self.window - self.starts
-        offsets = np.clip(np.round(first), lo, hi).astype(np.intp)
-        rest, confidence = self._correlate(ref, mov, offsets)
-        shifts = offsets + rest
+        parts = []
+        for length, starts in self.groups:
+            first, _ = self._correlate(ref, mov, starts, length, np.zeros(starts.size, dtype=np.intp))
+            offsets = np.clip(np.round(first), -starts, self.height - length - starts).astype(np.intp)
+            rest, conf = self._correlate(ref, mov, starts, length, offsets)
+            parts.append((offsets + rest, conf))
+        shifts = np.concatenate([p[0] for p in parts])
+        confidence = np.concatenate([p[1] for p in parts])
         bad = ~np.isfinite(shifts) | ~np.isfinite(confidence)
         return np.where(bad, 0.0, shifts), np.where(bad, 0.0, confidence)
 
-    def _correlate(self, ref: np.ndarray, mov: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Sub-pixel lag of each window of ``mov`` (moved by ``offsets`` rows) against ``ref``."""
-        L = self.window
+    def _correlate(
+        self, ref: np.ndarray, mov: np.ndarray, starts: np.ndarray, L: int, offsets: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Sub-pixel lag of each ``L``-row window of ``mov`` (moved by ``offsets`` rows) against ``ref``."""
         rows = np.arange(L)[None, :]
         taper = np.hanning(L + 2)[1:-1][None, :, None]
-        a = mov[self.starts[:, None] + offsets[:, None] + rows]
-        b = ref[self.starts[:, None] + rows]
+        a = mov[starts[:, None] + offsets[:, None] + rows]
+        b = ref[starts[:, None] + rows]
         a = (a - a.mean(axis=1, keepdims=True)) * taper
         b = (b - b.mean(axis=1, keepdims=True)) * taper
         fa = np.fft.rfft(a, axis=1)
@@ -279,22 +290,21 @@ class PhaseCorrelation(RegistrationMethod):
         return coeffs, rss
 
     def _fit_profiles(self, shifts: np.ndarray, weights: np.ndarray) -> np.ndarray:
-        """Per-frame profiles whose polynomial degree is chosen once for the sequence (BIC).
+        """Per-frame profiles whose polynomial degree is chosen once for the sequence.
 
-        Overlapping windows are not independent and their residuals hold scene-structure error that
-        repeats in every frame, so the criterion counts ``2 * Y / window`` effective samples and
-        multiplies the usual BIC penalty by ``degree_penalty``: a curved profile must clearly pay
-        for itself before it replaces a straight or constant one.
+        The simplest degree whose pooled residual RMS is within ``degree_tolerance`` px of the best
+        candidate's is used. Window estimates carry an error from scene structure that repeats in
+        every frame (adjacent lines do not show identical structure), so residual-based criteria
+        such as BIC mistake it for curvature; an absolute tolerance at the size of that error keeps
+        a straight profile straight and still admits real curvature of a fraction of a pixel.
         """
-        max_degree = min(self.settings.degree, self.starts.size - 1)
-        n_eff = max(2.0 * self.height / self.window, max_degree + 2.0)
-        best = None
-        for degree in range(max_degree + 1):
-            coeffs, rss = self._robust_fit(shifts, weights, degree)
-            bic = n_eff * np.log(max(rss, 1e-12)) + self.settings.degree_penalty * (degree + 1) * np.log(n_eff)
-            if best is None or bic < best[0]:
-                best = (bic, degree, coeffs)
-        _, self.chosen_degree, coeffs = best
+        max_degree = min(self.settings.degree, self.starts.size - 2)
+        fits = [self._robust_fit(shifts, weights, d) for d in range(max(max_degree, 0) + 1)]
+        best = min(np.sqrt(rss) for _, rss in fits)
+        for degree, (coeffs, rss) in enumerate(fits):
+            if np.sqrt(rss) <= best + self.settings.degree_tolerance:
+                break
+        self.chosen_degree = degree
         full = np.zeros((shifts.shape[0], self.settings.degree + 1))
         full[:, : coeffs.shape[1]] = coeffs
         return full

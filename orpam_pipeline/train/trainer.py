@@ -41,7 +41,7 @@ from orpam_pipeline.errors import OrpamError
 from orpam_pipeline.manifest import Manifest, load_manifest, manifest_hash
 from orpam_pipeline.metrics import ncc_frames, psnr_frames, ssim_frames
 from orpam_pipeline.train.data import PairScan, ScanPairs, TrainPairs, ValPair, val_pairs
-from orpam_pipeline.train.loss import LossWeights, pcreg_loss
+from orpam_pipeline.train.loss import LossWeights, model_loss
 
 Progress = Callable[[dict[str, Any]], None]
 
@@ -71,6 +71,8 @@ class TrainConfig:
     w_l1: float = 1.0
     w_mse: float = 1.0
     w_ssim: float = 1.0
+    lambda_smooth: float = 0.1
+    lambda_intensity: float = 0.1
     grad_clip: float = 1.0
     augment: bool = True
     device: str = "auto"
@@ -110,7 +112,8 @@ class TrainConfig:
 
     def loss_weights(self) -> LossWeights:
         """The loss weights of this recipe."""
-        return LossWeights(l1=self.w_l1, mse=self.w_mse, ssim=self.w_ssim, coarse=self.lambda_coarse)
+        return LossWeights(l1=self.w_l1, mse=self.w_mse, ssim=self.w_ssim, coarse=self.lambda_coarse,
+                           smooth=self.lambda_smooth, intensity=self.lambda_intensity)
 
 
 @dataclass
@@ -231,8 +234,9 @@ def evaluate(model: torch.nn.Module, items: list[ValPair], device: torch.device,
             m = torch.from_numpy(np.stack([p.moving for p in group])[:, None]).to(device)
             f = torch.from_numpy(np.stack([p.fixed for p in group])[:, None]).to(device)
             with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
-                final, coarse = model(m, f)
-            loss, _ = pcreg_loss(final, coarse, f, weights)
+                outputs = model(m, f)
+            loss, _ = model_loss(outputs, f, weights)
+            final = outputs[0]
             losses.extend([float(loss)] * len(group))
             preds.extend(final.float().cpu().numpy()[:, 0].astype(np.float64))
     pred = np.stack(preds)
@@ -257,25 +261,35 @@ def evaluate(model: torch.nn.Module, items: list[ValPair], device: torch.device,
 
 
 def _build_model(model_config: Any) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """PCRegNet from a config object or dict (None = defaults); returns the model and its plain config."""
-    from orpam_pipeline.models import PCRegNet, PCRegNetConfig
+    """The model for a config object or dict (None = PCReg-Net defaults); returns it and its plain config.
 
-    if model_config is None:
-        cfg = PCRegNetConfig()
-    elif isinstance(model_config, dict):
-        try:
-            cfg = PCRegNetConfig.from_dict(model_config)
-        except (TypeError, ValueError) as exc:
-            raise OrpamError(f"model config: {exc}") from None
-    else:
-        cfg = model_config
-    return PCRegNet(cfg), cfg.to_dict()
+    The architecture follows the config's type, or a dict's ``arch`` key (absent = ``pcregnet``).
+    """
+    from orpam_pipeline.models.checkpoint import build_model, config_from_dict
+    from orpam_pipeline.models.pcregnet import PCRegNetConfig
+
+    try:
+        if model_config is None:
+            cfg = PCRegNetConfig()
+        elif isinstance(model_config, dict):
+            cfg = config_from_dict(model_config)
+        else:
+            cfg = model_config
+        return build_model(cfg), cfg.to_dict()
+    except (TypeError, ValueError) as exc:
+        raise OrpamError(f"model config: {exc}") from None
+
+
+_TRAIN_DEFAULTS = {f.name: f.default for f in fields(TrainConfig)}
 
 
 def _config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """Names of run-defining TrainConfig fields that differ."""
+    """Names of run-defining TrainConfig fields that differ.
+
+    A field missing from a checkpoint written before it existed counts as its default value.
+    """
     keys = (set(saved) | set(current)) - _RUNTIME_FIELDS
-    return sorted(k for k in keys if saved.get(k) != current.get(k))
+    return sorted(k for k in keys if saved.get(k, _TRAIN_DEFAULTS.get(k)) != current.get(k))
 
 
 def _write_metrics(path: Path, history: list[dict[str, Any]]) -> None:
@@ -301,6 +315,9 @@ def train(
     stop_after: int | None = None,
 ) -> TrainResult:
     """Train PCReg-Net on the train split of a manifest, validating on its val split every epoch.
+
+    ``model_config`` picks the architecture: a ``PCRegNetConfig`` (default) or ``PCRegNetFlowConfig``
+    object, or a dict with an optional ``arch`` key (``pcregnet`` or ``pcregnet-flow``).
 
     ``resume=True`` continues from ``out_dir/last.pt`` (same manifest hash, model config and
     recipe; only device, num_workers and cache_frames may change). ``stop_after`` ends this call
@@ -391,8 +408,8 @@ def _run(manifest: Manifest, mhash: str, out: Path, config: TrainConfig, device:
             moving, fixed = moving.to(device, non_blocking=True), fixed.to(device, non_blocking=True)
             optimizer.zero_grad(set_to_none=True)
             with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
-                final, coarse = model(moving, fixed)
-            loss, _ = pcreg_loss(final, coarse, fixed, weights)
+                outputs = model(moving, fixed)
+            loss, _ = model_loss(outputs, fixed, weights)
             scaler.scale(loss).backward()
             scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
