@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from orpam_pipeline.geometry import FirstLine, interleave, split
+from orpam_pipeline.geometry import FirstLine, interleave, odd_matched, split
 from orpam_pipeline.io import open_scan
 from orpam_pipeline.metrics import ncc_frames
 from orpam_pipeline.register.base import RegistrationMethod
@@ -46,12 +46,6 @@ LEAK_THRESHOLD = 0.2
 LEAK_FRAMES = 16
 """Frames per scan used for the leak check (the first ones; their far partners come from the whole scan)."""
 LEAK_INPUTS = ("far", "noise")
-
-
-def fixed_matched(odd: np.ndarray, n_moving: int) -> np.ndarray:
-    """Forward lines width-matched to the backward lines: trimmed, edge-repeated if short (SPEC §5)."""
-    cols = np.clip(np.arange(n_moving), 0, odd.shape[-1] - 1)
-    return odd[..., cols]
 
 
 def unrelated_frames(
@@ -76,7 +70,7 @@ def unrelated_frames(
 
 def leak_scores(output: np.ndarray, moving: np.ndarray, odd: np.ndarray) -> dict[str, float]:
     """Score, baseline and excess of one unrelated input (means over frames, NaN frames skipped)."""
-    fixed = fixed_matched(odd, moving.shape[-1])
+    fixed = odd_matched(odd, moving.shape[-1])
     score = float(np.nanmean(ncc_frames(output, fixed)))
     baseline = float(np.nanmean(ncc_frames(moving, fixed)))
     return {"score": score, "baseline": baseline, "excess": score - baseline}

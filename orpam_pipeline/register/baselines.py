@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from orpam_pipeline.geometry import odd_matched
 from orpam_pipeline.register.base import RegistrationMethod
 
 
@@ -26,5 +27,4 @@ class CopyOdd(RegistrationMethod):
     description = "forward lines copied into the backward slots (exposes metrics that reward copying)"
 
     def apply(self, odd, even, plan_rows):
-        cols = np.clip(np.arange(even.shape[-1]), 0, odd.shape[-1] - 1)
-        return np.ascontiguousarray(odd[..., cols], dtype=np.float32), None
+        return odd_matched(odd, even.shape[-1]).astype(np.float32), None

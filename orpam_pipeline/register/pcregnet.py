@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from orpam_pipeline.errors import OrpamError
+from orpam_pipeline.geometry import odd_matched
 from orpam_pipeline.register.base import RegistrationMethod
 
 SHIPPED_CHECKPOINT = Path(__file__).resolve().parent.parent / "models" / "checkpoints" / "pcregnet-sim.pt"
@@ -65,12 +66,6 @@ def resolve_precision(precision: str, device: str) -> str:
     if precision not in ("fp32", "bf16", "fp16"):
         raise OrpamError(f"precision must be auto, fp32, bf16 or fp16, not {precision!r}")
     return precision
-
-
-def _fixed_for(odd: np.ndarray, n_moving: int) -> np.ndarray:
-    """Forward lines width-matched to the backward lines (SPEC §5: trimmed, edge-repeated if short)."""
-    cols = np.clip(np.arange(n_moving), 0, odd.shape[-1] - 1)
-    return odd[..., cols]
 
 
 class _Runner:
@@ -175,4 +170,4 @@ class PCRegNetMethod(RegistrationMethod):
 
     def apply(self, odd, even, plan_rows):
         runner = get_runner(self.settings)
-        return runner(np.asarray(even, dtype=np.float32), _fixed_for(odd, even.shape[-1])), None
+        return runner(np.asarray(even, dtype=np.float32), odd_matched(odd, even.shape[-1])), None

@@ -17,7 +17,8 @@ import numpy as np
 
 from orpam_pipeline.errors import OrpamError
 from orpam_pipeline.models.pcregnet_flow import ARCH
-from orpam_pipeline.register.pcregnet import InferenceSettings, PCRegNetMethod, _fixed_for, get_runner
+from orpam_pipeline.geometry import odd_matched
+from orpam_pipeline.register.pcregnet import InferenceSettings, PCRegNetMethod, get_runner
 
 SHIPPED_FLOW_CHECKPOINT = (
     Path(__file__).resolve().parent.parent / "models" / "checkpoints" / "pcregnet-flow-sim.pt"
@@ -49,5 +50,5 @@ class PCRegNetFlowMethod(PCRegNetMethod):
                 f"{self.settings.checkpoint}: holds a {runner.arch} model; method {self.name} needs a {ARCH} checkpoint"
             )
         moving = np.asarray(even, dtype=np.float32)
-        registered, fields = runner.run(moving, _fixed_for(odd, even.shape[-1]), ("displacement",))
+        registered, fields = runner.run(moving, odd_matched(odd, even.shape[-1]), ("displacement",))
         return registered, fields["displacement"]
