@@ -99,3 +99,13 @@ def test_manifest_check_reports_a_changed_file(tmp_path):
     scan.write_bytes(bytes(data))
     res = invoke("manifest", "check", manifest)
     assert res.exit_code == 1 and "sim-0001" in res.output
+
+
+def test_run_with_the_shipped_pcregnet_checkpoint(tmp_path, small_sim):
+    np.save(tmp_path / "scan.npy", small_sim.frames[:4])
+    res = invoke("run", tmp_path / "scan.npy", tmp_path / "out", "--method", "pcregnet", "--device", "cpu")
+    assert res.exit_code == 0, res.output
+    report = json.loads((tmp_path / "out" / "scan" / "report.json").read_text())
+    assert report["method"] == "pcregnet" and report["frames"] == 4
+    assert report["ncc_mean"] > report["ncc_mean_unregistered"]
+    assert report["method_params"]["checkpoint_sha256"]
