@@ -37,15 +37,16 @@ def method_info(name: str) -> dict[str, Any]:
     entry: dict[str, Any] = {"name": name, "kind": method.kind, "description": method.description,
                              "displacement": method.displacement, "parameters": 0}  # fmt: skip
     if isinstance(method, PCRegNetMethod):
-        from orpam_pipeline.models.checkpoint import load_checkpoint
-        from orpam_pipeline.models.pcregnet import PCRegNet, PCRegNetConfig, count_parameters
+        from orpam_pipeline.models.checkpoint import build_model, config_arch, load_checkpoint
+        from orpam_pipeline.models.pcregnet import count_parameters
 
         path = method.settings.checkpoint
         entry["checkpoint"] = path
         entry["checkpoint_sha256"] = method.checkpoint_sha256()
         if entry["checkpoint_sha256"] is not None:
             config = load_checkpoint(path)["model_config"]
-            entry["parameters"] = count_parameters(PCRegNet(PCRegNetConfig.from_dict(config)))
+            entry["arch"] = config_arch(config)
+            entry["parameters"] = count_parameters(build_model(config))
     return entry
 
 

@@ -1,23 +1,30 @@
 """Batch processing: every scan under a source goes files -> store -> registration -> report.
 
-A scan that fails is recorded with a one-line reason and the batch goes on with the others.
+A scan that fails is recorded with a one-line reason and the batch goes on with the others. Each
+scan's output folder is locked for the whole scan, and every stage resumes: rerunning the same
+command skips scans already complete, continues interrupted ones chunk by chunk, and refuses (unless
+``overwrite``) stores made with different parameters.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from orpam_pipeline.errors import OrpamError
 from orpam_pipeline.geometry import FirstLine
 from orpam_pipeline.io import ScanEntry, discover_scans, open_scan
 from orpam_pipeline.register import DEFAULT_METHOD, get_method
-from orpam_pipeline.register.engine import ProgressFn, register_store
-from orpam_pipeline.report.compute import write_report
-from orpam_pipeline.store.ingest import ScanLines, ingest_scan
+from orpam_pipeline.register.engine import ProgressFn, register
+from orpam_pipeline.report.compute import current_report, write_report
+from orpam_pipeline.store.ingest import ScanLines, ingest
+from orpam_pipeline.store.lock import store_lock
+
+ScanStatus = Literal["processed", "resumed", "skipped", "failed"]
 
 
 @dataclass
@@ -43,6 +50,8 @@ class ScanOutcome:
     report_html: Path | None = None
     error: str | None = None
     registration: dict[str, Any] = field(default_factory=dict)
+    status: ScanStatus = "processed"
+    """``skipped``: already complete with the same parameters; ``resumed``: an interrupted run continued."""
 
 
 def one_line(exc: BaseException, where: Path) -> str:
@@ -60,15 +69,20 @@ def process_scan(
     options: RunOptions,
     progress: ProgressFn | None = None,
 ) -> ScanOutcome:
-    """Ingest, register and report one scan; failures come back in the outcome, not as exceptions."""
+    """Ingest, register and report one scan, continuing an interrupted run of it.
+
+    Failures come back in the outcome (one line naming the file), not as exceptions.
+    """
     started = time.perf_counter()
     where = entry.paths[0] if isinstance(entry, ScanEntry) else Path(entry)
     name = entry.name if isinstance(entry, ScanEntry) else Path(entry).stem
     try:
         method = get_method(options.method, **options.method_options)
-        with open_scan(entry, variable=options.variable, depth_axis=options.depth_axis) as source:
+        with ExitStack() as stack:
+            source = stack.enter_context(open_scan(entry, variable=options.variable, depth_axis=options.depth_axis))
             name = source.name
-            store = ingest_scan(
+            stack.enter_context(store_lock(Path(out_dir) / name))
+            ingested = ingest(
                 source,
                 out_dir,
                 scan_lines=options.scan_lines,
@@ -77,17 +91,26 @@ def process_scan(
                 overwrite=options.overwrite,
                 progress=None if progress is None else (lambda d, n: progress("ingest", d, n)),
             )
-        info = register_store(store, method, progress=progress)
-        if progress is not None:
-            progress("report", 0, 1)
-        report, _, html = write_report(store)
-        if progress is not None:
-            progress("report", 1, 1)
+            source.close()
+            registered = register(ingested.store, method, progress=progress, overwrite=options.overwrite)
+            if progress is not None:
+                progress("report", 0, 1)
+            existing = current_report(ingested.store) if registered.state == "complete" else None
+            report, _, html = existing if existing is not None else write_report(ingested.store)
+            if progress is not None:
+                progress("report", 1, 1)
     except Exception as exc:  # one bad scan must not stop the batch
-        return ScanOutcome(name, where, False, time.perf_counter() - started, error=one_line(exc, where))
-    return ScanOutcome(
-        name, where, True, time.perf_counter() - started, store, report, html, registration=info
+        return ScanOutcome(
+            name, where, False, time.perf_counter() - started, error=one_line(exc, where), status="failed"
+        )
+    states = (ingested.state, registered.state, "complete" if existing is not None else "created")
+    status: ScanStatus = (
+        "skipped" if all(s == "complete" for s in states) else "processed" if ingested.state == "created" else "resumed"
     )
+    return ScanOutcome(
+        name, where, True, time.perf_counter() - started, ingested.store, report, html,
+        registration=registered.info, status=status,
+    )  # fmt: skip
 
 
 def run_batch(

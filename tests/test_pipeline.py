@@ -76,14 +76,19 @@ def test_bad_scans_fail_cleanly_and_the_good_one_completes(messy_dir, tmp_path):
     assert {p: sha256_file(p) for p in hashes} == hashes, "inputs were modified"
 
 
-def test_existing_store_is_refused_unless_overwrite(tmp_path, small_sim):
+def test_existing_store_is_skipped_when_complete_and_refused_when_different(tmp_path, small_sim):
     src = tmp_path / "s.npy"
     np.save(src, small_sim.frames[:4])
     out = tmp_path / "out"
-    assert run_batch(src, out, RunOptions(method="none"))[0].ok
+    first = run_batch(src, out, RunOptions(method="none"))[0]
+    assert first.ok and first.status == "processed"
     again = run_batch(src, out, RunOptions(method="none"))[0]
-    assert not again.ok and "already exists" in again.error and "--overwrite" in again.error
-    assert run_batch(src, out, RunOptions(method="none", overwrite=True))[0].ok
+    assert again.ok and again.status == "skipped" and again.report["frames"] == 4
+    different = run_batch(src, out, RunOptions(method="copy-odd"))[0]
+    assert not different.ok and "different parameters" in different.error and "--overwrite" in different.error
+    assert "method none -> copy-odd" in different.error and "\n" not in different.error
+    replaced = run_batch(src, out, RunOptions(method="copy-odd", overwrite=True))[0]
+    assert replaced.ok and replaced.status == "processed" and replaced.report["method"] == "copy-odd"
 
 
 def test_empty_directory_is_a_clear_error(tmp_path):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import functools
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from enum import Enum
@@ -56,7 +58,7 @@ ChunkFrames = Annotated[
 DepthAxis = Annotated[
     int | None, typer.Option("--depth-axis", help="Reduce raw A-line volumes to a MAP along this axis.")
 ]
-Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace stores that already exist.")]
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace stores made with other parameters (same ones are continued or skipped).")]
 Method = Annotated[MethodOpt, typer.Option("--method", "-m", help="Registration method.")]
 Checkpoint = Annotated[
     Path | None, typer.Option("--checkpoint", help="Learned methods: checkpoint file (default: the shipped one).")
@@ -101,6 +103,13 @@ def main(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")] = False,
 ) -> None:
     """Bidirectional OR-PAM registration pipeline."""
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _terminated)
+
+
+def _terminated(signum: int, frame: Any) -> None:
+    """SIGTERM ends the command like Ctrl-C: locks are released and finished chunks stay marked."""
+    raise KeyboardInterrupt
 
 
 @app.command()
@@ -137,20 +146,21 @@ def ingest(
     """Copy scans into zarr stores (float32, chunked by frames, checksummed, with provenance)."""
     from orpam_pipeline.io import discover_scans, open_scan
     from orpam_pipeline.pipeline import one_line
-    from orpam_pipeline.store.ingest import ingest_scan
+    from orpam_pipeline.store.ingest import ingest as run_ingest
 
     failures = 0
+    said = {"created": "", "resumed": " (continued an interrupted ingest)", "complete": " (already complete)"}
     with progress_bars() as bars:
         for entry in discover_scans(src):
             task = bars.add_task(f"ingest {entry.name}", total=None)
             try:
                 with open_scan(entry, variable=variable, depth_axis=depth_axis) as source:
-                    store = ingest_scan(
+                    result = run_ingest(
                         source, out_dir, scan_lines=scan_lines.value, first_line=first_line.value,
                         chunk_frames=chunk_frames, overwrite=overwrite,
                         progress=lambda d, n, task=task: bars.update(task, completed=d, total=n),
                     )  # fmt: skip
-                bars.console.print(f"[green]ok[/] {store}", highlight=False)
+                bars.console.print(f"[green]ok[/] {result.store}{said[result.state]}", highlight=False)
             except Exception as exc:
                 failures += 1
                 bars.console.print(f"[bold red]failed[/] {one_line(exc, entry.paths[0])}", highlight=False)
@@ -167,15 +177,25 @@ def register(
     device: Device = None,
     precision: Precision = None,
     batch_size: BatchSize = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a registration made with other parameters.")] = False,
 ) -> None:
-    """Register the backward lines of a store and write registered_even, merged and displacement."""
+    """Register the backward lines of a store and write registered_even, merged and displacement.
+
+    An interrupted registration with the same parameters is continued; a complete one is left as is.
+    """
     from orpam_pipeline.register import get_method
-    from orpam_pipeline.register.engine import register_store
+    from orpam_pipeline.register.engine import register as run_register
 
     chosen = get_method(method.value, **method_options(checkpoint, device, precision, batch_size))
     with progress_bars() as bars:
-        info = register_store(store, chosen, progress=StageProgress(bars))
-    out.print(f"registered with {info['method']} in {info['seconds']:.1f} s: {store}", highlight=False)
+        result = run_register(store, chosen, progress=StageProgress(bars), overwrite=overwrite)
+    info = result.info
+    if result.state == "complete":
+        out.print(f"already registered with {info['method']}: {store}", highlight=False)
+    else:
+        how = "continued" if result.state == "resumed" else "registered"
+        out.print(f"{how} with {info['method']} in {info['seconds']:.1f} s ({result.chunks_written} of "
+                  f"{result.chunks} chunks written): {store}", highlight=False)  # fmt: skip
 
 
 @app.command()
@@ -206,8 +226,9 @@ def _run_batch(src: Path, out_dir: Path, options: Any) -> list[Any]:
             bars.advance(scans_task)
             if outcome.ok:
                 r = outcome.report
+                how = {"skipped": " (already complete, skipped)", "resumed": " (continued)"}.get(outcome.status, "")
                 bars.console.print(
-                    f"[green]ok[/] {outcome.name}: NCC {fmt(r['ncc_mean'])} (unregistered "
+                    f"[green]ok[/] {outcome.name}{how}: NCC {fmt(r['ncc_mean'])} (unregistered "
                     f"{fmt(r['ncc_mean_unregistered'])}), TNCC {fmt(r['tncc_merged'])} "
                     f"(odd-only {fmt(r['tncc_odd'])}), {outcome.seconds:.1f} s",
                     highlight=False,
@@ -224,8 +245,10 @@ def _summarise(outcomes: list[Any], started: float) -> None:
     ok = [o for o in outcomes if o.ok]
     failed = [o for o in outcomes if not o.ok]
     frames = sum(o.report["frames"] for o in ok)
+    skipped = sum(1 for o in ok if o.status == "skipped")
+    note = f" ({skipped} already complete)" if skipped else ""
     out.print(
-        f"{len(ok)} of {len(outcomes)} scans done, {frames} frames in {time.perf_counter() - started:.1f} s",
+        f"{len(ok)} of {len(outcomes)} scans done{note}, {frames} frames in {time.perf_counter() - started:.1f} s",
         highlight=False,
     )
     if failed:
@@ -355,6 +378,68 @@ def evaluate(
     failed = [s for s in result["scans"] if not s.get("ok") or not all(m.get("ok") for m in s["methods"].values())]
     if failed:
         raise typer.Exit(1)
+
+
+@app.command()
+@friendly
+def status(
+    out_dir: Annotated[Path, typer.Argument(help="Output folder of `orpam run` (or one scan's folder or store).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Show per scan which stages are complete and how many chunks each has done."""
+    import json
+
+    from rich.table import Table
+
+    from orpam_pipeline.store.lock import describe_holder
+    from orpam_pipeline.store.status import STAGES, collect_status
+
+    scans = collect_status(out_dir)
+    if as_json:
+        print(json.dumps(scans, indent=1))
+        return
+    if not scans:
+        raise OrpamError(f"{out_dir}: no scan stores found")
+    table = Table(title=f"{out_dir}: {len(scans)} scans")
+    table.add_column("scan", no_wrap=True)
+    for stage in STAGES:
+        table.add_column(stage, justify="right")
+    table.add_column("writer")
+    colours = {"complete": "green", "partial": "yellow", "absent": "dim"}
+    for scan in scans:
+        cells = []
+        for stage in STAGES:
+            s = scan["stages"][stage]
+            text = "—" if s["state"] == "absent" else f"{s['state']} {s['chunks_done']}/{s['chunks_total']}"
+            if s.get("method"):
+                text += f" ({s['method']})"
+            cells.append(f"[{colours[s['state']]}]{text}[/]")
+        lock = scan["lock"]
+        writer = "" if lock is None else ("running: " if lock.get("alive") else "stale lock: ") + describe_holder(lock)
+        table.add_row(scan["scan"], *cells, writer or (scan["problem"] or ""))
+    out.print(table)
+
+
+@app.command()
+@friendly
+def verify(
+    out_dir: Annotated[Path, typer.Argument(help="Output folder of `orpam run` (or one scan's folder or store).")],
+) -> None:
+    """Re-hash every recorded source file and decode every chunk (CRC32C); exit 1 on any problem."""
+    from orpam_pipeline.store.status import verify_outputs
+
+    with progress_bars() as bars:
+        task = bars.add_task("verify", total=None)
+        result = verify_outputs(
+            out_dir, progress=lambda what, d, n: bars.update(task, description=f"verify {what}", completed=d, total=n)
+        )
+    for problem in result.problems:
+        err.print(f"[bold red]problem:[/] {problem}", highlight=False, soft_wrap=True)
+    summary = f"{result.stores} stores, {result.source_files} source files, {result.chunks} chunks checked"
+    if not result.ok:
+        err.print(f"[bold red]{len(result.problems)} problems[/] ({summary})", highlight=False)
+        raise typer.Exit(1)
+    out.print(f"ok: {summary}", highlight=False)
 
 
 manifest_app = typer.Typer(help="Create and verify dataset manifests (data_manifests/README.md).", no_args_is_help=True)

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..errors import ScanError
+from ..resources import check_memory
 from .hashing import sha256_file
 
 MAX_FRAME_PIXELS = 2**28
@@ -152,6 +153,14 @@ def plan_frames(path: Path, pshape: tuple[int, ...], depth_axis: int | None) -> 
     if per_frame > MAX_FRAME_VALUES:
         raise ScanError(path, f"one frame needs {per_frame} stored values, over the limit of 2**31")
     return FramePlan(shape=shape, frame_axis=frame_axis, depth=depth)
+
+
+def check_frame_memory(path: Path, layout: Layout, plan: FramePlan) -> None:
+    """Refuse a frame whose reading (raw stored values and float32 copy) cannot fit in memory."""
+    _, y, x = plan.shape
+    stored = math.prod(int(s) for s in layout.pipeline_shape) // max(plan.shape[0], 1)
+    nbytes = max(y * x * 4, stored * np.dtype(layout.source_dtype).itemsize)
+    check_memory(path, nbytes, f"one frame of {y} x {x}")
 
 
 class Backend(Protocol):

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ScanError
-from ._base import Layout, ScanSource, check_finite, plan_frames, shape_str
+from ._base import Layout, ScanSource, check_finite, check_frame_memory, plan_frames, shape_str
 from .readers import inspect_file, open_file
 
 
@@ -29,6 +29,7 @@ class FramesScanSource(ScanSource):
             if plan.shape[0] != 1:
                 raise ScanError(path, f"holds {plan.shape[0]} frames; a frames directory needs one 2-D frame per file")
             if frame_shape is None:
+                check_frame_memory(path, layout, plan)
                 frame_shape = plan.shape[1:]
             elif plan.shape[1:] != frame_shape:
                 raise ScanError(

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ScanError
-from ._base import FileScanSource, Layout, plan_frames
+from ._base import FileScanSource, Layout, check_frame_memory, plan_frames
 from .hdf5 import inspect_hdf5, open_hdf5
 from .matlab import inspect_mat, open_mat
 from .numpy_files import inspect_npy, inspect_npz, open_npy, open_npz
@@ -67,6 +67,7 @@ def open_file(
     path = Path(path)
     layout = inspect_file(path, variable)
     plan = plan_frames(path, layout.pipeline_shape, depth_axis)
+    check_frame_memory(path, layout, plan)
     try:
         backend = _OPEN[layout.reader](layout)
     except ScanError:

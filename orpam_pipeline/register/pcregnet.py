@@ -91,6 +91,10 @@ class _Runner:
         self.arch = config_arch(meta["model_config"])
         self.model = fold_batchnorm(model).eval().to(self.device).to(memory_format=torch.channels_last)
         self.lock = threading.Lock()
+        if self.device == "cpu":
+            # Denormal activations make CPU convolutions many times slower; flushing them to zero
+            # changes outputs far below float32 resolution of the images (process-wide setting).
+            torch.set_flush_denormal(True)
 
     def _autocast(self):
         torch = self.torch

@@ -24,9 +24,12 @@ from orpam_pipeline.store.layout import (
     mark_stage,
     now_iso,
     open_scan_store,
+    resolve_store_path,
     stage_complete,
     store_root,
 )
+from orpam_pipeline.store.lock import store_lock
+from orpam_pipeline.store.resume import clean_strays, fingerprint
 
 REPORT_JSON = "report.json"
 REPORT_HTML = "report.html"
@@ -152,22 +155,49 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _report_fingerprint(group: zarr.Group) -> str:
+    """The report depends only on the registered store, so it is fingerprinted by the register stage."""
+    register = dict(group.attrs.get("stages", {})).get("register", {})
+    return fingerprint({"register": register.get("fingerprint")})
+
+
+def current_report(store: Path) -> tuple[dict[str, Any], Path, Path] | None:
+    """The report already written for the store's current registration, or None when it must be (re)made."""
+    group = open_scan_store(store, mode="r")
+    record = dict(group.attrs.get("stages", {})).get("report", {})
+    if not record.get("complete") or record.get("fingerprint") != _report_fingerprint(group):
+        return None
+    out_dir = store_root(group).parent
+    json_path, html_path = out_dir / REPORT_JSON, out_dir / REPORT_HTML
+    if not (json_path.is_file() and html_path.is_file()):
+        return None
+    try:
+        report = json.loads(json_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return report, json_path, html_path
+
+
 def write_report(store: Path) -> tuple[dict[str, Any], Path, Path]:
     """Compute the report of ``store`` and write report.json and report.html beside it."""
-    report, figures = compute_report(store)
-    root = Path(report["store"])
-    out_dir = root.parent
-    safe = _json_safe(report)
-    json_path = out_dir / REPORT_JSON
-    html_path = out_dir / REPORT_HTML
-    crop = choose_crop(figures["unregistered"])
-    html = render_report_html(
-        safe,
-        {"unregistered": figures["unregistered"], "registered": figures["registered"]},
-        crop,
-        figures["displacement"],
-    )
-    _atomic_write(json_path, json.dumps(safe, indent=1, allow_nan=False))
-    _atomic_write(html_path, html)
-    mark_stage(zarr.open_group(root, mode="r+"), "report", True, json=str(json_path), html=str(html_path))
+    store = resolve_store_path(store)
+    with store_lock(store.parent):
+        clean_strays(store)
+        report, figures = compute_report(store)
+        root = Path(report["store"])
+        out_dir = root.parent
+        safe = _json_safe(report)
+        json_path = out_dir / REPORT_JSON
+        html_path = out_dir / REPORT_HTML
+        crop = choose_crop(figures["unregistered"])
+        html = render_report_html(
+            safe,
+            {"unregistered": figures["unregistered"], "registered": figures["registered"]},
+            crop,
+            figures["displacement"],
+        )
+        _atomic_write(json_path, json.dumps(safe, indent=1, allow_nan=False))
+        _atomic_write(html_path, html)
+        group = zarr.open_group(root, mode="r+")
+        mark_stage(group, "report", True, json=str(json_path), html=str(html_path), fingerprint=_report_fingerprint(group))
     return safe, json_path, html_path

@@ -1,16 +1,21 @@
-"""Copy one scan from its source file(s) into a new zarr store, a chunk of frames at a time.
+"""Copy one scan from its source file(s) into a zarr store, a chunk of frames at a time, resumably.
 
-The store is built under a hidden temporary name beside its final place and renamed only once every
-frame is written and the ingest stage is marked complete, so an interrupted ingest never leaves a
-store that looks usable. Sources are opened read-only and never touched.
+The store skeleton (group attributes with an incomplete ``ingest`` stage record and its parameter
+fingerprint, and the empty ``frames`` array) is built under a hidden temporary name and renamed into
+place, so the final path only ever holds a store that says what it is. Frames are then written into
+the final store chunk by chunk, each chunk followed by its completion marker; the stage is marked
+complete only after the last chunk. A rerun with the same source and parameters continues where an
+interrupted run stopped; different ones are refused unless ``overwrite``. Sources are opened
+read-only and never touched.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import zarr
 
@@ -18,6 +23,7 @@ from orpam_pipeline import __version__
 from orpam_pipeline.errors import ScanError, StoreError
 from orpam_pipeline.geometry import FirstLine, fixed_parity
 from orpam_pipeline.io import ScanSource
+from orpam_pipeline.resources import check_memory
 from orpam_pipeline.store.layout import (
     FRAMES,
     STORE_NAME,
@@ -27,22 +33,72 @@ from orpam_pipeline.store.layout import (
     now_iso,
     remove_tree,
 )
+from orpam_pipeline.store.lock import store_lock
+from orpam_pipeline.store.resume import ChunkMarkers, clean_strays, clear_state, describe_mismatch, fingerprint
 
 ScanLines = Literal["columns", "rows"]
+IngestState = Literal["created", "resumed", "complete"]
 MIN_LINES = 2
 MIN_LINE_LENGTH = 4
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """Where the store is and what this call did: wrote it anew, continued it, or found it complete."""
+
+    store: Path
+    state: IngestState
+    chunks: int
+    chunks_written: int
 
 
 def _partial_path(target: Path) -> Path:
     return target.with_name(f".{target.name}.partial-{os.getpid()}")
 
 
-def _clean_stale_partials(target: Path) -> None:
-    for stale in target.parent.glob(f".{target.name}.partial-*"):
-        remove_tree(stale)
+def ingest_params(source: ScanSource, scan_lines: str, first_line: str, chunk: int) -> dict[str, Any]:
+    """What the ingested frames depend on: the source bytes and how they are read and chunked."""
+    prov = dict(source.provenance())
+    prov.pop("name", None)
+    files = [{"name": Path(f["path"]).name, "size": f["size"], "sha256": f["sha256"]} for f in prov.pop("files")]
+    return {**prov, "files": files, "scan_lines": scan_lines, "first_line": first_line, "chunk_frames": chunk}
 
 
-def ingest_scan(
+def _existing_state(target: Path, fp: str, params: dict[str, Any]) -> Literal["absent", "partial", "complete"]:
+    """Compare a store already at ``target`` with the wanted ingest; refuse it when it differs."""
+    if not target.exists():
+        return "absent"
+    record: dict[str, Any] | None = None
+    try:
+        record = dict(zarr.open_group(target, mode="r").attrs.get("stages", {})).get("ingest")
+    except Exception:  # zarr raises several types for damaged metadata
+        record = None
+    if not record or "fingerprint" not in record:
+        raise StoreError(target, "store already exists without a resumable ingest record; pass --overwrite to replace it")
+    if record["fingerprint"] != fp:
+        raise StoreError(
+            target,
+            f"store already exists with different ingest parameters ({describe_mismatch(record.get('params'), params)}); "
+            "pass --overwrite to replace it",
+        )
+    return "complete" if record.get("complete") else "partial"
+
+
+def _create_skeleton(target: Path, source: ScanSource, attrs: dict[str, Any], shape: tuple[int, int, int], chunk: int) -> None:
+    """Build group attributes and the empty frames array aside, then move them into place at once."""
+    partial = _partial_path(target)
+    try:
+        group = zarr.open_group(partial, mode="w")
+        group.attrs.update(attrs)
+        create_frame_array(group, FRAMES, shape, chunk)
+        clear_state(target)
+        partial.rename(target)
+    except BaseException:
+        remove_tree(partial)
+        raise
+
+
+def ingest(
     source: ScanSource,
     out_dir: Path,
     *,
@@ -51,14 +107,12 @@ def ingest_scan(
     chunk_frames: int | None = None,
     overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
-) -> Path:
-    """Write ``source`` to ``out_dir/<scan name>/scan.zarr`` and return the store path."""
+) -> IngestResult:
+    """Write (or continue writing) ``source`` to ``out_dir/<scan name>/scan.zarr``."""
     fixed_parity(first_line)
     if scan_lines not in ("columns", "rows"):
         raise ValueError(f"scan_lines must be 'columns' or 'rows', not {scan_lines!r}")
     target = Path(out_dir) / source.name / STORE_NAME
-    if target.exists() and not overwrite:
-        raise StoreError(target, "store already exists; pass --overwrite to replace it")
 
     n_frames, rows, cols = source.shape
     height, width = (rows, cols) if scan_lines == "columns" else (cols, rows)
@@ -71,14 +125,24 @@ def ingest_scan(
         )
     chunk = int(chunk_frames or auto_chunk_frames((height, width), n_frames))
     chunk = max(1, min(chunk, n_frames))
+    check_memory(where, chunk * height * width * 4, f"a chunk of {chunk} frames of {height}x{width}")
+    n_chunks = -(-n_frames // chunk)
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    _clean_stale_partials(target)
-    partial = _partial_path(target)
-    try:
-        group = zarr.open_group(partial, mode="w")
-        group.attrs.update(
-            {
+    with store_lock(target.parent):
+        clean_strays(target)
+        if overwrite and target.exists():
+            remove_tree(target)
+            clear_state(target)
+        params = ingest_params(source, scan_lines, first_line, chunk)
+        fp = fingerprint(params)
+        state = _existing_state(target, fp, params)
+        markers = ChunkMarkers(target, "ingest")
+        if state == "complete":
+            if progress is not None:
+                progress(n_chunks, n_chunks)
+            return IngestResult(target, "complete", n_chunks, 0)
+        if state == "absent":
+            attrs = {
                 "scan": source.name,
                 "source": source.provenance(),
                 "conventions": {
@@ -90,25 +154,52 @@ def ingest_scan(
                 },
                 "package_version": __version__,
                 "created": now_iso(),
-            }
-        )
-        mark_stage(group, "ingest", False)
-        frames = create_frame_array(group, FRAMES, (n_frames, height, width), chunk)
-        done = 0
-        for start in range(0, n_frames, chunk):
-            stop = min(start + chunk, n_frames)
-            block = source.read(start, stop)
-            if scan_lines == "rows":
-                block = block.transpose(0, 2, 1)
-            frames[start:stop] = block
-            done += 1
-            if progress is not None:
-                progress(done, -(-n_frames // chunk))
-        mark_stage(group, "ingest", True, frames=n_frames, chunk_frames=chunk)
-        if target.exists():
+                "stages": {"ingest": {"complete": False, "updated": now_iso(), "fingerprint": fp,
+                                      "params": params, "chunks": n_chunks}},
+            }  # fmt: skip
+            _create_skeleton(target, source, attrs, (n_frames, height, width), chunk)
+        group = zarr.open_group(target, mode="r+")
+        frames = group[FRAMES]
+        done = markers.done()
+        written = 0
+        try:
+            for index in range(n_chunks):
+                if index in done:
+                    continue
+                start, stop = index * chunk, min((index + 1) * chunk, n_frames)
+                block = source.read(start, stop)
+                if scan_lines == "rows":
+                    block = block.transpose(0, 2, 1)
+                frames[start:stop] = block
+                markers.mark(index)
+                written += 1
+                if progress is not None:
+                    progress(len(done) + written, n_chunks)
+        except ScanError:
             remove_tree(target)
-        partial.rename(target)
-    except BaseException:
-        remove_tree(partial)
-        raise
-    return target
+            clear_state(target)
+            raise
+        except OSError as exc:
+            raise StoreError(
+                target, f"writing frames failed ({exc.strerror or exc}); fix the cause and rerun to continue"
+            ) from None
+        mark_stage(group, "ingest", True, frames=n_frames, chunk_frames=chunk, fingerprint=fp, params=params, chunks=n_chunks)
+        markers.clear()
+    return IngestResult(target, "created" if state == "absent" else "resumed", n_chunks, written)
+
+
+def ingest_scan(
+    source: ScanSource,
+    out_dir: Path,
+    *,
+    scan_lines: ScanLines = "columns",
+    first_line: FirstLine = "forward",
+    chunk_frames: int | None = None,
+    overwrite: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> Path:
+    """Write ``source`` to ``out_dir/<scan name>/scan.zarr`` (see :func:`ingest`) and return the store path."""
+    return ingest(
+        source, out_dir, scan_lines=scan_lines, first_line=first_line, chunk_frames=chunk_frames,
+        overwrite=overwrite, progress=progress,
+    ).store  # fmt: skip

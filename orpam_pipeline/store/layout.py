@@ -72,14 +72,21 @@ def create_frame_array(
 
 
 def now_iso() -> str:
+    """UTC time stamp recorded in attributes and lock files."""
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def resolve_store_path(path: Path) -> Path:
+    """The store itself when given its output folder (``OUT/<scan>`` -> ``OUT/<scan>/scan.zarr``)."""
+    path = Path(path)
+    if path.name != STORE_NAME and (path / STORE_NAME).exists():
+        return path / STORE_NAME
+    return path
 
 
 def open_scan_store(path: Path, mode: str = "r") -> zarr.Group:
     """Open an existing scan store whose ingest stage is complete."""
-    path = Path(path)
-    if path.name != STORE_NAME and (path / STORE_NAME).exists():
-        path = path / STORE_NAME
+    path = resolve_store_path(path)
     if not (path / "zarr.json").exists():
         raise StoreError(path, "not a scan store (no zarr.json); run `orpam ingest` first")
     try:
@@ -87,11 +94,12 @@ def open_scan_store(path: Path, mode: str = "r") -> zarr.Group:
     except Exception as exc:  # zarr raises several types for damaged metadata
         raise StoreError(path, f"cannot open zarr group ({type(exc).__name__}: {exc})") from None
     if not stage_complete(group, "ingest"):
-        raise StoreError(path, "ingest did not complete; rerun `orpam ingest --overwrite`")
+        raise StoreError(path, "ingest did not complete; rerun the same `orpam ingest` or `orpam run` to continue it")
     return group
 
 
 def stage_complete(group: zarr.Group, stage: str) -> bool:
+    """Whether ``stage`` recorded itself complete in the group attributes."""
     stages = group.attrs.get("stages", {})
     return bool(stages.get(stage, {}).get("complete", False))
 
@@ -104,6 +112,7 @@ def mark_stage(group: zarr.Group, stage: str, complete: bool, **info: Any) -> No
 
 
 def remove_tree(path: Path) -> None:
+    """Remove a file, link or folder if present."""
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path)
     elif path.exists() or path.is_symlink():

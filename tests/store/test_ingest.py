@@ -4,7 +4,7 @@ import zarr
 
 from orpam_pipeline.errors import ScanError, StoreError
 from orpam_pipeline.io import open_scan, sha256_file
-from orpam_pipeline.store.ingest import ingest_scan
+from orpam_pipeline.store.ingest import ingest, ingest_scan
 from orpam_pipeline.store.layout import open_scan_store, stage_complete
 from tests.conftest import make_store
 
@@ -35,10 +35,17 @@ def test_scan_lines_rows_transposes_on_ingest(tmp_path, small_sim):
     np.testing.assert_array_equal(zarr.open_group(store)["frames"][:], frames)
 
 
-def test_existing_store_is_refused(tmp_path, small_sim):
-    make_store(tmp_path, small_sim.frames[:2])
-    with pytest.raises(StoreError, match="already exists"):
-        make_store(tmp_path, small_sim.frames[:2])
+def test_existing_store_same_source_is_complete_different_source_is_refused(tmp_path, small_sim):
+    store = make_store(tmp_path, small_sim.frames[:2])
+    with open_scan(tmp_path / "src" / "scan.npy") as source:
+        again = ingest(source, tmp_path / "out")
+    assert again.state == "complete" and again.store == store and again.chunks_written == 0
+    with pytest.raises(StoreError, match="already exists with different ingest parameters .*source files differ.*--overwrite"):
+        make_store(tmp_path, small_sim.frames[:3])
+    with pytest.raises(StoreError, match="chunk_frames 2 -> 1"):
+        make_store(tmp_path, small_sim.frames[:2], chunk_frames=1)
+    make_store(tmp_path, small_sim.frames[:3], overwrite=True)
+    np.testing.assert_array_equal(open_scan_store(store)["frames"][:], small_sim.frames[:3])
 
 
 def test_failed_ingest_leaves_nothing_that_looks_complete(tmp_path, small_sim):

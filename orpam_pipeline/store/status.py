@@ -1,0 +1,159 @@
+"""Where each scan of an output folder stands (``orpam status``) and whether its bytes are intact
+(``orpam verify``): recorded sources re-hashed, every chunk of every array decoded through the
+CRC32C codec."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import zarr
+
+from orpam_pipeline.io import sha256_file
+from orpam_pipeline.io.discover import natural_key
+from orpam_pipeline.store.layout import FRAMES, STORE_NAME, stage_complete
+from orpam_pipeline.store.lock import LOCK_NAME, describe_holder, holder_alive, read_lock
+from orpam_pipeline.store.resume import STATE_DIR, ChunkMarkers
+
+STAGES = ("ingest", "register", "report")
+
+
+def find_stores(path: Path) -> list[Path]:
+    """Stores under an output folder (or the one store ``path`` names), including ones not yet created."""
+    path = Path(path)
+    if (path / "zarr.json").is_file():
+        return [path]
+    if (path / STORE_NAME).exists() or (path / LOCK_NAME).exists():
+        return [path / STORE_NAME]
+    if not path.is_dir():
+        return []
+    found = [
+        d / STORE_NAME
+        for d in path.iterdir()
+        if d.is_dir() and any((d / n).exists() for n in (STORE_NAME, LOCK_NAME, STATE_DIR))
+    ]
+    return sorted(found, key=lambda p: natural_key(p.parent.name))
+
+
+def _open(store: Path) -> tuple[zarr.Group | None, str | None]:
+    if not (store / "zarr.json").is_file():
+        return None, "no store yet"
+    try:
+        return zarr.open_group(store, mode="r"), None
+    except Exception as exc:  # zarr raises several types for damaged metadata
+        return None, f"cannot open ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})"
+
+
+def scan_status(store: Path) -> dict[str, Any]:
+    """Per stage: ``state`` (absent, partial, complete), chunks done of total, and the lock holder if any."""
+    store = Path(store)
+    group, problem = _open(store)
+    stages = dict(group.attrs.get("stages", {})) if group is not None else {}
+    result: dict[str, Any] = {"scan": store.parent.name, "store": str(store), "problem": problem, "stages": {}}
+    for stage in STAGES:
+        record = stages.get(stage)
+        if record is None:
+            result["stages"][stage] = {"state": "absent", "chunks_done": 0, "chunks_total": None}
+            continue
+        total = 1 if stage == "report" else record.get("chunks")
+        complete = bool(record.get("complete"))
+        done = total if complete else (0 if stage == "report" else ChunkMarkers(store, stage).count())
+        entry = {"state": "complete" if complete else "partial", "chunks_done": done, "chunks_total": total}
+        if "method" in record:
+            entry["method"] = record["method"]
+        result["stages"][stage] = entry
+    holder = read_lock(store.parent)
+    result["lock"] = None if holder is None else {**holder, "alive": holder_alive(holder) if holder else False}
+    return result
+
+
+def collect_status(path: Path) -> list[dict[str, Any]]:
+    """:func:`scan_status` of every store under ``path``."""
+    return [scan_status(s) for s in find_stores(path)]
+
+
+@dataclass
+class VerifyResult:
+    """What ``verify_outputs`` checked and every problem found, one line each."""
+
+    stores: int = 0
+    source_files: int = 0
+    chunks: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _fold(exc: BaseException, limit: int = 160) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return f"{type(exc).__name__}: {text if len(text) <= limit else text[: limit - 3] + '...'}"
+
+
+def _verify_sources(store: Path, group: zarr.Group, result: VerifyResult) -> None:
+    for entry in group.attrs.get("source", {}).get("files", []):
+        path = Path(entry["path"])
+        result.source_files += 1
+        if not path.is_file():
+            result.problems.append(f"{store}: source {path} is missing")
+            continue
+        size = path.stat().st_size
+        if size != entry.get("size"):
+            result.problems.append(f"{store}: source {path} changed: {size} bytes, recorded {entry.get('size')}")
+        elif sha256_file(path) != entry.get("sha256"):
+            result.problems.append(f"{store}: source {path} changed: sha256 differs from the recorded one")
+
+
+def _verify_arrays(store: Path, group: zarr.Group, result: VerifyResult, progress: Callable[[str, int, int], None] | None) -> None:
+    for name in sorted(group.array_keys()):
+        array = group[name]
+        written_by = "ingest" if name == FRAMES else "register"
+        must_exist = stage_complete(group, written_by)
+        grid = list(itertools.product(*(range(n) for n in array.cdata_shape)))
+        per_chunk = int(array.chunks[0])
+        for i, coords in enumerate(grid):
+            where = f"{store}: array {name} chunk {coords[0]} (frames {coords[0] * per_chunk}-{min((coords[0] + 1) * per_chunk, array.shape[0]) - 1})"
+            if not (store / name / array.metadata.encode_chunk_key(coords)).is_file():
+                if must_exist:
+                    result.problems.append(f"{where}: chunk file is missing")
+                continue
+            try:
+                array.get_block_selection(coords)
+            except Exception as exc:  # the codecs raise several types; every one means damaged bytes
+                result.problems.append(f"{where}: corrupted ({_fold(exc)})")
+            result.chunks += 1
+            if progress is not None:
+                progress(f"{store.parent.name}/{name}", i + 1, len(grid))
+
+
+def verify_outputs(path: Path, progress: Callable[[str, int, int], None] | None = None) -> VerifyResult:
+    """Re-check every store under ``path``: sources' size and sha256, stage completion, every chunk."""
+    result = VerifyResult()
+    stores = find_stores(path)
+    if not stores:
+        result.problems.append(f"{path}: no scan stores found")
+    for store in stores:
+        result.stores += 1
+        holder = read_lock(store.parent)
+        if holder is not None and (not holder or holder_alive(holder)):
+            result.problems.append(f"{store}: being written by {describe_holder(holder)}; verify again when it has finished")
+            continue
+        group, problem = _open(store)
+        if group is None:
+            result.problems.append(f"{store}: {problem}")
+            continue
+        _verify_sources(store, group, result)
+        status = scan_status(store)["stages"]
+        for stage in ("ingest", "register"):
+            s = status[stage]
+            if s["state"] == "partial":
+                result.problems.append(
+                    f"{store}: stage {stage} is incomplete ({s['chunks_done']}/{s['chunks_total']} chunks); "
+                    "rerun the same command to continue"
+                )
+        _verify_arrays(store, group, result, progress)
+    return result
