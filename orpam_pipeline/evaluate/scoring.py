@@ -62,7 +62,7 @@ def score_store(store: Path, truth: Path | None = None) -> dict[str, Any]:
     first_line = group.attrs["conventions"]["first_line"]
     n = int(frames_z.shape[0])
     chunk = int(frames_z.chunks[0])
-    has_disp = DISPLACEMENT in group and group[DISPLACEMENT].ndim == 2
+    has_disp = DISPLACEMENT in group
     t_group = zarr.open_group(truth, mode="r") if truth is not None else None
     per: dict[str, list[np.ndarray]] = {"artefact": [], "ncc_truth": [], "psnr_truth": [], "disp_sq": []}
     for start in range(0, n, chunk):
@@ -77,8 +77,12 @@ def score_store(store: Path, truth: Path | None = None) -> dict[str, Any]:
         per["ncc_truth"].append(ncc_frames(reg, even_true))
         per["psnr_truth"].append(psnr_frames(reg, even_true, flat.max(axis=1) - flat.min(axis=1)))
         if has_disp:
-            err = np.asarray(group[DISPLACEMENT][start:stop], np.float64) - t_group["displacement"][start:stop]
-            per["disp_sq"].append((err**2).mean(axis=1))
+            stored = np.asarray(group[DISPLACEMENT][start:stop], np.float64)
+            true = np.asarray(t_group["displacement"][start:stop], np.float64)
+            if stored.ndim == 3:
+                true = true[..., None]
+            err = stored - true
+            per["disp_sq"].append((err**2).reshape(err.shape[0], -1).mean(axis=1))
     flat_per = {k: np.concatenate(v) if v else np.zeros(0) for k, v in per.items()}
     out: dict[str, Any] = {
         "artefact": _nanmean(flat_per["artefact"]),
