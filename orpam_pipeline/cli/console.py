@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
+
+import typer
 
 from rich.console import Console
 from rich.progress import (
@@ -19,8 +22,29 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from orpam_pipeline.errors import OrpamError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
+
+
+def friendly(fn: F) -> F:
+    """Turn library errors into one line on stderr and exit status 1 (130 on Ctrl-C)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except OrpamError as exc:
+            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            err.print("[bold red]interrupted[/]")
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
 
 
 def fmt(value: Any, digits: int = 4) -> str:

@@ -1,7 +1,6 @@
 """``orpam apply-displacement``: warp another array of an acquisition with a store's displacement.
 
-A plain function so that ``cli.main`` registers it with ``app.command("apply-displacement")(...)``;
-it turns library errors into one line on stderr and exit status 1 itself.
+A plain function so that ``cli.main`` registers it with ``app.command("apply-displacement")(...)``.
 """
 
 from __future__ import annotations
@@ -11,10 +10,10 @@ from typing import Annotated
 
 import typer
 
-from orpam_pipeline.cli.console import err, out, progress_bars
-from orpam_pipeline.errors import OrpamError
+from orpam_pipeline.cli.console import friendly, out, progress_bars
 
 
+@friendly
 def apply_displacement_command(
     store: Annotated[Path, typer.Argument(help="A registered scan store holding a displacement (phase, pcregnet-flow).")],
     array_file: Annotated[
@@ -29,19 +28,12 @@ def apply_displacement_command(
     """Resample the backward lines of ARRAY_FILE with the displacement registered in STORE; forward lines are kept."""
     from orpam_pipeline.register.apply_displacement import apply_displacement_store
 
-    try:
-        with progress_bars() as bars:
-            task = bars.add_task("apply displacement", total=None)
-            summary = apply_displacement_store(
-                store, array_file, out_path, variable=variable, overwrite=overwrite,
-                progress=lambda done, total: bars.update(task, completed=done, total=total),
-            )  # fmt: skip
-    except OrpamError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
-    except KeyboardInterrupt:
-        err.print("[bold red]interrupted[/]")
-        raise typer.Exit(130) from None
+    with progress_bars() as bars:
+        task = bars.add_task("apply displacement", total=None)
+        summary = apply_displacement_store(
+            store, array_file, out_path, variable=variable, overwrite=overwrite,
+            progress=lambda done, total: bars.update(task, completed=done, total=total),
+        )  # fmt: skip
     shape = "x".join(str(s) for s in summary["shape"])
     disp = "x".join(str(s) for s in summary["displacement_shape"])
     out.print(

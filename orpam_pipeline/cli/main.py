@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import signal
 import sys
 import threading
@@ -10,13 +9,13 @@ import time
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 
 from orpam_pipeline import __version__
 from orpam_pipeline.cli.displacement import apply_displacement_command
-from orpam_pipeline.cli.console import StageProgress, err, fmt, out, progress_bars, report_table
+from orpam_pipeline.cli.console import StageProgress, friendly, err, fmt, out, progress_bars, report_table
 from orpam_pipeline.errors import OrpamError
 from orpam_pipeline.register import DEFAULT_METHOD, METHODS
 
@@ -28,7 +27,6 @@ app = typer.Typer(
     add_completion=False,
 )
 
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 class ScanLinesOpt(str, Enum):
@@ -73,23 +71,6 @@ def method_options(checkpoint: Path | None, device: str | None, precision: str |
     opts = {"checkpoint": str(checkpoint) if checkpoint else None, "device": device, "precision": precision,
             "batch_size": batch}  # fmt: skip
     return {k: v for k, v in opts.items() if v is not None}
-
-
-def friendly(fn: F) -> F:
-    """Turn library errors into one line on stderr and exit status 1."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except OrpamError as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-            raise typer.Exit(1) from None
-        except KeyboardInterrupt:
-            err.print("[bold red]interrupted[/]")
-            raise typer.Exit(130) from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _version(value: bool) -> None:

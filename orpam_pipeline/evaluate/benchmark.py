@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from orpam_pipeline.io import sha256_file
 from orpam_pipeline.simulate import SceneParams, SimulationParams, write_simulation
 
 BENCHMARK_FRAMES = 48
@@ -93,20 +94,12 @@ BENCHMARK_SCANS: tuple[BenchmarkScan, ...] = (
 )
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _sha256_tree(root: Path) -> str:
     """Digest over every file of a directory tree (relative names and contents, in sorted order)."""
     h = hashlib.sha256()
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         h.update(path.relative_to(root).as_posix().encode())
-        h.update(_sha256_file(path).encode())
+        h.update(sha256_file(path).encode())
     return h.hexdigest()
 
 
@@ -117,7 +110,7 @@ def _entry_matches(root: Path, recorded: dict[str, Any] | None, params: Simulati
     truth = root / recorded.get("truth", "")
     if not scan.is_file() or not truth.is_dir():
         return False
-    return _sha256_file(scan) == recorded.get("scan_sha256") and _sha256_tree(truth) == recorded.get("truth_sha256")
+    return sha256_file(scan) == recorded.get("scan_sha256") and _sha256_tree(truth) == recorded.get("truth_sha256")
 
 
 def ensure_benchmark(root: Path, frames: int = BENCHMARK_FRAMES, size: int = BENCHMARK_SIZE) -> dict[str, Any]:
@@ -144,7 +137,7 @@ def ensure_benchmark(root: Path, frames: int = BENCHMARK_FRAMES, size: int = BEN
         scans.append({
             "name": spec.name, "description": spec.description, "seed": spec.seed,
             "params": params.to_dict(), "scan": paths.scan.relative_to(root).as_posix(),
-            "truth": paths.truth.relative_to(root).as_posix(), "scan_sha256": _sha256_file(paths.scan),
+            "truth": paths.truth.relative_to(root).as_posix(), "scan_sha256": sha256_file(paths.scan),
             "truth_sha256": _sha256_tree(paths.truth), "status": "generated",
         })  # fmt: skip
     index = {"frames": frames, "size": size, "scans": scans}

@@ -11,10 +11,8 @@ of ``y -> y + d(y)``. Forward columns (``0::2``) sample the scene at their nomin
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import shutil
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -24,6 +22,8 @@ import numpy as np
 from scipy import ndimage
 
 from orpam_pipeline.errors import OrpamError
+from orpam_pipeline.io.hashing import sha256_file
+from orpam_pipeline.store.layout import remove_tree
 from orpam_pipeline.simulate.vasculature import Scene, SceneParams, render_scene
 
 DISPLACEMENT_CONVENTION = "registered_even[t, y] = even[t, y + displacement[t, y]]"
@@ -325,23 +325,6 @@ def simulate(params: SimulationParams) -> Simulation:
     return Simulation(params=params, frames=frames, scene=scene, displacement=disp)
 
 
-def _sha256(path: Path) -> str:
-    """SHA-256 of a file, read in blocks."""
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _remove(path: Path) -> None:
-    """Delete a file or directory tree if present."""
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    elif path.exists() or path.is_symlink():
-        path.unlink()
-
-
 def write_simulation(
     out_dir: Path, params: SimulationParams, name: str | None = None, chunk_frames: int = 32,
     overwrite: bool = False,
@@ -398,7 +381,7 @@ def write_simulation(
                 "generator": "orpam_pipeline.simulate",
                 "scan_path": f"scans/{scan.name}",
                 "scan_path_base": "parent of the truth/ folder",
-                "scan_sha256": _sha256(scan_tmp),
+                "scan_sha256": sha256_file(scan_tmp),
                 "scan_shape": [t, h, w],
                 "displacement_convention": DISPLACEMENT_CONVENTION,
                 "scan_lines": "columns",
@@ -406,12 +389,12 @@ def write_simulation(
             }
         )
         if overwrite:
-            _remove(truth)
-            _remove(scan)
+            remove_tree(truth)
+            remove_tree(scan)
         os.replace(scan_tmp, scan)
         os.replace(truth_tmp, truth)
     except BaseException:
-        _remove(scan_tmp)
-        _remove(truth_tmp)
+        remove_tree(scan_tmp)
+        remove_tree(truth_tmp)
         raise
     return SimulationPaths(scan=scan, truth=truth)

@@ -1,0 +1,193 @@
+"""Where the per-chunk dask tasks run: this process's threads, a local cluster, or an existing cluster.
+
+Three modes, chosen once per command by :func:`compute_context`:
+
+- neither ``scheduler`` nor ``workers``: dask's threaded scheduler in this process (``distributed`` is
+  not imported at all);
+- ``workers=N``: a ``distributed.LocalCluster`` of N worker processes on this machine;
+- ``scheduler="tcp://host:8786"``: an existing ``dask.distributed`` cluster.
+
+Code that builds tasks never names a scheduler: :func:`run_tasks` uses the active client when there
+is one (also one a caller created itself, e.g. in a notebook) and the threaded scheduler otherwise,
+and reports finished tasks to the ``progress(stage, done, total)`` callback in every mode. Tasks carry
+only paths and small settings; workers read and write the stores themselves, so every worker must
+see the output paths under the same absolute names (a shared filesystem).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import dask
+from dask.callbacks import Callback
+
+from orpam_pipeline.errors import OrpamError
+
+ProgressFn = Callable[[str, int, int], None]
+"""Called as ``progress(stage, blocks_done, blocks_total)``."""
+
+
+@dataclass(frozen=True)
+class ComputeChoice:
+    """What a command was asked to run on; JSON-able via :meth:`describe`."""
+
+    scheduler: str | None = None
+    workers: int | None = None
+    threads_per_worker: int | None = None
+
+    @property
+    def mode(self) -> str:
+        return "scheduler" if self.scheduler else "workers" if self.workers else "local"
+
+    def describe(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"mode": self.mode}
+        if self.scheduler:
+            out["scheduler"] = self.scheduler
+        if self.workers:
+            out["workers"] = self.workers
+        return out
+
+
+def active_client() -> Any | None:
+    """The default ``distributed`` client of this process, or None (never imports ``distributed``)."""
+    if "distributed" not in sys.modules:
+        return None
+    from distributed import default_client
+
+    try:
+        return default_client()
+    except ValueError:
+        return None
+
+
+@contextmanager
+def compute_context(
+    scheduler: str | None = None,
+    workers: int | None = None,
+    *,
+    threads_per_worker: int | None = None,
+    worker_resources: Mapping[str, float] | None = None,
+) -> Iterator[Any | None]:
+    """Run the enclosed pipeline calls on the chosen scheduler; yields the client (None when local).
+
+    ``workers`` starts a local cluster of that many processes with ``threads_per_worker`` threads
+    each (default: the CPU cores shared out) and ``worker_resources`` advertised by each (e.g.
+    ``{"GPU": 1}``); it is shut down on exit. ``scheduler`` connects to a running cluster, left running.
+    """
+    if scheduler and workers:
+        raise OrpamError("give either a scheduler address or a number of local workers, not both")
+    if workers is not None and workers < 1:
+        raise OrpamError(f"workers must be at least 1, not {workers}")
+    if not scheduler and not workers:
+        yield None
+        return
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:  # pragma: no cover - a core dependency
+        raise OrpamError("running on a cluster needs the 'distributed' package (pip install distributed)") from None
+    if scheduler:
+        try:
+            client = Client(scheduler, timeout="20s", set_as_default=True)
+        except OSError as exc:
+            raise OrpamError(f"cannot reach the dask scheduler at {scheduler}: {exc}") from None
+        with client:
+            yield client
+        return
+    threads = threads_per_worker or max(1, (os.cpu_count() or 1) // int(workers or 1))
+    cluster = LocalCluster(
+        n_workers=int(workers or 1),
+        threads_per_worker=threads,
+        processes=True,
+        dashboard_address=None,
+        resources=dict(worker_resources) if worker_resources else None,
+    )
+    with cluster, Client(cluster, set_as_default=True) as client:
+        yield client
+
+
+def cluster_resources(client: Any) -> dict[str, float]:
+    """The largest amount of each resource any worker of the cluster advertises."""
+    found: dict[str, float] = {}
+    for worker in client.scheduler_info(n_workers=-1)["workers"].values():
+        for name, amount in (worker.get("resources") or {}).items():
+            found[name] = max(found.get(name, 0.0), float(amount))
+    return found
+
+
+def placement(client: Any | None, wanted: Mapping[str, float]) -> dict[str, float]:
+    """The resource restrictions to put on tasks: ``wanted`` when the cluster advertises all of it, else none."""
+    if client is None or not wanted:
+        return {}
+    have = cluster_resources(client)
+    return dict(wanted) if all(have.get(k, 0.0) >= v for k, v in wanted.items()) else {}
+
+
+class _TaskProgress(Callback):
+    """Counts finished tasks whose key starts with ``prefix`` (threaded scheduler)."""
+
+    def __init__(self, prefix: str, stage: str, total: int, report: ProgressFn, done: int) -> None:
+        super().__init__()
+        self.prefix, self.stage, self.total, self.report, self.done = prefix, stage, total, report, done
+
+    def _start(self, dsk: Any) -> None:
+        self.report(self.stage, self.done, self.total)
+
+    def _posttask(self, key: Any, result: Any, dsk: Any, state: Any, worker_id: Any) -> None:
+        name = key[0] if isinstance(key, tuple) else key
+        if isinstance(name, str) and name.startswith(self.prefix):
+            self.done += 1
+            self.report(self.stage, self.done, self.total)
+
+
+def make_tasks(
+    fn: Callable[..., Any], args: Sequence[tuple[Any, ...]], prefix: str, resources: Mapping[str, float] | None = None
+) -> list[Any]:
+    """One delayed call ``fn(*a)`` per entry of ``args``, keyed ``prefix-<i>``, annotated with ``resources``."""
+    annotations = {"resources": dict(resources)} if resources else {}
+    with dask.annotate(**annotations):
+        return [dask.delayed(fn, pure=False)(*a, dask_key_name=f"{prefix}-{i}") for i, a in enumerate(args)]
+
+
+def run_tasks(
+    tasks: Sequence[Any],
+    stage: str,
+    prefix: str,
+    progress: ProgressFn | None = None,
+    *,
+    total: int | None = None,
+    done: int = 0,
+) -> list[Any]:
+    """Compute ``tasks`` (from :func:`make_tasks`) on the active client or local threads, in order.
+
+    ``progress`` hears ``(stage, done + finished, total)`` after every finished task. On a cluster the
+    graph is submitted unoptimised, so no fusion can merge tasks or drop their resource annotations;
+    on an error or an interrupt the remaining tasks are cancelled.
+    """
+    total = len(tasks) + done if total is None else total
+    client = active_client()
+    if client is None:
+        with dask.config.set(scheduler="threads"):
+            if progress is None:
+                return list(dask.compute(*tasks))
+            with _TaskProgress(prefix, stage, total, progress, done):
+                return list(dask.compute(*tasks))
+    from distributed import as_completed
+
+    if progress is not None:
+        progress(stage, done, total)
+    futures = client.compute(list(tasks), optimize_graph=False)
+    try:
+        for future in as_completed(futures):
+            future.result()
+            done += 1
+            if progress is not None:
+                progress(stage, done, total)
+        return client.gather(futures)
+    except BaseException:
+        client.cancel(futures)
+        raise
