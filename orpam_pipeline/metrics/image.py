@@ -147,7 +147,8 @@ def intra_frame_metrics(registered_even: ArrayLike, odd: ArrayLike) -> dict[str,
 
     Inputs are ``(T, Y, X//2)`` and ``(T, Y, ceil(X/2))`` (or single 2-D frames). The odd image is
     trimmed to the even width, and the data range of each frame is max − min of that trimmed odd
-    image. A constant odd frame has no range and no defined correlation: all three are NaN.
+    image. A constant odd frame has no range and no defined correlation: all three are NaN. SSIM is
+    NaN for images smaller than its 11x11 window (it is undefined there, as in scikit-image).
     """
     even = _as_stack(registered_even, "registered_even")
     fixed = _as_stack(odd, "odd")
@@ -157,8 +158,9 @@ def intra_frame_metrics(registered_even: ArrayLike, odd: ArrayLike) -> dict[str,
     t = fixed.shape[0]
     flat = fixed.reshape(t, -1)
     rng = flat.max(axis=1) - flat.min(axis=1) if flat.shape[1] else np.zeros(t)
+    small = min(fixed.shape[1:]) < SSIM_WIN
     return {
         "ncc": ncc_frames(even, fixed),
-        "ssim": ssim_frames(even, fixed, rng),
+        "ssim": np.full(t, np.nan) if small else ssim_frames(even, fixed, rng),
         "psnr": psnr_frames(even, fixed, rng),
     }

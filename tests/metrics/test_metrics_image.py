@@ -164,3 +164,11 @@ def test_intra_frame_metrics_width_matching_and_range() -> None:
     assert single["ncc"].shape == (1,) and single["ncc"][0] == m["ncc"][0]
     with pytest.raises(ValueError):
         intra_frame_metrics(odd, even)
+
+
+def test_intra_frame_ssim_is_nan_for_frames_smaller_than_the_window():
+    from orpam_pipeline.metrics import intra_frame_metrics
+
+    rng = np.random.default_rng(0)
+    out = intra_frame_metrics(rng.random((2, 20, 5)), rng.random((2, 20, 5)))
+    assert np.isnan(out["ssim"]).all() and np.isfinite(out["ncc"]).all()
