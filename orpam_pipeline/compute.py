@@ -11,7 +11,10 @@ Code that builds tasks never names a scheduler: :func:`run_tasks` uses the activ
 is one (also one a caller created itself, e.g. in a notebook) and the threaded scheduler otherwise,
 and reports finished tasks to the ``progress(stage, done, total)`` callback in every mode. Tasks carry
 only paths and small settings; workers read and write the stores themselves, so every worker must
-see the output paths under the same absolute names (a shared filesystem).
+see the output paths (and checkpoints) under the same absolute names: a local disk for a local
+cluster, a shared POSIX filesystem (NFS, Lustre, GPFS, CephFS) for a multi-node one. fsspec URLs
+(``s3://``, ``gs://``) are not supported as outputs: the per-folder lock and the chunk markers that
+make stages resumable need a POSIX filesystem.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import dask
+import dask.threaded
 from dask.callbacks import Callback
 
 from orpam_pipeline.errors import OrpamError
@@ -171,11 +175,12 @@ def run_tasks(
     total = len(tasks) + done if total is None else total
     client = active_client()
     if client is None:
-        with dask.config.set(scheduler="threads"):
-            if progress is None:
-                return list(dask.compute(*tasks))
-            with _TaskProgress(prefix, stage, total, progress, done):
-                return list(dask.compute(*tasks))
+        # The threaded scheduler given as a function: a scheduler named by string makes dask import
+        # ``distributed`` (when installed) just to look for a client.
+        if progress is None:
+            return list(dask.compute(*tasks, scheduler=dask.threaded.get))
+        with _TaskProgress(prefix, stage, total, progress, done):
+            return list(dask.compute(*tasks, scheduler=dask.threaded.get))
     from distributed import as_completed
 
     if progress is not None:

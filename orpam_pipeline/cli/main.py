@@ -64,6 +64,13 @@ Checkpoint = Annotated[
 Device = Annotated[str | None, typer.Option("--device", help="Learned methods: auto, cpu or cuda.")]
 Precision = Annotated[str | None, typer.Option("--precision", help="Learned methods: auto, fp32, bf16 or fp16.")]
 BatchSize = Annotated[int | None, typer.Option("--batch-size", min=1, help="Learned methods: frames per batch.")]
+Scheduler = Annotated[
+    str | None,
+    typer.Option("--scheduler", help="Run the chunk tasks on a running dask.distributed cluster (e.g. tcp://host:8786)."),
+]
+Workers = Annotated[
+    int | None, typer.Option("--workers", min=1, help="Run the chunk tasks on a local dask cluster of N worker processes.")
+]
 
 
 def method_options(checkpoint: Path | None, device: str | None, precision: str | None, batch: int | None) -> dict:
@@ -71,6 +78,13 @@ def method_options(checkpoint: Path | None, device: str | None, precision: str |
     opts = {"checkpoint": str(checkpoint) if checkpoint else None, "device": device, "precision": precision,
             "batch_size": batch}  # fmt: skip
     return {k: v for k, v in opts.items() if v is not None}
+
+
+def computing(scheduler: str | None, workers: int | None) -> Any:
+    """The compute context for ``--scheduler``/``--workers`` (local threads when neither is given)."""
+    from orpam_pipeline.compute import compute_context
+
+    return compute_context(scheduler=scheduler, workers=workers)
 
 
 def _version(value: bool) -> None:
@@ -159,6 +173,8 @@ def register(
     precision: Precision = None,
     batch_size: BatchSize = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a registration made with other parameters.")] = False,
+    scheduler: Scheduler = None,
+    workers: Workers = None,
 ) -> None:
     """Register the backward lines of a store and write registered_even, merged and displacement.
 
@@ -168,7 +184,7 @@ def register(
     from orpam_pipeline.register.engine import register as run_register
 
     chosen = get_method(method.value, **method_options(checkpoint, device, precision, batch_size))
-    with progress_bars() as bars:
+    with computing(scheduler, workers), progress_bars() as bars:
         result = run_register(store, chosen, progress=StageProgress(bars), overwrite=overwrite)
     info = result.info
     if result.state == "complete":
@@ -192,31 +208,37 @@ def report(
     out.print(f"report: {html_path}\njson:   {json_path}", highlight=False)
 
 
+def _batch_hooks(bars: Any, visible: bool = True) -> tuple[Callable[..., None], Any, Callable[[Any], None]]:
+    """Callbacks that drive the scans bar, the per-stage bars and the per-scan result lines."""
+    scans_task = bars.add_task("scans", total=None, visible=visible)
+    stages = StageProgress(bars)
+
+    def on_start(i: int, n: int, name: str) -> None:
+        stages.reset()
+        bars.update(scans_task, description=f"scan {name}", completed=i, total=n)
+
+    def on_done(outcome: Any) -> None:
+        bars.advance(scans_task)
+        if outcome.ok:
+            r = outcome.report
+            how = {"skipped": " (already complete, skipped)", "resumed": " (continued)"}.get(outcome.status, "")
+            bars.console.print(
+                f"[green]ok[/] {outcome.name}{how}: NCC {fmt(r['ncc_mean'])} (unregistered "
+                f"{fmt(r['ncc_mean_unregistered'])}), TNCC {fmt(r['tncc_merged'])} "
+                f"(odd-only {fmt(r['tncc_odd'])}), {outcome.seconds:.1f} s",
+                highlight=False,
+            )
+        else:
+            bars.console.print(f"[bold red]failed[/] {outcome.error}", highlight=False)
+
+    return on_start, stages, on_done
+
+
 def _run_batch(src: Path, out_dir: Path, options: Any) -> list[Any]:
     from orpam_pipeline.pipeline import run_batch
 
     with progress_bars() as bars:
-        scans_task = bars.add_task("scans", total=None)
-        stages = StageProgress(bars)
-
-        def on_start(i: int, n: int, name: str) -> None:
-            stages.reset()
-            bars.update(scans_task, description=f"scan {name}", completed=i, total=n)
-
-        def on_done(outcome: Any) -> None:
-            bars.advance(scans_task)
-            if outcome.ok:
-                r = outcome.report
-                how = {"skipped": " (already complete, skipped)", "resumed": " (continued)"}.get(outcome.status, "")
-                bars.console.print(
-                    f"[green]ok[/] {outcome.name}{how}: NCC {fmt(r['ncc_mean'])} (unregistered "
-                    f"{fmt(r['ncc_mean_unregistered'])}), TNCC {fmt(r['tncc_merged'])} "
-                    f"(odd-only {fmt(r['tncc_odd'])}), {outcome.seconds:.1f} s",
-                    highlight=False,
-                )
-            else:
-                bars.console.print(f"[bold red]failed[/] {outcome.error}", highlight=False)
-
+        on_start, stages, on_done = _batch_hooks(bars)
         outcomes = run_batch(src, out_dir, options, on_start=on_start, progress=stages, on_done=on_done)
         stages.reset()
     return outcomes
@@ -255,8 +277,13 @@ def run(
     device: Device = None,
     precision: Precision = None,
     batch_size: BatchSize = None,
+    scheduler: Scheduler = None,
+    workers: Workers = None,
 ) -> None:
-    """Ingest, register and report every scan under SRC; failed scans are listed and skipped."""
+    """Ingest, register and report every scan under SRC; failed scans are listed and skipped.
+
+    Registration chunks run on local threads, or on a dask cluster with --workers or --scheduler.
+    """
     from orpam_pipeline.pipeline import RunOptions
 
     options = RunOptions(
@@ -265,7 +292,8 @@ def run(
         method_options=method_options(checkpoint, device, precision, batch_size),
     )  # fmt: skip
     started = time.perf_counter()
-    outcomes = _run_batch(src, out_dir, options)
+    with computing(scheduler, workers):
+        outcomes = _run_batch(src, out_dir, options)
     _summarise(outcomes, started)
 
 
@@ -310,6 +338,8 @@ def evaluate(
     device: Device = None,
     precision: Precision = None,
     batch_size: BatchSize = None,
+    scheduler: Scheduler = None,
+    workers: Workers = None,
 ) -> None:
     """Compare methods on the same scans: papers' metrics, ground truth, leak check, artefact score, time."""
     from rich import box
@@ -337,7 +367,7 @@ def evaluate(
         else:
             err.print(f"  [bold red]failed[/] {d.get('method', '')} {d['error']}", highlight=False, soft_wrap=True)
 
-    with err.status("evaluating"):
+    with computing(scheduler, workers), err.status("evaluating"):
         result = run_evaluation(src, out_dir, options, benchmark=benchmark, on_event=on_event)
     paths = write_outputs(result, out_dir)
     n_ok = sum(1 for s in result["scans"] if s.get("ok"))
@@ -572,6 +602,57 @@ def info(
 
 
 app.command("apply-displacement")(apply_displacement_command)
+
+workflow_app = typer.Typer(help="Run declarative workflows (workflows/README.md).", no_args_is_help=True)
+app.add_typer(workflow_app, name="workflow")
+
+
+@workflow_app.command("run")
+@friendly
+def workflow_run(
+    file: Annotated[Path, typer.Argument(help="Workflow file (.toml); its relative paths are relative to it.")],
+    overrides: Annotated[list[str] | None, typer.Option("--set", help="Override a setting: section.key=value (repeatable).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the resolved workflow as JSON and stop.")] = False,
+) -> None:
+    """Run a batch, temporal-report or train workflow; records it in OUT/workflow.json and in every store."""
+    import json
+
+    from orpam_pipeline.workflow import WorkflowHooks, load_workflow, run_workflow
+
+    wf = load_workflow(file, overrides or [])
+    if dry_run:
+        print(json.dumps(wf.record(), indent=1))
+        return
+    started = time.perf_counter()
+    with progress_bars() as bars:
+        on_start, stages, on_done = _batch_hooks(bars, visible=wf.kind != "train")
+        epochs = bars.add_task("epochs", total=None, visible=wf.kind == "train")
+
+        def on_train(event: dict[str, Any]) -> None:
+            if event["event"] == "epoch":
+                bars.update(epochs, completed=event["epoch"], total=wf.config.get("train", {}).get("epochs"))
+                bars.console.print(f"epoch {event['epoch']}: train loss {fmt(event.get('train_loss'))}, "
+                                   f"val loss {fmt(event.get('val_loss'))}", highlight=False)  # fmt: skip
+
+        result = run_workflow(wf, WorkflowHooks(on_start, stages, on_done, on_train))
+        stages.reset()
+    if result.outcomes:
+        n_ok = sum(1 for o in result.outcomes if o.ok)
+        out.print(f"{n_ok} of {len(result.outcomes)} scans done in {time.perf_counter() - started:.1f} s",
+                  highlight=False)  # fmt: skip
+    for row in result.rows:
+        if "error" not in row:
+            out.print(f"{row['scan']}: TNCC {fmt(row.get('tncc_merged'))} (odd-only {fmt(row.get('tncc_odd'))}), "
+                      f"TNCG {fmt(row.get('tncg'))}", highlight=False)  # fmt: skip
+    for kind, path in result.summary.items():
+        out.print(f"{kind:<4} {path}", highlight=False)
+    if result.train is not None:
+        out.print(f"model: {result.output / 'model.pt'} ({result.train.epochs_completed} epochs)", highlight=False)
+    out.print(f"record: {result.record}", highlight=False)
+    for problem in result.failed:
+        err.print(f"[bold red]failed[/] {problem}", highlight=False, soft_wrap=True)
+    if result.failed:
+        raise typer.Exit(1)
 
 
 def entry() -> None:  # pragma: no cover - console-script shim

@@ -38,6 +38,13 @@ class RegistrationMethod(ABC):
         """JSON-able parameters recorded in the store."""
         return {}
 
+    def resources(self) -> dict[str, float]:
+        """Cluster resources each block needs (e.g. ``{"GPU": 1}``); honoured where a cluster advertises them."""
+        return {}
+
+    def preload(self, threads: int = 1) -> None:
+        """Load what :meth:`apply` needs once per worker process (models), using up to ``threads`` threads."""
+
     def measure(self, odd: np.ndarray, even: np.ndarray) -> np.ndarray:
         """First pass: per-frame statistics, shape ``(t, plan_width)``."""
         raise NotImplementedError

@@ -7,25 +7,28 @@ reports one) ``displacement``, and only then marks the chunk done. Nothing ever 
 sequence in memory. The stage is resumable: the first-pass table is kept beside the store, chunks
 marked done are skipped on a rerun with the same parameter fingerprint, and a rerun with different
 parameters is refused unless ``overwrite``.
+
+The tasks run wherever :mod:`orpam_pipeline.compute` says (local threads or a ``dask.distributed``
+cluster). They carry the store's absolute path, the chunk index, the chunk's plan rows and the small
+method object, never frames or model weights: workers read and write the store themselves. A learned
+method's model is loaded once per worker by a worker plugin, and its chunk tasks ask for the
+resources the method names (``GPU``) when the cluster advertises them.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import dask
-import dask.array as da
 import numpy as np
 import zarr
-from dask.callbacks import Callback
 
 from orpam_pipeline import __version__
-from orpam_pipeline.errors import StoreError
+from orpam_pipeline.compute import ProgressFn, active_client, make_tasks, placement, run_tasks
+from orpam_pipeline.errors import OrpamError, StoreError
 from orpam_pipeline.geometry import interleave, moving_width, split
 from orpam_pipeline.register.base import RegistrationMethod
 from orpam_pipeline.store.layout import (
@@ -41,37 +44,6 @@ from orpam_pipeline.store.layout import (
 )
 from orpam_pipeline.store.lock import store_lock
 from orpam_pipeline.store.resume import ChunkMarkers, clean_strays, describe_mismatch, fingerprint
-
-ProgressFn = Callable[[str, int, int], None]
-"""Called as ``progress(stage, blocks_done, blocks_total)``."""
-
-
-class _BlockProgress(Callback):
-    """Counts finished tasks of one named layer and reports them."""
-
-    def __init__(self, layer: str, stage: str, total: int, report: ProgressFn, done: int = 0) -> None:
-        super().__init__()
-        self.layer, self.stage, self.total, self.report = layer, stage, total, report
-        self.done = done
-
-    def _start(self, dsk: Any) -> None:
-        self.report(self.stage, self.done, self.total)
-
-    def _posttask(self, key: Any, result: Any, dsk: Any, state: Any, worker_id: Any) -> None:
-        name = key[0] if isinstance(key, tuple) else key
-        if isinstance(name, str) and name.startswith(self.layer):
-            self.done += 1
-            self.report(self.stage, self.done, self.total)
-
-
-def _run(
-    stage: str, layer: str, total: int, progress: ProgressFn | None, fn: Callable[[], Any], done: int = 0
-) -> Any:
-    if progress is None:
-        return fn()
-    with _BlockProgress(layer, stage, total, progress, done):
-        return fn()
-
 
 def _measure_block(block: np.ndarray, method: RegistrationMethod, first_line: str) -> np.ndarray:
     odd, even = split(block, first_line)
@@ -128,13 +100,35 @@ def register_params(method: RegistrationMethod, group: zarr.Group) -> dict[str, 
     }
 
 
-@dataclass
-class _ChunkWriter:
-    """Registers chunk ``index`` and writes every output array of it, then marks it done."""
+def _open_group(store: str, mode: Literal["r", "r+"]) -> zarr.Group:
+    return zarr.open_group(store, mode=mode)
 
-    frames: zarr.Array
-    targets: dict[str, zarr.Array]
-    plan: np.ndarray | None
+
+@dataclass(frozen=True)
+class _ChunkMeasurer:
+    """First pass over chunk ``index``: reads its frames from the store path, returns ``(t, plan_width)``."""
+
+    store: str
+    method: RegistrationMethod
+    first_line: str
+    chunk: int
+
+    def __call__(self, index: int) -> np.ndarray:
+        frames = _open_group(self.store, "r")[FRAMES]
+        start = index * self.chunk
+        return _measure_block(frames[start : min(start + self.chunk, frames.shape[0])], self.method, self.first_line)
+
+
+@dataclass(frozen=True)
+class _ChunkWriter:
+    """Registers chunk ``index`` and writes every output array of it, then marks it done.
+
+    It holds the store's absolute path and small settings only (the tasks of a cluster carry it), and
+    opens the arrays where it runs; ``plan_rows`` are this chunk's rows of the plan.
+    """
+
+    store: str
+    outputs: tuple[str, ...]
     method: RegistrationMethod
     first_line: str
     width: int
@@ -142,20 +136,21 @@ class _ChunkWriter:
     chunk: int
     markers: ChunkMarkers
 
-    def __call__(self, index: int) -> int:
+    def __call__(self, index: int, plan_rows: np.ndarray | None) -> int:
+        group = _open_group(self.store, "r+")
+        frames = group[FRAMES]
         start = index * self.chunk
-        stop = min(start + self.chunk, self.frames.shape[0])
-        block = self.frames[start:stop]
-        rows = None if self.plan is None else self.plan[start:stop]
-        packed = _apply_block(block, rows, self.method, self.first_line, self.width)
+        stop = min(start + self.chunk, frames.shape[0])
+        block = frames[start:stop]
+        packed = _apply_block(block, plan_rows, self.method, self.first_line, self.width)
         reg = packed[..., : self.n_moving]
         outputs = {REGISTERED_EVEN: reg, MERGED: _merge_block(block, reg, self.first_line)}
         if self.method.displacement == "profile":
             outputs[DISPLACEMENT] = packed[..., self.n_moving]
         elif self.method.displacement == "field":
             outputs[DISPLACEMENT] = packed[..., self.n_moving :]
-        for name, data in outputs.items():
-            write_chunk(self.targets[name], start, stop, data)
+        for name in self.outputs:
+            write_chunk(group[name], start, stop, outputs[name])
         self.markers.mark(index)
         return index
 
@@ -288,39 +283,31 @@ def _register_chunks(
     n_frames, height, width = frames_z.shape
     chunk = int(frames_z.chunks[0])
     n_blocks = -(-n_frames // chunk)
+    path = str(Path(store).absolute())
+    token = uuid.uuid4().hex
+    client = active_client()
+    resources = placement(client, method.resources())
+    if client is not None and method.kind == "learned":
+        _preload(client, method, store)
     plan = None
-    with dask.config.set(scheduler="threads"):
-        if method.plan_width:
-            stats_np = markers.load_array("measure") if resume else None
-            if stats_np is None or stats_np.shape != (n_frames, method.plan_width):
-                frames = da.from_zarr(frames_z)
-                stats = frames.map_blocks(
-                    _measure_block,
-                    method,
-                    first_line,
-                    dtype=np.float64,
-                    chunks=(frames.chunks[0], (method.plan_width,)),
-                    drop_axis=2,
-                    name=f"orpam-measure-{method.name}-{dask.base.tokenize(frames, method.params())}",
-                )
-                stats_np = _run("measure", "orpam-measure", n_blocks, progress, stats.compute)
-                markers.save_array("measure", stats_np)
-            elif progress is not None:
-                progress("measure", n_blocks, n_blocks)
-            plan = method.plan(stats_np)
+    if method.plan_width:
+        stats_np = markers.load_array("measure") if resume else None
+        if stats_np is None or stats_np.shape != (n_frames, method.plan_width):
+            measurer = _ChunkMeasurer(path, method, first_line, chunk)
+            tasks = make_tasks(measurer, [(i,) for i in range(n_blocks)], f"orpam-measure-{token}")
+            stats_np = np.concatenate(run_tasks(tasks, "measure", f"orpam-measure-{token}", progress), axis=0)
+            markers.save_array("measure", stats_np)
+        elif progress is not None:
+            progress("measure", n_blocks, n_blocks)
+        plan = method.plan(stats_np)
 
-        done = markers.done()
-        writer = _ChunkWriter(
-            frames_z, {name: group[name] for name in _output_shapes(method, n_frames, height, width, n_moving)},
-            plan, method, first_line, width, n_moving, chunk, markers,
-        )  # fmt: skip
-        token = uuid.uuid4().hex
-        tasks = [
-            dask.delayed(writer, pure=False)(i, dask_key_name=f"orpam-apply-{token}-{i}")
-            for i in range(n_blocks)
-            if i not in done
-        ]
-        _run("register", "orpam-apply", n_blocks, progress, lambda: dask.compute(*tasks), done=len(done))
+    done = markers.done()
+    outputs = tuple(_output_shapes(method, n_frames, height, width, n_moving))
+    writer = _ChunkWriter(path, outputs, method, first_line, width, n_moving, chunk, ChunkMarkers(Path(path), "register"))
+    todo = [i for i in range(n_blocks) if i not in done]
+    args = [(i, None if plan is None else plan[i * chunk : (i + 1) * chunk]) for i in todo]
+    tasks = make_tasks(writer, args, f"orpam-apply-{token}", resources)
+    run_tasks(tasks, "register", f"orpam-apply-{token}", progress, total=n_blocks, done=len(done))
 
     return {
         "method": method.name,
@@ -331,7 +318,29 @@ def _register_chunks(
         "plan": method.plan_summary(plan) if plan is not None else {},
         "package_version": __version__,
         "finished": now_iso(),
+        "compute": _compute_record(client, resources),
     }
+
+
+def _compute_record(client: Any, resources: dict[str, float]) -> dict[str, Any]:
+    """Where the chunks ran: ``local`` threads, or a cluster's scheduler address and worker count."""
+    if client is None:
+        return {"mode": "local"}
+    info = client.scheduler_info(n_workers=-1)
+    return {"mode": "distributed", "scheduler": info.get("address"), "workers": len(info.get("workers", {})),
+            "resources": resources}  # fmt: skip
+
+
+def _preload(client: Any, method: RegistrationMethod, store: Path) -> None:
+    """Load the method's model once on every worker before any chunk task runs."""
+    from orpam_pipeline.register.preload import preload_on_workers
+
+    try:
+        preload_on_workers(client, method)
+    except OrpamError:
+        raise
+    except Exception as exc:
+        raise StoreError(store, f"loading the {method.name} model on the dask workers failed: {type(exc).__name__}: {exc}") from None
 
 
 def register_store(

@@ -7,6 +7,7 @@ channels-last, on the chosen device) and kept in a process-wide cache, never pic
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,16 +23,21 @@ SHIPPED_CHECKPOINT = Path(__file__).resolve().parent.parent / "models" / "checkp
 
 _CACHE: dict[tuple[str, str, str], Any] = {}
 _LOCK = threading.Lock()
+_LOADS = [0]
 
 
 @dataclass
 class InferenceSettings:
     checkpoint: str = str(SHIPPED_CHECKPOINT)
+    """Made absolute on creation, so worker processes with another working directory find it."""
     device: str = "auto"
     """auto (CUDA when available, else CPU), cpu or cuda."""
     precision: str = "auto"
     """auto, fp32, bf16 or fp16 (fp16 on CUDA only)."""
     batch_size: int = 16
+
+    def __post_init__(self) -> None:
+        self.checkpoint = os.path.abspath(os.fspath(self.checkpoint))
 
 
 def resolve_device(device: str) -> str:
@@ -91,10 +97,6 @@ class _Runner:
         self.arch = config_arch(meta["model_config"])
         self.model = fold_batchnorm(model).eval().to(self.device).to(memory_format=torch.channels_last)
         self.lock = threading.Lock()
-        if self.device == "cpu":
-            # Denormal activations make CPU convolutions many times slower; flushing them to zero
-            # changes outputs far below float32 resolution of the images (process-wide setting).
-            torch.set_flush_denormal(True)
 
     def _autocast(self):
         torch = self.torch
@@ -117,6 +119,12 @@ class _Runner:
         out = np.empty(moving.shape, dtype=np.float32)
         extra = {name: np.empty(moving.shape, dtype=np.float32) for name in fields}
         cuda = self.device == "cuda"
+        if not cuda:
+            # Denormal activations make CPU convolutions many times slower; flushing them to zero
+            # changes outputs far below float32 resolution of the images. The setting is process-wide
+            # and other code (training) switches it off, so it is set on every call: results then do
+            # not depend on what ran before in the process.
+            torch.set_flush_denormal(True)
         with self.lock, torch.inference_mode(), self._autocast():
             for start in range(0, m.shape[0], self.batch_size):
                 stop = min(start + self.batch_size, m.shape[0])
@@ -142,8 +150,14 @@ def get_runner(settings: InferenceSettings) -> _Runner:
             if not Path(settings.checkpoint).is_file():
                 raise OrpamError(f"{settings.checkpoint}: checkpoint not found")
             runner = _CACHE[key] = _Runner(settings)
+            _LOADS[0] += 1
         runner.batch_size = max(1, int(settings.batch_size))
     return runner
+
+
+def runner_loads() -> int:
+    """How many runners this process has loaded from checkpoint files (cache misses of :func:`get_runner`)."""
+    return _LOADS[0]
 
 
 class PCRegNetMethod(RegistrationMethod):
@@ -171,6 +185,20 @@ class PCRegNetMethod(RegistrationMethod):
         out["resolved_device"] = resolve_device(self.settings.device)
         out["resolved_precision"] = resolve_precision(self.settings.precision, out["resolved_device"])
         return out
+
+    def resources(self) -> dict[str, float]:
+        """One GPU per block when inference runs on CUDA (``auto`` resolves where the command runs)."""
+        return {"GPU": 1} if resolve_device(self.settings.device) == "cuda" else {}
+
+    def preload(self, threads: int = 1) -> None:
+        """Load the runner into this process's cache; a CUDA model is skipped where no GPU is visible."""
+        import torch
+
+        if self.settings.device == "cuda" and not torch.cuda.is_available():
+            return
+        runner = get_runner(self.settings)
+        if runner.device == "cpu" and torch.get_num_threads() < threads:
+            torch.set_num_threads(threads)
 
     def apply(self, odd, even, plan_rows):
         runner = get_runner(self.settings)

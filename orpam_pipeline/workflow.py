@@ -1,0 +1,356 @@
+"""Declarative workflows: the batch, temporal-report and training jobs labs repeat, as TOML files.
+
+A workflow file names its kind, inputs, output folder, method or training settings and where to
+compute (format: ``workflows/README.md``). Relative paths in the file are relative to the file's
+folder; ``--set section.key=value`` overrides (paths there relative to the current directory) are
+applied before anything runs. The resolved content, the file's sha256, the overrides and the package
+version are written to ``workflow.json`` in the output folder and into every scan store it produces
+(group attribute ``workflow``).
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import hashlib
+import json
+import math
+import os
+import tomllib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from orpam_pipeline import __version__
+from orpam_pipeline.compute import compute_context
+from orpam_pipeline.errors import OrpamError
+from orpam_pipeline.pipeline import RunOptions, ScanOutcome, one_line, run_batch
+from orpam_pipeline.register.engine import ProgressFn
+from orpam_pipeline.store.layout import now_iso, resolve_store_path
+
+KINDS = ("batch", "temporal-report", "train")
+RECORD = "workflow.json"
+SUMMARY_METRICS = (
+    "tncc_merged", "tncc_odd", "tncc_unregistered", "tncg", "tncg_unregistered", "ncc_mean", "ncc_mean_unregistered",
+)  # fmt: skip
+
+_COMPUTE = {"mode", "workers", "address", "threads_per_worker", "device"}
+_RUN_OPTIONS = {"variable", "scan_lines", "first_line", "chunk_frames", "depth_axis", "overwrite"}
+_METHOD = {"name", "checkpoint", "device", "precision", "batch_size"}
+SCHEMA: dict[str, dict[str, set[str] | None]] = {
+    "batch": {"workflow": {"kind", "name", "description"}, "inputs": {"scans"}, "output": {"dir"},
+              "method": _METHOD, "options": _RUN_OPTIONS, "compute": _COMPUTE},
+    "temporal-report": {"workflow": {"kind", "name", "description"}, "inputs": {"scans", "stores"},
+                        "output": {"dir"}, "method": _METHOD, "options": _RUN_OPTIONS,
+                        "summary": {"metrics"}, "compute": _COMPUTE},
+    "train": {"workflow": {"kind", "name", "description"}, "inputs": {"manifest"}, "output": {"dir", "resume"},
+              "model": {"arch", "base_channels"}, "train": None, "compute": _COMPUTE},
+}  # fmt: skip
+"""Sections and keys each kind accepts (None: checked by the section's own config class)."""
+
+_PATHS = {("inputs", "scans"), ("inputs", "stores"), ("inputs", "manifest"), ("output", "dir"), ("method", "checkpoint")}
+
+
+@dataclass
+class Workflow:
+    """A loaded workflow: its file, the overrides given and the resolved settings (absolute paths)."""
+
+    file: Path
+    sha256: str
+    overrides: list[str]
+    config: dict[str, Any]
+
+    @property
+    def kind(self) -> str:
+        return str(self.config["workflow"]["kind"])
+
+    @property
+    def output(self) -> Path:
+        return Path(self.config["output"]["dir"])
+
+    def record(self) -> dict[str, Any]:
+        """What every output of the workflow records about it."""
+        return {"file": str(self.file), "sha256": self.sha256, "overrides": list(self.overrides),
+                "resolved": copy.deepcopy(self.config), "package_version": __version__}  # fmt: skip
+
+
+@dataclass
+class WorkflowHooks:
+    """Optional progress callbacks (the CLI's progress bars)."""
+
+    on_start: Callable[[int, int, str], None] | None = None
+    progress: ProgressFn | None = None
+    on_done: Callable[[ScanOutcome], None] | None = None
+    on_train: Callable[[dict[str, Any]], None] | None = None
+
+
+@dataclass
+class WorkflowResult:
+    kind: str
+    output: Path
+    record: Path
+    outcomes: list[ScanOutcome] = field(default_factory=list)
+    summary: dict[str, Path] = field(default_factory=dict)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    train: Any = None
+
+    @property
+    def failed(self) -> list[str]:
+        return [o.error or o.name for o in self.outcomes if not o.ok] + [r["error"] for r in self.rows if r.get("error")]
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``section.key=value`` -> (["section", "key"], value); the value is read as TOML, else as a string."""
+    key, sep, raw = text.partition("=")
+    parts = [p.strip() for p in key.split(".")]
+    if not sep or len(parts) < 2 or not all(parts):
+        raise OrpamError(f"--set {text!r}: expected section.key=value, e.g. output.dir=/tmp/out")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return parts, value
+
+
+def _resolve_path(value: Any, base: Path, where: str) -> Any:
+    if isinstance(value, list):
+        return [_resolve_path(v, base, where) for v in value]
+    if not isinstance(value, str) or not value:
+        raise OrpamError(f"{where}: expected a path (string), got {value!r}")
+    path = Path(os.path.expanduser(value))
+    return str(path if path.is_absolute() else Path(os.path.normpath(base / path)))
+
+
+def _resolve_paths(config: dict[str, Any], base: Path, only: set[tuple[str, str]] | None = None) -> None:
+    for section, key in _PATHS:
+        if only is not None and (section, key) not in only:
+            continue
+        value = config.get(section, {}).get(key)
+        if value is not None:
+            config[section][key] = _resolve_path(value, base, f"{section}.{key}")
+
+
+def _validate(config: dict[str, Any], file: Path) -> None:
+    kind = config.get("workflow", {}).get("kind")
+    if kind not in KINDS:
+        raise OrpamError(f"{file}: [workflow] kind must be one of {', '.join(KINDS)}, not {kind!r}")
+    schema = SCHEMA[kind]
+    for section, values in config.items():
+        if section not in schema:
+            raise OrpamError(f"{file}: unknown section [{section}] for a {kind} workflow (known: {', '.join(schema)})")
+        if not isinstance(values, dict):
+            raise OrpamError(f"{file}: [{section}] must be a table")
+        allowed = schema[section]
+        unknown = sorted(set(values) - allowed) if allowed is not None else []
+        if unknown:
+            raise OrpamError(f"{file}: unknown key(s) in [{section}]: {', '.join(unknown)} (known: {', '.join(sorted(allowed or ()))})")
+    if "dir" not in config.get("output", {}):
+        raise OrpamError(f"{file}: [output] dir is required")
+    mode = config.get("compute", {}).get("mode", "local")
+    if mode not in ("local", "workers", "scheduler"):
+        raise OrpamError(f"{file}: [compute] mode must be local, workers or scheduler, not {mode!r}")
+    if mode == "scheduler" and not config["compute"].get("address"):
+        raise OrpamError(f"{file}: [compute] mode = \"scheduler\" needs an address (e.g. tcp://host:8786)")
+    if kind == "train" and "manifest" not in config.get("inputs", {}):
+        raise OrpamError(f"{file}: [inputs] manifest is required for a train workflow")
+    if kind != "train" and not (config.get("inputs", {}).get("scans") or config.get("inputs", {}).get("stores")):
+        raise OrpamError(f"{file}: [inputs] needs scans (or stores, for temporal-report)")
+
+
+def load_workflow(file: Path | str, overrides: Sequence[str] = ()) -> Workflow:
+    """Read, resolve and check a workflow file; ``overrides`` are ``section.key=value`` strings."""
+    file = Path(file).absolute()
+    try:
+        data = file.read_bytes()
+        config = tomllib.loads(data.decode("utf-8"))
+    except FileNotFoundError:
+        raise OrpamError(f"{file}: workflow file not found") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise OrpamError(f"{file}: not valid TOML ({exc})") from None
+    _resolve_paths(config, file.parent)
+    for text in overrides:
+        keys, value = parse_override(text)
+        table = config
+        for k in keys[:-1]:
+            table = table.setdefault(k, {})
+            if not isinstance(table, dict):
+                raise OrpamError(f"--set {text!r}: {k} is not a table")
+        table[keys[-1]] = value
+        if tuple(keys) in _PATHS:
+            _resolve_paths(config, Path.cwd(), {(keys[0], keys[1])})
+    for key in ("scans", "stores"):
+        value = config.get("inputs", {}).get(key)
+        if isinstance(value, str):
+            config["inputs"][key] = [value]
+    _validate(config, file)
+    return Workflow(file, hashlib.sha256(data).hexdigest(), list(overrides), config)
+
+
+def _compute(config: dict[str, Any]) -> Any:
+    c = config.get("compute", {})
+    mode = c.get("mode", "local")
+    return compute_context(
+        scheduler=c.get("address") if mode == "scheduler" else None,
+        workers=int(c.get("workers", 2)) if mode == "workers" else None,
+        threads_per_worker=c.get("threads_per_worker"),
+    )
+
+
+def _run_options(config: dict[str, Any]) -> RunOptions:
+    method = dict(config.get("method", {}))
+    name = method.pop("name", "phase")
+    return RunOptions(method=name, method_options=method, **config.get("options", {}))
+
+
+def _stamp_store(store: Path, record: dict[str, Any]) -> None:
+    """Record the workflow in the store's group attributes."""
+    import zarr
+
+    from orpam_pipeline.store.lock import store_lock
+
+    store = resolve_store_path(store)
+    with store_lock(store.parent):
+        zarr.open_group(store, mode="r+").attrs["workflow"] = record
+
+
+def _write_json(path: Path, value: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    tmp.write_text(json.dumps(value, indent=1, allow_nan=False, default=str), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _finite(value: Any) -> Any:
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def _batch(wf: Workflow, hooks: WorkflowHooks) -> list[ScanOutcome]:
+    options = _run_options(wf.config)
+    outcomes: list[ScanOutcome] = []
+    record = wf.record()
+    for src in wf.config["inputs"].get("scans", []):
+        for outcome in run_batch(Path(src), wf.output, options, hooks.on_start, hooks.progress, hooks.on_done):
+            if outcome.ok and outcome.store is not None:
+                _stamp_store(outcome.store, record)
+            outcomes.append(outcome)
+    return outcomes
+
+
+def _store_row(store: Path, record: dict[str, Any]) -> dict[str, Any]:
+    """The report of an already registered store (made now when missing or stale)."""
+    from orpam_pipeline.report.compute import current_report, write_report
+
+    store = resolve_store_path(store)
+    try:
+        existing = current_report(store)
+        report = (existing or write_report(store))[0]
+        _stamp_store(store, record)
+        return {"scan": store.parent.name, "store": str(store), "report": report}
+    except Exception as exc:
+        return {"scan": store.parent.name, "store": str(store), "error": one_line(exc, store)}
+
+
+def _temporal(wf: Workflow, hooks: WorkflowHooks, result: WorkflowResult) -> None:
+    record = wf.record()
+    result.outcomes = _batch(wf, hooks) if wf.config["inputs"].get("scans") else []
+    entries = [{"scan": o.name, "store": str(o.store), "report": o.report} for o in result.outcomes if o.ok]
+    entries += [_store_row(Path(s), record) for s in wf.config["inputs"].get("stores", [])]
+    metrics = list(wf.config.get("summary", {}).get("metrics", SUMMARY_METRICS))
+    rows = []
+    for e in entries:
+        row: dict[str, Any] = {"scan": e["scan"], "store": e["store"]}
+        if "error" in e:
+            row["error"] = e["error"]
+        else:
+            report = e["report"]
+            row.update(frames=report.get("frames"), method=report.get("method"))
+            row.update({m: _finite(report.get(m)) for m in metrics})
+        rows.append(row)
+    good = [r for r in rows if "error" not in r]
+    mean = {m: _mean([r.get(m) for r in good]) for m in metrics}
+    result.rows = rows
+    out = wf.output
+    out.mkdir(parents=True, exist_ok=True)
+    columns = ["scan", "store", "frames", "method", *metrics, "error"]
+    tmp = out / f".summary.csv.partial-{os.getpid()}"
+    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+        writer.writerow({"scan": "mean", "frames": sum(r["frames"] or 0 for r in good), **mean})
+    os.replace(tmp, out / "summary.csv")
+    _write_json(out / "summary.json", {"metrics": metrics, "scans": rows, "mean": mean, "workflow": record})
+    result.summary = {"csv": out / "summary.csv", "json": out / "summary.json"}
+
+
+def _mean(values: list[Any]) -> float | None:
+    finite = [float(v) for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
+    return sum(finite) / len(finite) if finite else None
+
+
+def _train_job(
+    manifest: str, out: str, train: dict[str, Any], model: dict[str, Any], resume: bool, device: str,
+    progress: Callable[[dict[str, Any]], None] | None = None,
+) -> Any:  # fmt: skip
+    """Training as one call, here or as a task on a cluster worker."""
+    from orpam_pipeline.models.pcregnet import PCRegNetConfig
+    from orpam_pipeline.models.pcregnet_flow import PCRegNetFlowConfig
+    from orpam_pipeline.train.trainer import TrainConfig, train as run_training
+
+    architectures = {"pcregnet": PCRegNetConfig, "pcregnet-flow": PCRegNetFlowConfig}
+    arch = model.get("arch", "pcregnet")
+    if arch not in architectures:
+        raise OrpamError(f"unknown architecture {arch!r} (known: {', '.join(architectures)})")
+    try:
+        model_config = architectures[arch](**{k: v for k, v in model.items() if k != "arch"})
+    except TypeError as exc:
+        raise OrpamError(f"[model]: {exc}") from None
+    config = TrainConfig.from_dict({**train, "device": device})
+    return run_training(manifest, out, config, model_config, resume=resume, progress=progress)
+
+
+def _train(wf: Workflow, hooks: WorkflowHooks) -> Any:
+    from orpam_pipeline.compute import active_client, placement
+    from orpam_pipeline.models.checkpoint import export_model
+
+    c = wf.config
+    args = (c["inputs"]["manifest"], str(wf.output), dict(c.get("train", {})), dict(c.get("model", {})),
+            bool(c["output"].get("resume", False)), str(c.get("compute", {}).get("device", "auto")))  # fmt: skip
+    if "device" in args[2]:
+        raise OrpamError(f"{wf.file}: set the training device in [compute] device, not [train]")
+    wf.output.mkdir(parents=True, exist_ok=True)
+    _write_json(wf.output / RECORD, {**wf.record(), "started": now_iso(), "finished": None})
+    client = active_client()
+    if client is None:
+        result = _train_job(*args, progress=hooks.on_train)
+    else:
+        wants = {"GPU": 1.0} if args[5] in ("cuda", "auto") else {}
+        future = client.submit(_train_job, *args, resources=placement(client, wants) or None, pure=False)
+        result = future.result()
+    export_model(result.best_checkpoint, wf.output / "model.pt")
+    return result
+
+
+def run_workflow(wf: Workflow, hooks: WorkflowHooks | None = None) -> WorkflowResult:
+    """Run a loaded workflow on the compute it names; writes ``workflow.json`` into its output folder."""
+    hooks = hooks or WorkflowHooks()
+    started = now_iso()
+    result = WorkflowResult(wf.kind, wf.output, wf.output / RECORD)
+    with _compute(wf.config):
+        if wf.kind == "batch":
+            result.outcomes = _batch(wf, hooks)
+        elif wf.kind == "temporal-report":
+            _temporal(wf, hooks, result)
+        else:
+            result.train = _train(wf, hooks)
+    outputs: dict[str, Any] = {"scans": [
+        {"name": o.name, "ok": o.ok, "status": o.status, "store": o.store, "error": o.error} for o in result.outcomes
+    ]}  # fmt: skip
+    if result.summary:
+        outputs["summary"] = {k: str(v) for k, v in result.summary.items()}
+    if result.train is not None:
+        outputs["train"] = {"best_checkpoint": str(result.train.best_checkpoint), "model": str(wf.output / "model.pt"),
+                            "epochs_completed": result.train.epochs_completed}  # fmt: skip
+    _write_json(result.record, {**wf.record(), "started": started, "finished": now_iso(), "outputs": outputs})
+    return result
