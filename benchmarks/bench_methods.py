@@ -66,7 +66,9 @@ def main() -> None:
                     "ms_per_frame": ms,
                 }
                 if "displacement" in group:
-                    stats["disp_rms"] = float(np.sqrt(np.mean((group["displacement"][:] - disp_true) ** 2)))
+                    disp = group["displacement"][:]
+                    truth_d = disp_true[..., None] if disp.ndim == 3 else disp_true
+                    stats["disp_rms"] = float(np.sqrt(np.mean((disp - truth_d) ** 2)))
                 for k, v in stats.items():
                     rows[method].setdefault(k, []).append(v)
 
