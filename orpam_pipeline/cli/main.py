@@ -325,7 +325,7 @@ def demo(
 def evaluate(
     src: Annotated[Path | None, typer.Argument(help="Scans to evaluate (file or tree); with --benchmark give only OUT.")] = None,
     out_dir: Annotated[Path | None, typer.Argument(help="Output folder: evaluation.{json,md,png} and one store per method.")] = None,
-    methods: Annotated[str, typer.Option("--methods", help="Comma-separated methods to compare.")] = "none,copy-odd,phase,pcregnet",
+    methods: Annotated[str, typer.Option("--methods", help="Comma-separated methods to compare.")] = "none,copy-odd,phase,pcregnet,pcregnet-flow",
     benchmark: Annotated[bool, typer.Option("--benchmark", help="Evaluate on the held-out simulated benchmark (generated into OUT/benchmark-data).")] = False,
     frames: Annotated[int | None, typer.Option("--frames", min=1, help="Use only the first N frames of each scan.")] = None,
     leak_frames: Annotated[int, typer.Option("--leak-frames", min=1, help="Frames per scan for the leak check.")] = 16,

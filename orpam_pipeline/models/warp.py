@@ -14,20 +14,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-_OFFSETS = (-1, 0, 1, 2)
-
-
-def keys_weights(frac: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Keys (a = -1/2) cubic weights of the samples at offsets -1, 0, 1, 2 from ``floor(pos)``."""
-    f2 = frac * frac
-    f3 = f2 * frac
-    return (
-        -0.5 * f3 + f2 - 0.5 * frac,
-        1.5 * f3 - 2.5 * f2 + 1.0,
-        -1.5 * f3 + 2.0 * f2 + 0.5 * frac,
-        0.5 * f3 - 0.5 * f2,
-    )
-
+from orpam_pipeline.kernels import KEYS_OFFSETS, keys_weights
 
 def warp_rows(image: Tensor, displacement: Tensor) -> Tensor:
     """Sample ``image`` (N, C, H, W) along H at ``y + displacement`` ((N, 1, H, W) pixels).
@@ -48,7 +35,7 @@ def warp_rows(image: Tensor, displacement: Tensor) -> Tensor:
         weights = keys_weights(pos - base)
         base_idx = base.long()
         out = image.new_zeros(image.shape)
-        for offset, weight in zip(_OFFSETS, weights):
+        for offset, weight in zip(KEYS_OFFSETS, weights):
             idx = (base_idx + offset).clamp_(0, h - 1).expand(n, c, h, w)
             out = out + weight * torch.gather(image, 2, idx)
     return out

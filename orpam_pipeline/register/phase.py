@@ -23,6 +23,7 @@ import numpy as np
 from scipy import ndimage
 
 from orpam_pipeline.geometry import odd_at_even
+from orpam_pipeline.kernels import KEYS_OFFSETS, keys_weights
 from orpam_pipeline.register.base import RegistrationMethod
 
 
@@ -49,18 +50,6 @@ class PhaseSettings:
     quantiles: int = 65
 
 
-def keys_weights(frac: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Keys (a = -1/2) cubic convolution weights for samples at offsets -1, 0, 1, 2."""
-    f2 = frac * frac
-    f3 = f2 * frac
-    return (
-        -0.5 * f3 + f2 - 0.5 * frac,
-        1.5 * f3 - 2.5 * f2 + 1.0,
-        -1.5 * f3 + 2.0 * f2 + 0.5 * frac,
-        0.5 * f3 - 0.5 * f2,
-    )
-
-
 def resample_rows(lines: np.ndarray, positions: np.ndarray) -> np.ndarray:
     """Sample ``lines`` (t, Y, C) along Y at ``positions`` (t, Y), edge-clamped Keys cubic."""
     height = lines.shape[-2]
@@ -69,7 +58,7 @@ def resample_rows(lines: np.ndarray, positions: np.ndarray) -> np.ndarray:
     frac = (pos - base)[..., None].astype(np.float32)
     base = base.astype(np.intp)
     out = np.zeros(lines.shape, dtype=np.float32)
-    for offset, weight in zip((-1, 0, 1, 2), keys_weights(frac)):
+    for offset, weight in zip(KEYS_OFFSETS, keys_weights(frac)):
         idx = np.clip(base + offset, 0, height - 1)[..., None]
         out += weight * np.take_along_axis(lines, idx, axis=-2)
     return out

@@ -188,18 +188,6 @@ def ingest(
     return IngestResult(target, "created" if state == "absent" else "resumed", n_chunks, written)
 
 
-def ingest_scan(
-    source: ScanSource,
-    out_dir: Path,
-    *,
-    scan_lines: ScanLines = "columns",
-    first_line: FirstLine = "forward",
-    chunk_frames: int | None = None,
-    overwrite: bool = False,
-    progress: Callable[[int, int], None] | None = None,
-) -> Path:
-    """Write ``source`` to ``out_dir/<scan name>/scan.zarr`` (see :func:`ingest`) and return the store path."""
-    return ingest(
-        source, out_dir, scan_lines=scan_lines, first_line=first_line, chunk_frames=chunk_frames,
-        overwrite=overwrite, progress=progress,
-    ).store  # fmt: skip
+def ingest_scan(source: ScanSource, out_dir: Path, **options: Any) -> Path:
+    """Write ``source`` to ``out_dir/<scan name>/scan.zarr`` (options as in :func:`ingest`); return the store path."""
+    return ingest(source, out_dir, **options).store
