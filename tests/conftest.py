@@ -25,3 +25,18 @@ def make_store(tmp: Path, frames: np.ndarray, name: str = "scan", chunk_frames: 
 def small_sim() -> Simulation:
     """A realistic noisy 24-frame 128x96 sequence with known truth."""
     return simulate(SimulationParams.randomised(3, frames=24, height=128, width=96))
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """An untrained PCReg-Net (base 8 channels) checkpoint: fast, for plumbing tests of learned methods."""
+    import torch
+
+    from orpam_pipeline.models.checkpoint import save_checkpoint
+    from orpam_pipeline.models.pcregnet import PCRegNet, PCRegNetConfig
+
+    torch.manual_seed(0)
+    model = PCRegNet(PCRegNetConfig(base_channels=8))
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    save_checkpoint(path, model_config=model.config.to_dict(), model_state=model.state_dict())
+    return path

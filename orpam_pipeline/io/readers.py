@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ScanError
-from ._base import FileScanSource, Layout, check_frame_memory, plan_frames
+from ._base import FileScanSource, Layout, check_frame_memory, one_line, plan_frames
 from .hdf5 import inspect_hdf5, open_hdf5
 from .matlab import inspect_mat, open_mat
 from .numpy_files import inspect_npy, inspect_npz, open_npy, open_npz
@@ -53,7 +53,7 @@ def inspect_file(path: Path, variable: str | None = None) -> Layout:
     except ScanError:
         raise
     except Exception as exc:
-        raise ScanError(path, f"cannot read header: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}") from None
+        raise ScanError(path, f"cannot read header: {type(exc).__name__}: {one_line(exc)}") from None
 
 
 def open_file(

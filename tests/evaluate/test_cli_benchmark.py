@@ -5,25 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from orpam_pipeline.cli.main import app
 from orpam_pipeline.evaluate import BENCHMARK_SCANS, EvaluateOptions, ensure_benchmark, evaluate
-from orpam_pipeline.models.checkpoint import save_checkpoint
-from orpam_pipeline.models.pcregnet import PCRegNet, PCRegNetConfig
 from orpam_pipeline.simulate import SimulationParams
 
 TRAINING_SEEDS = range(100, 112)
-
-
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory):
-    torch.manual_seed(0)
-    model = PCRegNet(PCRegNetConfig(base_channels=8))
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
-    save_checkpoint(path, model_config=model.config.to_dict(), model_state=model.state_dict())
-    return path
 
 
 def test_cli_writes_json_md_and_png(sim_root, tmp_path):

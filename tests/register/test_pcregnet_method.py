@@ -9,21 +9,10 @@ import torch
 import orpam_pipeline.register.pcregnet as pcr
 from orpam_pipeline.geometry import split
 from orpam_pipeline.metrics import ncc_frames
-from orpam_pipeline.models.checkpoint import save_checkpoint
-from orpam_pipeline.models.pcregnet import PCRegNet, PCRegNetConfig
 from orpam_pipeline.register import get_method
 from orpam_pipeline.register.engine import register_store
 from orpam_pipeline.store.layout import open_scan_store
 from tests.conftest import make_store
-
-
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory):
-    torch.manual_seed(0)
-    model = PCRegNet(PCRegNetConfig(base_channels=8))
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
-    save_checkpoint(path, model_config=model.config.to_dict(), model_state=model.state_dict())
-    return path
 
 
 def test_runs_in_the_engine_and_writes_the_spec_arrays(tmp_path, small_sim, tiny_checkpoint):
