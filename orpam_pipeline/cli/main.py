@@ -522,6 +522,9 @@ def train(
     arch: Annotated[str, typer.Option("--arch", help="pcregnet (pixel output, as published) or pcregnet-flow (displacement + gain/offset).")] = "pcregnet",
     lambda_smooth: Annotated[float, typer.Option("--lambda-smooth", help="pcregnet-flow: displacement smoothness weight.")] = 0.1,
     lambda_intensity: Annotated[float, typer.Option("--lambda-intensity", help="pcregnet-flow: gain/offset smoothness weight.")] = 0.1,
+    lambda_displacement: Annotated[float, typer.Option("--lambda-displacement", help="pcregnet-flow: weight of the supervised displacement error; needs truth stores with a displacement (simulated data). 0 = self-supervised.")] = 0.0,
+    init: Annotated[Path | None, typer.Option("--init", help="Start from this checkpoint's weights (same architecture) instead of random ones.")] = None,
+    freeze_batchnorm: Annotated[bool, typer.Option("--freeze-batchnorm", help="Keep batch-norm statistics fixed (recommended with --init).")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from OUT/last.pt.")] = False,
 ) -> None:
     """Train PCReg-Net on a manifest's train split, validating every epoch (with ground truth when present)."""
@@ -536,7 +539,8 @@ def train(
     config = TrainConfig(
         epochs=epochs, batch_size=batch_size, steps_per_epoch=steps_per_epoch, crop=crop, lr=lr,
         weight_decay=weight_decay, lambda_coarse=lambda_coarse, seed=seed, device=device, amp=amp,
-        lambda_smooth=lambda_smooth, lambda_intensity=lambda_intensity,
+        lambda_smooth=lambda_smooth, lambda_intensity=lambda_intensity, lambda_displacement=lambda_displacement,
+        init=None if init is None else str(init), freeze_batchnorm=freeze_batchnorm,
     )  # fmt: skip
     with progress_bars() as bars:
         epoch_task = bars.add_task("epochs", total=epochs)
@@ -549,7 +553,7 @@ def train(
             else:
                 bars.update(epoch_task, completed=event["epoch"])
                 parts = [f"epoch {event['epoch']}", f"train loss {fmt(event.get('train_loss'))}"]
-                for key in ("val_loss", "val_ncc", "truth_ncc", "truth_ncc_copy_fixed"):
+                for key in ("val_loss", "val_ncc", "truth_ncc", "truth_ncc_copy_fixed", "val_disp_rms_px"):
                     if key in event:
                         parts.append(f"{key} {fmt(event[key])}")
                 bars.console.print(", ".join(parts), highlight=False)

@@ -22,6 +22,12 @@ Augmentations (training only) keep the bidirectional geometry valid:
   neighbours and turn the left-right interleaving inside out), transposes and rotations (they would
   put the fast axis along X, a displacement the data never has).
 
+Known displacement (optional supervision of PCReg-Net-Flow): when a scan's truth store holds
+``displacement`` (``(T, Y)`` profiles or ``(T, Y, X//2)`` fields, SPEC's convention
+``registered[y] = moving[y + d(y)]``), pairs carry it in pixels. Crops slice it like the images; the
+Y flip maps it to ``-d[::-1]`` (the flipped moving image must be read at ``y - d(h-1-y)``); gain and
+offset jitter leave it unchanged.
+
 Determinism: sample ``j`` of batch ``step`` in ``epoch`` is a pure function of
 ``(seed, epoch, step * batch_size + j)``: frame order is a seeded permutation per epoch (so every
 train frame is seen once per pass), crop and augmentation come from
@@ -71,11 +77,16 @@ def normalise_pair(moving: np.ndarray, fixed: np.ndarray) -> tuple[np.ndarray, n
 
 @dataclass(frozen=True)
 class FramePair:
-    """Normalised full-frame pair of one frame; ``truth`` is the normalised ``even_true`` or None."""
+    """Normalised full-frame pair of one frame; ``truth`` is the normalised ``even_true`` or None.
+
+    ``displacement`` is the true displacement in pixels, ``(Y, W)`` (a read-only broadcast of a
+    profile), or None when the truth store has none.
+    """
 
     moving: np.ndarray
     fixed: np.ndarray
     truth: np.ndarray | None
+    displacement: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -101,6 +112,7 @@ class ScanPairs:
         self.max_open = max(1, int(max_open))
         self._readers: OrderedDict[int, FrameReader] = OrderedDict()
         self._truths: dict[int, Any] = {}
+        self._displacements: dict[int, Any] = {}
         self._cache: OrderedDict[tuple[int, int], FramePair] = OrderedDict()
         shapes = []
         for i, s in enumerate(self.scans):
@@ -122,6 +134,7 @@ class ScanPairs:
         state = dict(self.__dict__)
         state["_readers"] = OrderedDict()
         state["_truths"] = {}
+        state["_displacements"] = {}
         state["_cache"] = OrderedDict()
         return state
 
@@ -139,6 +152,17 @@ class ScanPairs:
         t, y, x = shape
         if tuple(even_true.shape) != (t, y, x // 2):
             raise OrpamError(f"{s.truth}: even_true shape {tuple(even_true.shape)} does not match scan {shape}")
+        group = zarr.open_group(s.truth, mode="r")
+        if "displacement" in group:
+            disp_shape = tuple(group["displacement"].shape)
+            if disp_shape not in ((t, y), (t, y, x // 2)):
+                raise OrpamError(f"{s.truth}: displacement shape {disp_shape} fits neither {(t, y)} nor {(t, y, x // 2)}")
+
+    def without_displacement(self) -> list[Path]:
+        """Scans whose truth store holds no displacement (all must have one for supervision)."""
+        import zarr
+
+        return [s.path for s in self.scans if s.truth is None or "displacement" not in zarr.open_group(s.truth, mode="r")]
 
     def __len__(self) -> int:
         return int(self.scan_of.size)
@@ -177,11 +201,28 @@ class ScanPairs:
                     self._truths[i] = zarr.open_group(self.scans[i].truth, mode="r")["even_true"]
                 tr = np.asarray(self._truths[i][t], dtype=np.float64)[:, : m.shape[1]]
                 truth = ((tr - lo) / scale).astype(np.float32)
-            hit = FramePair(m, f, truth)
+            hit = FramePair(m, f, truth, self._displacement(i, t, m.shape))
             while len(self._cache) >= self.cache_frames:
                 self._cache.popitem(last=False)
         self._cache[key] = hit
         return hit
+
+    def _displacement(self, i: int, t: int, shape: tuple[int, int]) -> np.ndarray | None:
+        """True displacement of frame ``t`` of scan ``i`` as ``(Y, W)`` pixels, or None."""
+        if self.scans[i].truth is None:
+            return None
+        if i not in self._displacements:
+            import zarr
+
+            group = zarr.open_group(self.scans[i].truth, mode="r")
+            self._displacements[i] = group["displacement"] if "displacement" in group else None
+        array = self._displacements[i]
+        if array is None:
+            return None
+        d = np.asarray(array[t], dtype=np.float32)
+        if d.ndim == 1:
+            return np.broadcast_to(d[:, None], shape)
+        return np.ascontiguousarray(d[:, : shape[1]])
 
     def close(self) -> None:
         """Close every open reader and drop the caches."""
@@ -189,6 +230,7 @@ class ScanPairs:
             r.close()
         self._readers.clear()
         self._truths.clear()
+        self._displacements.clear()
         self._cache.clear()
 
 
@@ -208,11 +250,17 @@ class TrainPairs(Dataset):
 
     ``len()`` is ``steps_per_epoch * batch_size``; call :meth:`set_epoch` before iterating a new
     epoch (or use :meth:`sample` / :meth:`batch` directly). Items are ``(moving, fixed)`` float32
-    tensors of shape ``(1, h, w)``.
+    tensors of shape ``(1, h, w)``, followed by the true displacement ``(1, h, w)`` with
+    ``displacement=True`` (every scan must then have one in its truth store).
     """
 
     def __init__(self, pairs: ScanPairs, crop: int, batch_size: int, steps_per_epoch: int | None, seed: int,
-                 augment: bool = True) -> None:
+                 augment: bool = True, displacement: bool = False) -> None:
+        if displacement:
+            lacking = pairs.without_displacement()
+            if lacking:
+                raise OrpamError(f"{lacking[0]}: displacement supervision needs a truth store with a displacement array for every train scan")
+        self.displacement = displacement
         self.pairs = pairs
         self.crop = crop_shape(pairs, crop)
         self.batch_size = int(batch_size)
@@ -233,9 +281,9 @@ class TrainPairs(Dataset):
     def __len__(self) -> int:
         return (self.steps_per_epoch - self.start_step) * self.batch_size
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        m, f = self.sample(self.epoch, self.start_step * self.batch_size + int(index))
-        return torch.from_numpy(m[None]), torch.from_numpy(f[None])
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
+        arrays = self.sample(self.epoch, self.start_step * self.batch_size + int(index))
+        return tuple(torch.from_numpy(a[None]) for a in arrays)
 
     def frame_index(self, epoch: int, position: int) -> int:
         """Flat frame index of sample ``position`` of ``epoch`` (a seeded permutation per pass)."""
@@ -246,8 +294,8 @@ class TrainPairs(Dataset):
             self._order = (epoch, cycle, rng.permutation(n))
         return int(self._order[2][position % n])
 
-    def sample(self, epoch: int, position: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(moving, fixed)`` float32 ``(h, w)`` crops for sample ``position`` of ``epoch``."""
+    def sample(self, epoch: int, position: int) -> tuple[np.ndarray, ...]:
+        """``(moving, fixed)`` float32 ``(h, w)`` crops for sample ``position`` of ``epoch`` (plus the displacement)."""
         pair = self.pairs.frame_pair(self.frame_index(epoch, position))
         rng = np.random.default_rng([self.seed, epoch, position])
         h, w = self.crop
@@ -256,31 +304,35 @@ class TrainPairs(Dataset):
         flip = bool(rng.random() < 0.5)
         gain = float(np.exp(rng.uniform(np.log(GAIN_RANGE[0]), np.log(GAIN_RANGE[1]))))
         offset = float(rng.uniform(*OFFSET_RANGE))
-        m = pair.moving[y0 : y0 + h, x0 : x0 + w]
-        f = pair.fixed[y0 : y0 + h, x0 : x0 + w]
+        window = (slice(y0, y0 + h), slice(x0, x0 + w))
+        m, f = pair.moving[window], pair.fixed[window]
+        d = pair.displacement[window] if self.displacement and pair.displacement is not None else None
         if self.augment:
             if flip:
                 m, f = m[::-1], f[::-1]
+                d = None if d is None else -d[::-1]
             m = m * np.float32(gain) + np.float32(offset)
-        return np.ascontiguousarray(m, np.float32), np.ascontiguousarray(f, np.float32)
+        out = [np.ascontiguousarray(m, np.float32), np.ascontiguousarray(f, np.float32)]
+        if d is not None:
+            out.append(np.ascontiguousarray(d, np.float32))
+        return tuple(out)
 
-    def batch(self, epoch: int, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Batch ``step`` of ``epoch`` as ``(moving, fixed)`` tensors of shape ``(B, 1, h, w)``."""
+    def batch(self, epoch: int, step: int) -> tuple[torch.Tensor, ...]:
+        """Batch ``step`` of ``epoch`` as ``(moving, fixed[, displacement])`` tensors of shape ``(B, 1, h, w)``."""
         items = [self.sample(epoch, step * self.batch_size + j) for j in range(self.batch_size)]
-        m = torch.from_numpy(np.stack([a for a, _ in items])[:, None])
-        f = torch.from_numpy(np.stack([b for _, b in items])[:, None])
-        return m, f
+        return tuple(torch.from_numpy(np.stack(column)[:, None]) for column in zip(*items))
 
 
 @dataclass(frozen=True)
 class ValPair:
-    """A validation centre crop: normalised moving, fixed and (if known) true even lines."""
+    """A validation centre crop: normalised moving, fixed and (if known) true even lines and displacement."""
 
     scan: str
     frame: int
     moving: np.ndarray
     fixed: np.ndarray
     truth: np.ndarray | None
+    displacement: np.ndarray | None = None
 
 
 def val_pairs(pairs: ScanPairs, crop: int, count: int) -> list[ValPair]:
@@ -301,6 +353,7 @@ def val_pairs(pairs: ScanPairs, crop: int, count: int) -> list[ValPair]:
                 scan=pairs.scans[int(pairs.scan_of[k])].name, frame=int(pairs.frame_of[k]),
                 moving=p.moving[sl].copy(), fixed=p.fixed[sl].copy(),
                 truth=None if p.truth is None else p.truth[sl].copy(),
+                displacement=None if p.displacement is None else np.array(p.displacement[sl], np.float32),
             )
         )
     return out

@@ -156,3 +156,52 @@ def test_ingested_store_is_read_with_its_own_conventions(tmp_path: Path) -> None
     a = (p.fixed[0, 1] - p.fixed[0, 0]) / 2.0
     # backward first: moving = columns 0, 2, ...; fixed = columns 1, 3, ... -> moving - fixed = -1 unit
     np.testing.assert_allclose(p.moving - p.fixed, -a, rtol=1e-4)
+
+
+
+def _window_of(crop: np.ndarray, image: np.ndarray) -> tuple[int, int]:
+    """Top-left corner of the window of ``image`` that ``crop`` was cut from (exact match)."""
+    h, w = crop.shape
+    for y0 in range(image.shape[0] - h + 1):
+        for x0 in range(image.shape[1] - w + 1):
+            if np.array_equal(image[y0 : y0 + h, x0 : x0 + w], crop):
+                return y0, x0
+    raise AssertionError("crop not found in its frame")
+
+
+def test_displacement_crops_follow_the_images_and_flip_negated(sim_dir: Path) -> None:
+    """The displacement is cut from the truth like the images; a Y flip turns it into -d[::-1]."""
+    import zarr
+
+    from orpam_pipeline.models.warp import warp_rows
+
+    scan = sorted((sim_dir / "scans").glob("*.npy"))[0]
+    truth = sim_dir / "truth" / f"{scan.stem}.zarr"
+    pairs = ScanPairs([PairScan(scan.stem, scan, truth)])
+    plain = TrainPairs(pairs, crop=32, batch_size=4, steps_per_epoch=4, seed=3, augment=False, displacement=True)
+    jittered = TrainPairs(pairs, crop=32, batch_size=4, steps_per_epoch=4, seed=3, displacement=True)
+    true = np.asarray(zarr.open_group(truth, mode="r")["displacement"])
+    flips = []
+    for pos in range(12):
+        m, _, d = plain.sample(0, pos)
+        k = plain.frame_index(0, pos)
+        y0, _ = _window_of(m, pairs.frame_pair(k).moving)
+        np.testing.assert_allclose(d, np.broadcast_to(true[pairs.frame_of[k], y0 : y0 + 32, None], d.shape), atol=1e-6)
+        ma, _, da = jittered.sample(0, pos)
+        flipped = not np.array_equal(da, d)
+        flips.append(flipped)
+        if flipped:
+            np.testing.assert_array_equal(da, -d[::-1])
+        registered = warp_rows(torch.from_numpy(m)[None, None], torch.from_numpy(d)[None, None])[0, 0].numpy()
+        registered_a = warp_rows(torch.from_numpy(ma)[None, None], torch.from_numpy(da)[None, None])[0, 0].numpy()
+        expected = registered[::-1] if flipped else registered
+        inner = slice(6, -6)  # rows whose warp reads inside the crop in both orientations
+        assert np.corrcoef(expected[inner].ravel(), registered_a[inner].ravel())[0, 1] > 0.9999
+    assert any(flips) and not all(flips)
+
+
+def test_displacement_supervision_needs_truth(tmp_path: Path) -> None:
+    pairs = ScanPairs([_coded_scan(tmp_path)])
+    with pytest.raises(OrpamError, match="displacement supervision needs a truth store"):
+        TrainPairs(pairs, crop=16, batch_size=2, steps_per_epoch=1, seed=0, displacement=True)
+    assert len(TrainPairs(pairs, crop=16, batch_size=2, steps_per_epoch=1, seed=0).sample(0, 0)) == 2

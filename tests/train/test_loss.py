@@ -47,3 +47,20 @@ def test_loss_terms_weights_and_gradient() -> None:
     assert float(full) == pytest.approx(float(want), rel=1e-5)
     full, _ = pcreg_loss(a, b, a, w)  # final perfect: λ times the coarse term
     assert float(full) == pytest.approx(0.25 * float(want), rel=1e-5)
+
+
+def test_displacement_error_is_the_mean_absolute_error() -> None:
+    from orpam_pipeline.train.loss import LossWeights, displacement_error, flow_loss
+
+    target = torch.linspace(-3, 3, 2 * 16 * 16).reshape(2, 1, 16, 16)
+    fields = {"displacement": target + 0.25, "coarse_displacement": target - 1.0,
+              "gain": torch.ones_like(target), "offset": torch.zeros_like(target)}
+    weights = LossWeights(coarse=0.5, displacement=2.0)
+    assert float(displacement_error(fields, target, weights)) == pytest.approx(0.25 + 0.5 * 1.0)
+    image = torch.rand(2, 1, 16, 16)
+    with_term, terms = flow_loss(image, image, fields, image, weights, target)
+    without, _ = flow_loss(image, image, fields, image, LossWeights(coarse=0.5))
+    assert float(with_term - without) == pytest.approx(2.0 * 0.75, rel=1e-5)
+    assert float(terms["displacement"]) == pytest.approx(0.75)
+    with pytest.raises(ValueError, match="no target displacement"):
+        flow_loss(image, image, fields, image, weights)

@@ -82,3 +82,47 @@ def test_resume_refuses_another_manifest_or_recipe(sim_dir: Path, tmp_path: Path
     with pytest.raises(OrpamError, match="another manifest") as err:
         train(manifest, tmp_path / "run", config, SMALL, resume=True)
     assert "\n" not in str(err.value)
+
+
+FLOW_SMALL = {"arch": "pcregnet-flow", "base_channels": 4}
+
+
+def test_displacement_supervision_and_init(sim_manifest: Path, tmp_path: Path) -> None:
+    """Supervised flow training logs the displacement error; --init starts from a checkpoint's weights.
+
+    With frozen batch norm and a negligible learning rate every tensor, running statistics included,
+    stays at the init checkpoint's value.
+    """
+    config = TrainConfig(epochs=1, batch_size=2, crop=32, steps_per_epoch=2, val_pairs=4, lambda_displacement=1.0)
+    first = train(sim_manifest, tmp_path / "a", config, FLOW_SMALL)
+    record = first.history[-1]
+    assert record["val_disp_rms_px"] > 0
+    start = load_checkpoint(first.last_checkpoint)
+    frozen = TrainConfig(**{**config.to_dict(), "lr": 1e-12, "init": str(first.last_checkpoint),
+                            "freeze_batchnorm": True})
+    second = train(sim_manifest, tmp_path / "b", frozen, FLOW_SMALL)
+    after = load_checkpoint(second.last_checkpoint)
+    assert any("running_mean" in key for key in start["model_state"])
+    for key, value in start["model_state"].items():
+        torch.testing.assert_close(after["model_state"][key], value, rtol=0, atol=1e-6, msg=key)
+    moving = train(sim_manifest, tmp_path / "c", TrainConfig(**{**frozen.to_dict(), "freeze_batchnorm": False}),
+                   FLOW_SMALL)
+    stats = load_checkpoint(moving.last_checkpoint)["model_state"]
+    assert any(not torch.equal(stats[k], v) for k, v in start["model_state"].items() if "running_mean" in k)
+    assert second.history[0]["val_disp_rms_px"] == pytest.approx(record["val_disp_rms_px"], abs=0.05)
+    from orpam_pipeline.io.hashing import sha256_file
+
+    assert after["extra"]["init_sha256"] == sha256_file(first.last_checkpoint)
+
+
+def test_displacement_supervision_refusals(sim_manifest: Path, tmp_path: Path) -> None:
+    config = TrainConfig(epochs=1, batch_size=2, crop=32, steps_per_epoch=1, val_pairs=2, lambda_displacement=1.0)
+    with pytest.raises(OrpamError, match="needs --arch pcregnet-flow"):
+        train(sim_manifest, tmp_path / "a", config, SMALL)
+    plain = train(sim_manifest, tmp_path / "b", TrainConfig(epochs=1, batch_size=2, crop=32, steps_per_epoch=1,
+                                                             val_pairs=2), SMALL)
+    with pytest.raises(OrpamError, match="init checkpoint's model config differs in arch"):
+        train(sim_manifest, tmp_path / "c", TrainConfig(**{**config.to_dict(), "init": str(plain.last_checkpoint)}),
+              FLOW_SMALL)
+    with pytest.raises(OrpamError, match="lambda_displacement must not be negative"):
+        TrainConfig(lambda_displacement=-1.0)
