@@ -49,7 +49,7 @@ SCHEMA: dict[str, dict[str, set[str] | None]] = {
 }  # fmt: skip
 """Sections and keys each kind accepts (None: checked by the section's own config class)."""
 
-_PATHS = {("inputs", "scans"), ("inputs", "stores"), ("inputs", "manifest"), ("output", "dir"), ("method", "checkpoint")}
+_PATHS = {("inputs", "scans"), ("inputs", "stores"), ("inputs", "manifest"), ("output", "dir"), ("method", "checkpoint"), ("train", "init")}
 
 
 @dataclass

@@ -524,6 +524,7 @@ def train(
     lambda_intensity: Annotated[float, typer.Option("--lambda-intensity", help="pcregnet-flow: gain/offset smoothness weight.")] = 0.1,
     lambda_displacement: Annotated[float, typer.Option("--lambda-displacement", help="pcregnet-flow: weight of the supervised displacement error; needs truth stores with a displacement (simulated data). 0 = self-supervised.")] = 0.0,
     init: Annotated[Path | None, typer.Option("--init", help="Start from this checkpoint's weights (same architecture) instead of random ones.")] = None,
+    shift: Annotated[int, typer.Option("--shift", min=0, help="Augment with random integer shifts of the moving crop along Y of up to this many rows.")] = 0,
     freeze_batchnorm: Annotated[bool, typer.Option("--freeze-batchnorm", help="Keep batch-norm statistics fixed (recommended with --init).")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from OUT/last.pt.")] = False,
 ) -> None:
@@ -540,7 +541,7 @@ def train(
         epochs=epochs, batch_size=batch_size, steps_per_epoch=steps_per_epoch, crop=crop, lr=lr,
         weight_decay=weight_decay, lambda_coarse=lambda_coarse, seed=seed, device=device, amp=amp,
         lambda_smooth=lambda_smooth, lambda_intensity=lambda_intensity, lambda_displacement=lambda_displacement,
-        init=None if init is None else str(init), freeze_batchnorm=freeze_batchnorm,
+        init=None if init is None else str(init), freeze_batchnorm=freeze_batchnorm, shift=shift,
     )  # fmt: skip
     with progress_bars() as bars:
         epoch_task = bars.add_task("epochs", total=epochs)

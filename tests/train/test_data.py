@@ -169,8 +169,12 @@ def _window_of(crop: np.ndarray, image: np.ndarray) -> tuple[int, int]:
     raise AssertionError("crop not found in its frame")
 
 
-def test_displacement_crops_follow_the_images_and_flip_negated(sim_dir: Path) -> None:
-    """The displacement is cut from the truth like the images; a Y flip turns it into -d[::-1]."""
+def test_displacement_crops_follow_the_images_shifts_and_flips(sim_dir: Path) -> None:
+    """The displacement is cut from the truth like the images; a shift s makes it d - s, a Y flip -d[::-1].
+
+    Independent of the bookkeeping: warping each augmented moving crop by its displacement gives the same
+    registered image (up to the flip and the intensity jitter) as warping the plain crop by the truth.
+    """
     import zarr
 
     from orpam_pipeline.models.warp import warp_rows
@@ -179,25 +183,28 @@ def test_displacement_crops_follow_the_images_and_flip_negated(sim_dir: Path) ->
     truth = sim_dir / "truth" / f"{scan.stem}.zarr"
     pairs = ScanPairs([PairScan(scan.stem, scan, truth)])
     plain = TrainPairs(pairs, crop=32, batch_size=4, steps_per_epoch=4, seed=3, augment=False, displacement=True)
-    jittered = TrainPairs(pairs, crop=32, batch_size=4, steps_per_epoch=4, seed=3, displacement=True)
+    jittered = TrainPairs(pairs, crop=32, batch_size=4, steps_per_epoch=4, seed=3, displacement=True, shift=5)
     true = np.asarray(zarr.open_group(truth, mode="r")["displacement"])
-    flips = []
-    for pos in range(12):
+    flips, shifts = [], set()
+    for pos in range(16):
         m, _, d = plain.sample(0, pos)
         k = plain.frame_index(0, pos)
         y0, _ = _window_of(m, pairs.frame_pair(k).moving)
         np.testing.assert_allclose(d, np.broadcast_to(true[pairs.frame_of[k], y0 : y0 + 32, None], d.shape), atol=1e-6)
         ma, _, da = jittered.sample(0, pos)
-        flipped = not np.array_equal(da, d)
+        flipped = np.ptp(da - d) > 1e-4
         flips.append(flipped)
-        if flipped:
-            np.testing.assert_array_equal(da, -d[::-1])
+        unflipped = -da[::-1] if flipped else da
+        shift = float(np.mean(d - unflipped))
+        assert shift == pytest.approx(round(shift), abs=1e-5) and abs(shift) <= 5
+        shifts.add(round(shift))
         registered = warp_rows(torch.from_numpy(m)[None, None], torch.from_numpy(d)[None, None])[0, 0].numpy()
         registered_a = warp_rows(torch.from_numpy(ma)[None, None], torch.from_numpy(da)[None, None])[0, 0].numpy()
         expected = registered[::-1] if flipped else registered
-        inner = slice(6, -6)  # rows whose warp reads inside the crop in both orientations
+        inner = slice(12, -12)  # rows whose warp reads inside the crop in every case
         assert np.corrcoef(expected[inner].ravel(), registered_a[inner].ravel())[0, 1] > 0.9999
     assert any(flips) and not all(flips)
+    assert len(shifts) > 3
 
 
 def test_displacement_supervision_needs_truth(tmp_path: Path) -> None:
