@@ -182,7 +182,7 @@ def load_model(
 
 
 EXPORT_KEYS = ("epoch", "global_step", "manifest_sha256", "manifest_name", "train_config", "crop",
-               "normalisation", "best_metric", "best_metric_name", "history")
+               "normalisation", "best_metric", "best_metric_name", "history", "init_sha256")
 
 
 def export_model(src: str | Path, dst: str | Path) -> Path:
