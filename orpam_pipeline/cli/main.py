@@ -64,6 +64,10 @@ Checkpoint = Annotated[
 Device = Annotated[str | None, typer.Option("--device", help="Learned methods: auto, cpu or cuda.")]
 Precision = Annotated[str | None, typer.Option("--precision", help="Learned methods: auto, fp32, bf16 or fp16.")]
 BatchSize = Annotated[int | None, typer.Option("--batch-size", min=1, help="Learned methods: frames per batch.")]
+LineProfile = Annotated[
+    bool,
+    typer.Option("--line-profile", help="pcregnet-flow: use the field's median along the lines, one profile per row."),
+]
 Scheduler = Annotated[
     str | None,
     typer.Option("--scheduler", help="Run the chunk tasks on a running dask.distributed cluster (e.g. tcp://host:8786)."),
@@ -73,10 +77,11 @@ Workers = Annotated[
 ]
 
 
-def method_options(checkpoint: Path | None, device: str | None, precision: str | None, batch: int | None) -> dict:
+def method_options(checkpoint: Path | None, device: str | None, precision: str | None, batch: int | None,
+                   line_profile: bool = False) -> dict:
     """Settings for learned methods, only those the user gave."""
     opts = {"checkpoint": str(checkpoint) if checkpoint else None, "device": device, "precision": precision,
-            "batch_size": batch}  # fmt: skip
+            "batch_size": batch, "profile": True if line_profile else None}  # fmt: skip
     return {k: v for k, v in opts.items() if v is not None}
 
 
@@ -172,6 +177,7 @@ def register(
     device: Device = None,
     precision: Precision = None,
     batch_size: BatchSize = None,
+    line_profile: LineProfile = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a registration made with other parameters.")] = False,
     scheduler: Scheduler = None,
     workers: Workers = None,
@@ -183,7 +189,7 @@ def register(
     from orpam_pipeline.register import get_method
     from orpam_pipeline.register.engine import register as run_register
 
-    chosen = get_method(method.value, **method_options(checkpoint, device, precision, batch_size))
+    chosen = get_method(method.value, **method_options(checkpoint, device, precision, batch_size, line_profile))
     with computing(scheduler, workers), progress_bars() as bars:
         result = run_register(store, chosen, progress=StageProgress(bars), overwrite=overwrite)
     info = result.info
@@ -277,6 +283,7 @@ def run(
     device: Device = None,
     precision: Precision = None,
     batch_size: BatchSize = None,
+    line_profile: LineProfile = False,
     scheduler: Scheduler = None,
     workers: Workers = None,
 ) -> None:
@@ -289,7 +296,7 @@ def run(
     options = RunOptions(
         method=method.value, variable=variable, scan_lines=scan_lines.value, first_line=first_line.value,
         chunk_frames=chunk_frames, depth_axis=depth_axis, overwrite=overwrite,
-        method_options=method_options(checkpoint, device, precision, batch_size),
+        method_options=method_options(checkpoint, device, precision, batch_size, line_profile),
     )  # fmt: skip
     started = time.perf_counter()
     with computing(scheduler, workers):
@@ -338,6 +345,7 @@ def evaluate(
     device: Device = None,
     precision: Precision = None,
     batch_size: BatchSize = None,
+    line_profile: LineProfile = False,
     scheduler: Scheduler = None,
     workers: Workers = None,
 ) -> None:
@@ -353,7 +361,7 @@ def evaluate(
         raise OrpamError("usage: orpam evaluate SRC OUT, or orpam evaluate --benchmark OUT")
     options = EvaluateOptions(
         methods=tuple(m.strip() for m in methods.split(",") if m.strip()), max_frames=frames,
-        method_options=method_options(checkpoint, device, precision, batch_size), leak_frames=leak_frames,
+        method_options=method_options(checkpoint, device, precision, batch_size, line_profile), leak_frames=leak_frames,
         leak_threshold=leak_threshold, variable=variable, scan_lines=scan_lines.value, first_line=first_line.value,
         depth_axis=depth_axis,
     )  # fmt: skip

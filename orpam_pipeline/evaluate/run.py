@@ -14,7 +14,7 @@ import platform
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ from orpam_pipeline.evaluate.leak import LEAK_FRAMES, LEAK_THRESHOLD, leak_check
 from orpam_pipeline.evaluate.scoring import find_truth, score_store, truth_problem
 from orpam_pipeline.io import ScanEntry, discover_scans, open_scan
 from orpam_pipeline.pipeline import one_line
-from orpam_pipeline.register import RegistrationMethod, get_method
+from orpam_pipeline.register import SETTINGS, RegistrationMethod, get_method
 from orpam_pipeline.register.engine import register_store
 from orpam_pipeline.report.compute import write_report
 from orpam_pipeline.store.ingest import ingest_scan
@@ -103,9 +103,13 @@ def machine_info() -> dict[str, Any]:
 
 
 def make_method(name: str, learned_options: dict[str, Any]) -> RegistrationMethod:
-    """A fresh method; ``learned_options`` (checkpoint, device, ...) are given to learned methods only."""
+    """A fresh method; ``learned_options`` (checkpoint, device, ...) go to learned methods, each only the
+    options its settings have (``profile`` reaches pcregnet-flow, not pcregnet)."""
     method = get_method(name)
-    return get_method(name, **learned_options) if method.kind == "learned" and learned_options else method
+    if method.kind != "learned" or not learned_options:
+        return method
+    accepted = {f.name for f in fields(SETTINGS[name])}
+    return get_method(name, **{k: v for k, v in learned_options.items() if k in accepted})
 
 
 def _report_metrics(report: dict[str, Any]) -> dict[str, Any]:

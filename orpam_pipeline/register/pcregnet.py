@@ -109,9 +109,15 @@ class _Runner:
         return self.run(moving, fixed)[0]
 
     def run(
-        self, moving: np.ndarray, fixed: np.ndarray, fields: tuple[str, ...] = ()
+        self, moving: np.ndarray, fixed: np.ndarray, fields: tuple[str, ...] = (), line_profile: bool = False
     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """Final image of (t, Y, W) ``moving`` onto ``fixed``, plus the named model fields as (t, Y, W) float32."""
+        """Final image of (t, Y, W) ``moving`` onto ``fixed``, plus the named model fields as (t, Y, W) float32.
+
+        ``line_profile`` (flow models): the displacement becomes its median along W for every row and
+        the final image is recomputed as ``gain · warp(moving, profile) + offset``.
+        """
+        if line_profile and self.arch == "pcregnet":
+            raise OrpamError("a line profile needs a model that predicts a displacement (pcregnet-flow)")
         from orpam_pipeline.models.normalise import denormalise, normalise_pair
 
         torch = self.torch
@@ -135,10 +141,32 @@ class _Runner:
                 mt = mt.to(self.device, non_blocking=cuda).contiguous(memory_format=torch.channels_last)
                 ft = ft.to(self.device, non_blocking=cuda).contiguous(memory_format=torch.channels_last)
                 outputs = self.model(mt, ft)
+                if line_profile:
+                    outputs = _with_line_profile(mt, outputs)
                 out[start:stop] = outputs[0][:, 0].float().cpu().numpy()
                 for name, dest in extra.items():
                     dest[start:stop] = outputs[2][name][:, 0].float().cpu().numpy()
         return denormalise(out, scale), extra
+
+
+def _with_line_profile(moving: Any, outputs: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Flow outputs with the displacement replaced by its per-row median along the lines (float32)."""
+    import torch
+
+    from orpam_pipeline.models.warp import warp_rows
+
+    final, coarse, fields = outputs
+    if "displacement_x" in fields:
+        raise OrpamError("a line profile is not defined for models with a cross-axis displacement")
+    with torch.autocast(moving.device.type, enabled=False):
+        d = fields["displacement"].float()
+        ranked = d.sort(dim=-1).values
+        w = d.shape[-1]
+        median = 0.5 * (ranked[..., (w - 1) // 2] + ranked[..., w // 2])  # numpy's median for even w too
+        profile = median[..., None].expand_as(d).contiguous()
+        warped = warp_rows(moving[:, :1].float().contiguous(), profile)
+        final = fields["gain"].float() * warped + fields["offset"].float()
+    return final, coarse, {**fields, "displacement": profile}
 
 
 def get_runner(settings: InferenceSettings) -> _Runner:

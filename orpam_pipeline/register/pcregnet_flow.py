@@ -30,6 +30,14 @@ class FlowInferenceSettings(InferenceSettings):
     """:class:`InferenceSettings` whose default checkpoint is the shipped PCReg-Net-Flow model."""
 
     checkpoint: str = str(SHIPPED_FLOW_CHECKPOINT)
+    profile: bool = False
+    """Replace the network's field by its median along the lines, row by row (one profile per frame).
+
+    For scanners whose forward/backward offset depends only on the position along the fast axis
+    (the usual galvo raster): the field's variation across lines is then estimation noise, which the
+    median removes (on simulated scans it was most of the error). The output is still one warp of
+    the measured lines, now by the profile.
+    """
 
 
 class PCRegNetFlowMethod(PCRegNetMethod):
@@ -50,5 +58,6 @@ class PCRegNetFlowMethod(PCRegNetMethod):
                 f"{self.settings.checkpoint}: holds a {runner.arch} model; method {self.name} needs a {ARCH} checkpoint"
             )
         moving = np.asarray(even, dtype=np.float32)
-        registered, fields = runner.run(moving, odd_matched(odd, even.shape[-1]), ("displacement",))
+        registered, fields = runner.run(moving, odd_matched(odd, even.shape[-1]), ("displacement",),
+                                        line_profile=bool(getattr(self.settings, "profile", False)))
         return registered, fields["displacement"]

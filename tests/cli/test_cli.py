@@ -34,6 +34,8 @@ def test_ingest_register_report_step_by_step(tmp_path, small_sim):
     np.save(tmp_path / "a.npy", small_sim.frames[:5])
     assert invoke("ingest", tmp_path / "a.npy", tmp_path / "out").exit_code == 0
     store = tmp_path / "out" / "a" / "scan.zarr"
+    res = invoke("register", store, "--method", "phase", "--line-profile")
+    assert res.exit_code == 1 and "bad option for method 'phase'" in res.output and "Traceback" not in res.output
     res = invoke("register", store, "--method", "copy-odd")
     assert res.exit_code == 0, res.output
     res = invoke("report", store)

@@ -12,6 +12,7 @@ from orpam_pipeline.geometry import split
 from orpam_pipeline.models.checkpoint import save_checkpoint
 from orpam_pipeline.models.pcregnet import PCRegNet, PCRegNetConfig
 from orpam_pipeline.models.pcregnet_flow import PCRegNetFlow, PCRegNetFlowConfig
+from orpam_pipeline.register import get_method
 from orpam_pipeline.register.apply_displacement import apply_displacement
 from orpam_pipeline.register.engine import register_store
 from orpam_pipeline.register.pcregnet_flow import FlowInferenceSettings, PCRegNetFlowMethod
@@ -81,8 +82,34 @@ def test_refuses_a_pcregnet_checkpoint(tmp_path, small_sim):
     assert "\n" not in str(info.value)
 
 
+def test_line_profile_is_the_median_field_and_still_a_warp(tmp_path, small_sim, flow_checkpoint):
+    frames = small_sim.frames[:4, :40, :45]
+    fields = []
+    for profile in (False, True):
+        store = make_store(tmp_path / str(profile), frames, chunk_frames=2)
+        settings = FlowInferenceSettings(checkpoint=str(flow_checkpoint), device="cpu", precision="fp32", profile=profile)
+        register_store(store, PCRegNetFlowMethod(settings))
+        fields.append(open_scan_store(store)["displacement"][:])
+        registered = open_scan_store(store)["registered_even"][:]
+    field, profile_field = fields
+    np.testing.assert_allclose(profile_field, np.broadcast_to(np.median(field, axis=-1, keepdims=True), field.shape),
+                               atol=1e-6)
+    assert np.ptp(field, axis=-1).max() > 0.05  # the random heads make a field that varies across lines
+    expected = apply_displacement(frames, profile_field)[..., 1::2]
+    np.testing.assert_allclose(registered, expected, atol=1e-4 * np.abs(frames).max(), rtol=0)
+
+
+def test_line_profile_needs_a_flow_model(tiny_checkpoint):
+    with pytest.raises(OrpamError, match="bad option for method 'pcregnet'"):
+        get_method("pcregnet", profile=True)
+    runner = pcr.get_runner(pcr.InferenceSettings(checkpoint=str(tiny_checkpoint), device="cpu", precision="fp32"))
+    with pytest.raises(OrpamError, match="needs a model that predicts a displacement"):
+        runner.run(np.zeros((1, 16, 16), np.float32), np.zeros((1, 16, 16), np.float32), line_profile=True)
+
+
+@pytest.mark.parametrize("profile", [False, True], ids=["field", "line-profile"])
 @pytest.mark.parametrize("seed", [9101, 9102, 9103])
-def test_shipped_checkpoint_recovers_a_known_displacement(tmp_path, seed):
+def test_shipped_checkpoint_recovers_a_known_displacement(tmp_path, seed, profile):
     """The shipped flow model, run by the engine on unseen simulated scenes, finds the true field within 0.25 px RMS.
 
     Seeds 9101-9103 are outside the training (100-111, 200-259) and benchmark (5000-5005) ranges;
@@ -92,7 +119,7 @@ def test_shipped_checkpoint_recovers_a_known_displacement(tmp_path, seed):
 
     sim = simulate(SimulationParams.randomised(seed, frames=6, height=256, width=256))
     store = make_store(tmp_path, sim.frames)
-    register_store(store, PCRegNetFlowMethod(FlowInferenceSettings(device="cpu", precision="fp32")))
+    register_store(store, PCRegNetFlowMethod(FlowInferenceSettings(device="cpu", precision="fp32", profile=profile)))
     found = open_scan_store(store)["displacement"][:]
     err = found - sim.displacement[:, :, None]
     rms = float(np.sqrt(np.mean(err**2)))
