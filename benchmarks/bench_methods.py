@@ -6,6 +6,9 @@ median over scans of: NCC of registered even lines vs the true even lines, PSNR 
 displacement error (methods that report one), NCC vs odd (the papers' metric) and ms per frame.
 
     .venv/bin/python benchmarks/bench_methods.py --scans 5 --frames 64
+
+A method may carry settings as ``name:key=value[;key=value]``; the default list adds
+``pcregnet-flow:profile=true`` (the flow network's field reduced to one profile per row).
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=64)
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--seed", type=int, default=1000, help="first seed; held apart from demo/test seeds")
-    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--methods", default=",".join([*METHODS, "pcregnet-flow:profile=true"]))
     args = parser.parse_args()
     methods = args.methods.split(",")
     rows: dict[str, dict[str, list[float]]] = {m: {} for m in methods}
@@ -51,9 +54,9 @@ def main() -> None:
             disp_true = truth["displacement"][:]
             for method in methods:
                 with open_scan(paths.scan) as source:
-                    store = ingest_scan(source, Path(tmp) / method, chunk_frames=16)
+                    store = ingest_scan(source, Path(tmp) / method.replace(":", "_"), chunk_frames=16)
                 started = time.perf_counter()
-                register_store(store, get_method(method))
+                register_store(store, _method(method))
                 ms = 1000 * (time.perf_counter() - started) / args.frames
                 group = open_scan_store(store)
                 reg = group["registered_even"][:]
@@ -74,14 +77,36 @@ def main() -> None:
 
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
     print(f"{args.scans} simulated scans x {args.frames} frames of {args.size}x{args.size}, medians ({machine})")
-    print(f"{'method':<10} {'NCC vs truth':>13} {'PSNR vs truth':>14} {'disp RMS px':>12} {'NCC vs odd':>11} {'ms/frame':>9}")
+    width = max(10, *(len(m) for m in rows))
+    print(f"{'method':<{width}} {'NCC vs truth':>13} {'PSNR vs truth':>14} {'disp RMS px':>12} {'NCC vs odd':>11} {'ms/frame':>9}")
     for method, s in rows.items():
         med = {k: statistics.median(v) for k, v in s.items()}
         disp = f"{med['disp_rms']:.3f}" if "disp_rms" in med else "—"
         print(
-            f"{method:<10} {med['ncc_truth']:>13.4f} {med['psnr_truth']:>14.2f} {disp:>12} "
+            f"{method:<{width}} {med['ncc_truth']:>13.4f} {med['psnr_truth']:>14.2f} {disp:>12} "
             f"{med['ncc_odd']:>11.4f} {med['ms_per_frame']:>9.2f}"
         )
+    print("displacement RMS per scan (px):")
+    for method, s in rows.items():
+        if "disp_rms" in s:
+            print(f"  {method:<{width}} " + " ".join(f"{v:.3f}" for v in s["disp_rms"]))
+
+
+def _method(spec: str):
+    """A method from ``name`` or ``name:key=value;key=value`` (values: true/false, numbers or text)."""
+    name, _, settings = spec.partition(":")
+    options = {}
+    for item in filter(None, settings.split(";")):
+        key, _, raw = item.partition("=")
+        lowered = raw.strip().lower()
+        if lowered in ("true", "false"):
+            options[key.strip()] = lowered == "true"
+            continue
+        try:
+            options[key.strip()] = float(raw) if "." in raw else int(raw)
+        except ValueError:
+            options[key.strip()] = raw.strip()
+    return get_method(name, **options)
 
 
 if __name__ == "__main__":
