@@ -90,6 +90,16 @@ def test_paths_are_relative_to_the_file_and_overrides_to_the_cwd(tmp_path, monke
     wf = load_workflow(WORKFLOWS / "batch.toml", ["output.dir=out", "compute.mode=workers", "compute.workers=3"])
     assert wf.config["output"]["dir"] == str(tmp_path / "out") and wf.config["compute"]["workers"] == 3
     assert parse_override("inputs.scans=[\"a\", \"b\"]") == (["inputs", "scans"], ["a", "b"])
+    wf = load_workflow(WORKFLOWS / "train.toml", ["train.init=ckpt/model.pt"])
+    assert wf.config["train"]["init"] == str(tmp_path / "ckpt" / "model.pt")
+
+
+def test_train_init_in_the_file_is_relative_to_the_file(tmp_path):
+    text = (WORKFLOWS / "train.toml").read_text().replace("[train]", '[train]\ninit = "../runs/a/model.pt"', 1)
+    (tmp_path / "wf").mkdir()
+    (tmp_path / "wf" / "train.toml").write_text(text)
+    wf = load_workflow(tmp_path / "wf" / "train.toml")
+    assert wf.config["train"]["init"] == str(tmp_path / "runs" / "a" / "model.pt")
 
 
 def test_unknown_keys_and_bad_overrides_are_one_line_errors():
