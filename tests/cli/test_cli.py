@@ -89,6 +89,21 @@ def test_manifest_train_and_run_with_the_trained_model(tmp_path):
     assert report["method"] == "pcregnet"
     res = invoke("info", "--json")
     assert res.exit_code == 0 and '"pcregnet"' in res.output
+    res = invoke("train", manifest, "--out", tmp_path / "flow", "--arch", "pcregnet-flow", "--epochs", 1,
+                 "--steps-per-epoch", 1, "--batch-size", 2, "--crop", 16, "--base-channels", 4, "--amp", "off",
+                 "--lambda-displacement", 1, "--shift", 2)
+    assert res.exit_code == 0 and "val_disp_rms_px" in res.output, res.output
+    res = invoke("train", manifest, "--out", tmp_path / "flow2", "--arch", "pcregnet-flow", "--epochs", 1,
+                 "--steps-per-epoch", 1, "--batch-size", 2, "--crop", 16, "--base-channels", 4, "--amp", "off",
+                 "--init", tmp_path / "flow" / "model.pt", "--freeze-batchnorm")
+    assert res.exit_code == 0, res.output
+    res = invoke("run", tmp_path / "sim" / "scans", tmp_path / "out-flow", "--method", "pcregnet-flow",
+                 "--checkpoint", tmp_path / "flow2" / "model.pt", "--device", "cpu", "--line-profile")
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "out-flow" / "sim-0000" / "report.json").read_text())["method"] == "pcregnet-flow"
+    res = invoke("train", manifest, "--out", tmp_path / "bad", "--init", model, "--arch", "pcregnet-flow",
+                 "--base-channels", 4, "--epochs", 1)
+    assert res.exit_code == 1 and "init checkpoint's model config differs" in res.output
 
 
 def test_manifest_check_reports_a_changed_file(tmp_path):
