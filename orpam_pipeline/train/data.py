@@ -145,20 +145,20 @@ class ScanPairs:
         return state
 
     def _check_truth(self, i: int, shape: tuple[int, int, int], first_line: str) -> None:
-        """Refuse a truth store whose ``even_true`` does not fit the scan's moving columns."""
+        """Refuse a truth store whose ``even_true`` (or ``displacement``) does not fit the scan's moving columns."""
         import zarr
 
         s = self.scans[i]
         if first_line != "forward":
             raise OrpamError(f"{s.path}: ground truth is only defined for first_line = forward scans")
         try:
-            even_true = zarr.open_group(s.truth, mode="r")["even_true"]
+            group = zarr.open_group(s.truth, mode="r")
+            even_true = group["even_true"]
         except Exception as exc:  # zarr raises several types
             raise OrpamError(f"{s.truth}: no readable even_true array ({type(exc).__name__})") from None
         t, y, x = shape
         if tuple(even_true.shape) != (t, y, x // 2):
             raise OrpamError(f"{s.truth}: even_true shape {tuple(even_true.shape)} does not match scan {shape}")
-        group = zarr.open_group(s.truth, mode="r")
         if "displacement" in group:
             disp_shape = tuple(group["displacement"].shape)
             if disp_shape not in ((t, y), (t, y, x // 2)):
