@@ -32,6 +32,7 @@ from orpam_pipeline.register.engine import register_store
 from orpam_pipeline.simulate import SimulationParams, write_simulation
 from orpam_pipeline.store.ingest import ingest_scan
 from orpam_pipeline.store.layout import open_scan_store
+from orpam_pipeline.workflow import parse_override
 
 
 def main() -> None:
@@ -93,21 +94,13 @@ def main() -> None:
 
 
 def _method(spec: str):
-    """A method from ``name`` or ``name:key=value;key=value`` (values: true/false, numbers or text)."""
+    """A method from ``name`` or ``name:key=value;key=value`` (values read like workflow ``--set`` ones)."""
     name, _, settings = spec.partition(":")
     options = {}
     for item in filter(None, settings.split(";")):
-        key, _, raw = item.partition("=")
-        lowered = raw.strip().lower()
-        if lowered in ("true", "false"):
-            options[key.strip()] = lowered == "true"
-            continue
-        try:
-            options[key.strip()] = float(raw) if "." in raw else int(raw)
-        except ValueError:
-            options[key.strip()] = raw.strip()
+        (_, key), value = parse_override(f"method.{item}")
+        options[key] = value
     return get_method(name, **options)
-
 
 if __name__ == "__main__":
     main()

@@ -14,13 +14,14 @@ import platform
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from scipy import stats
 
+from orpam_pipeline.fieldnames import field_names
 from orpam_pipeline import __version__
 from orpam_pipeline.errors import OrpamError
 from orpam_pipeline.evaluate.artefact import COMB_SIGMA_Y
@@ -108,7 +109,7 @@ def make_method(name: str, learned_options: dict[str, Any]) -> RegistrationMetho
     method = get_method(name)
     if method.kind != "learned" or not learned_options:
         return method
-    accepted = {f.name for f in fields(SETTINGS[name])}
+    accepted = field_names(SETTINGS[name])
     return get_method(name, **{k: v for k, v in learned_options.items() if k in accepted})
 
 

@@ -17,12 +17,14 @@ With the defaults the model has 2,598,914 parameters (paper: 2.56 M).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from orpam_pipeline.fieldnames import unknown_keys
 
 MULTIPLE = 8
 """Spatial sizes are padded to this multiple so the three 2x max-pools divide evenly."""
@@ -44,8 +46,7 @@ class PCRegNetConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PCRegNetConfig:
         """Build from :meth:`to_dict` output; unknown keys are an error so typos surface."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
+        unknown = unknown_keys(cls, data)
         if unknown:
             raise ValueError(f"unknown PCRegNetConfig keys: {', '.join(unknown)}")
         return cls(**data)

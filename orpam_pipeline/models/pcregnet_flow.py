@@ -39,13 +39,14 @@ that produce the outputs run on the unpadded moving image (edge-clamped at its r
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from orpam_pipeline.fieldnames import unknown_keys
 from .pcregnet import ContrastModule, Decoder, Encoder, _resize, pad_to_multiple
 from .warp import warp_cols, warp_rows
 
@@ -84,8 +85,7 @@ class PCRegNetFlowConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PCRegNetFlowConfig:
         """Build from :meth:`to_dict` output; unknown keys are an error so typos surface."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
+        unknown = unknown_keys(cls, data)
         if unknown:
             raise ValueError(f"unknown PCRegNetFlowConfig keys: {', '.join(unknown)}")
         return cls(**data)

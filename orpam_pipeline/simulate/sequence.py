@@ -14,13 +14,14 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from scipy import ndimage
 
+from orpam_pipeline.fieldnames import unknown_keys
 from orpam_pipeline.errors import OrpamError
 from orpam_pipeline.io.hashing import sha256_file
 from orpam_pipeline.store.layout import remove_tree
@@ -143,10 +144,9 @@ class SimulationParams:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> SimulationParams:
         """Inverse of :meth:`to_dict`; unknown keys are an error."""
-        names = {f.name for f in fields(cls)}
-        unknown = set(values) - names
+        unknown = unknown_keys(cls, values)
         if unknown:
-            raise OrpamError(f"unknown simulation parameters: {', '.join(sorted(unknown))}")
+            raise OrpamError(f"unknown simulation parameters: {', '.join(unknown)}")
         values = dict(values)
         if isinstance(values.get("scene"), dict):
             values["scene"] = SceneParams(**values["scene"])

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from orpam_pipeline.fieldnames import unknown_keys
 from orpam_pipeline.errors import OrpamError
 from orpam_pipeline.manifest import Manifest, load_manifest, manifest_hash
 from orpam_pipeline.metrics import ncc_frames, psnr_frames, ssim_frames
@@ -119,8 +120,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
         """Inverse of :meth:`to_dict`; unknown keys are an error."""
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - names)
+        unknown = unknown_keys(cls, values)
         if unknown:
             raise OrpamError(f"unknown train config keys: {', '.join(unknown)}")
         return cls(**values)
