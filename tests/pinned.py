@@ -1,0 +1,90 @@
+"""A small fixed scan run through every method, reduced to sha256 digests of the stored arrays.
+
+``tests/data/store_digests.json`` holds the digests the pipeline wrote before the registry/CLI
+refactor (issue 12); ``test_pinned_stores`` asserts that every method still writes exactly those
+bytes. Regenerate only for an intended change of results: ``python -m tests.pinned``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+DIGESTS = Path(__file__).parent / "data" / "store_digests.json"
+METHOD_OPTIONS: dict[str, dict] = {
+    "none": {},
+    "copy-odd": {},
+    "phase": {},
+    "pcregnet": {"precision": "fp32", "device": "cpu"},
+    "pcregnet-flow": {"precision": "fp32", "device": "cpu"},
+    "pcregnet-flow --line-profile": {"precision": "fp32", "device": "cpu", "profile": True},
+}
+VOLATILE_REPORT_KEYS = ("created", "store", "package_version")
+ARRAYS = ("frames", "registered_even", "merged", "displacement")
+
+
+def pinned_scan(folder: Path) -> Path:
+    """Write the fixed 6-frame 64x48 simulated scan as ``folder/pinned.npy``."""
+    from orpam_pipeline.simulate import SimulationParams, simulate
+
+    sim = simulate(SimulationParams.randomised(11, frames=6, height=64, width=48))
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "pinned.npy"
+    np.save(path, np.asarray(sim.frames, dtype=np.float32))
+    return path
+
+
+def array_digests(store: Path) -> dict[str, str]:
+    """sha256 of the raw little-endian float32 bytes of every array the store holds."""
+    import zarr
+
+    group = zarr.open_group(store, mode="r")
+    out = {}
+    for name in ARRAYS:
+        if name in group:
+            data = np.ascontiguousarray(group[name][...], dtype="<f4")
+            out[name] = hashlib.sha256(data.tobytes()).hexdigest()
+    return out
+
+
+def run_method(work: Path, label: str, chunk_frames: int = 2) -> dict[str, str]:
+    """Ingest the pinned scan and register it with the method named by ``label``; return the digests."""
+    from orpam_pipeline.io import open_scan
+    from orpam_pipeline.register import get_method
+    from orpam_pipeline.register.engine import register
+    from orpam_pipeline.report.compute import write_report
+    from orpam_pipeline.store.ingest import ingest
+
+    name = label.split()[0]
+    src = pinned_scan(work / "src")
+    with open_scan(src) as source:
+        store = ingest(source, work / "out", chunk_frames=chunk_frames).store
+    register(store, get_method(name, **METHOD_OPTIONS[label]))
+    report = write_report(store)[0]
+    return {**array_digests(store), "report": report_digest(report)}
+
+
+def report_digest(report: dict) -> str:
+    """sha256 of the report's numbers (everything but where and when it was written)."""
+    kept = {k: v for k, v in report.items() if k not in VOLATILE_REPORT_KEYS}
+    kept["method_params"] = {k: v for k, v in kept["method_params"].items() if k != "checkpoint"}
+    return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()
+
+
+def main() -> None:
+    digests = {}
+    for label in METHOD_OPTIONS:
+        with tempfile.TemporaryDirectory() as tmp:
+            digests[label] = run_method(Path(tmp), label)
+    DIGESTS.parent.mkdir(parents=True, exist_ok=True)
+    DIGESTS.write_text(json.dumps(digests, indent=1, sort_keys=True) + "\n")
+    json.dump(digests, sys.stdout, indent=1)
+
+
+if __name__ == "__main__":
+    main()
