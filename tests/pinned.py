@@ -24,7 +24,8 @@ METHOD_OPTIONS: dict[str, dict] = {
     "pcregnet-flow": {"precision": "fp32", "device": "cpu"},
     "pcregnet-flow --line-profile": {"precision": "fp32", "device": "cpu", "profile": True},
 }
-VOLATILE_REPORT_KEYS = ("created", "store", "package_version")
+VOLATILE_REPORT_KEYS = ("created", "store", "package_version", "method_params")
+"""Where and when the report was written, and the settings' spelling: not results."""
 ARRAYS = ("frames", "registered_even", "merged", "displacement")
 
 
@@ -70,9 +71,8 @@ def run_method(work: Path, label: str, chunk_frames: int = 2) -> dict[str, str]:
 
 
 def report_digest(report: dict) -> str:
-    """sha256 of the report's numbers (everything but where and when it was written)."""
+    """sha256 of the report's numbers and names (not where, when, or the settings' spelling)."""
     kept = {k: v for k, v in report.items() if k not in VOLATILE_REPORT_KEYS}
-    kept["method_params"] = {k: v for k, v in kept["method_params"].items() if k != "checkpoint"}
     return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()
 
 
