@@ -7,12 +7,13 @@ from typing import Any
 
 from orpam_pipeline import __version__
 from orpam_pipeline.register import METHODS, get_method
-from orpam_pipeline.register.pcregnet import PCRegNetMethod, cpu_has_fast_bf16
 
 
 def devices() -> list[dict[str, Any]]:
     """CPU (with its vector capability) and every CUDA device torch sees."""
     import torch
+
+    from orpam_pipeline.register.pcregnet import cpu_has_fast_bf16
 
     found: list[dict[str, Any]] = [
         {
@@ -32,25 +33,8 @@ def devices() -> list[dict[str, Any]]:
     return found
 
 
-def method_info(name: str) -> dict[str, Any]:
-    method = get_method(name)
-    entry: dict[str, Any] = {"name": name, "kind": method.kind, "description": method.description,
-                             "displacement": method.displacement, "parameters": 0}  # fmt: skip
-    if isinstance(method, PCRegNetMethod):
-        from orpam_pipeline.models.checkpoint import build_model, config_arch, load_checkpoint
-        from orpam_pipeline.models.pcregnet import count_parameters
-
-        path = method.settings.checkpoint
-        entry["checkpoint"] = path
-        entry["checkpoint_sha256"] = method.checkpoint_sha256()
-        if entry["checkpoint_sha256"] is not None:
-            config = load_checkpoint(path)["model_config"]
-            entry["arch"] = config_arch(config)
-            entry["parameters"] = count_parameters(build_model(config))
-    return entry
-
-
 def collect() -> dict[str, Any]:
+    """Version, Python and torch, devices, and every registered method's declaration."""
     import torch
 
     return {
@@ -58,5 +42,5 @@ def collect() -> dict[str, Any]:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "devices": devices(),
-        "methods": [method_info(name) for name in METHODS],
+        "methods": [get_method(name).describe() for name in METHODS],
     }

@@ -16,27 +16,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 from orpam_pipeline.errors import OrpamError
-from orpam_pipeline.geometry import FirstLine
 from orpam_pipeline.io import ScanEntry, discover_scans, open_scan
-from orpam_pipeline.register import DEFAULT_METHOD, get_method
+from orpam_pipeline.options import RunOptions
+from orpam_pipeline.register import RegistrationMethod, get_method
 from orpam_pipeline.register.engine import ProgressFn, register
 from orpam_pipeline.report.compute import current_report, write_report
-from orpam_pipeline.store.ingest import ScanLines, ingest
+from orpam_pipeline.store.ingest import ingest
 from orpam_pipeline.store.lock import store_lock
 
 ScanStatus = Literal["processed", "resumed", "skipped", "failed"]
-
-
-@dataclass
-class RunOptions:
-    method: str = DEFAULT_METHOD
-    variable: str | None = None
-    scan_lines: ScanLines = "columns"
-    first_line: FirstLine = "forward"
-    chunk_frames: int | None = None
-    depth_axis: int | None = None
-    overwrite: bool = False
-    method_options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -53,6 +41,18 @@ class ScanOutcome:
     status: ScanStatus = "processed"
     """``skipped``: already complete with the same parameters; ``resumed``: an interrupted run continued."""
 
+    @property
+    def report_json(self) -> Path | None:
+        return None if self.report_html is None else self.report_html.with_name("report.json")
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-able outcome: where everything is and the report's numbers (per-frame lists left out)."""
+        report = {k: v for k, v in (self.report or {}).items() if k != "per_frame"}
+        paths = {"store": self.store, "report_json": self.report_json, "report_html": self.report_html}
+        return {"name": self.name, "source": str(self.source), "ok": self.ok, "status": self.status,
+                "seconds": round(self.seconds, 3), "error": self.error,
+                **{k: None if v is None else str(v) for k, v in paths.items()}, "report": report or None}  # fmt: skip
+
 
 def one_line(exc: BaseException, where: Path) -> str:
     """A single-line description of any failure, naming the file."""
@@ -68,16 +68,18 @@ def process_scan(
     out_dir: Path,
     options: RunOptions,
     progress: ProgressFn | None = None,
+    method: RegistrationMethod | None = None,
 ) -> ScanOutcome:
     """Ingest, register and report one scan, continuing an interrupted run of it.
 
+    ``method`` is the one :func:`run_batch` built for every scan (default: built from ``options``).
     Failures come back in the outcome (one line naming the file), not as exceptions.
     """
     started = time.perf_counter()
     where = entry.paths[0] if isinstance(entry, ScanEntry) else Path(entry)
     name = entry.name if isinstance(entry, ScanEntry) else Path(entry).stem
     try:
-        method = get_method(options.method, **options.method_options)
+        method = method or get_method(options.method, **options.settings)
         with ExitStack() as stack:
             source = stack.enter_context(open_scan(entry, variable=options.variable, depth_axis=options.depth_axis))
             name = source.name
@@ -113,6 +115,31 @@ def process_scan(
     )  # fmt: skip
 
 
+def ingest_entry(entry: ScanEntry, out_dir: Path, options: RunOptions, progress: ProgressFn | None = None) -> ScanOutcome:
+    """Only the ingest stage of one scan (``orpam ingest``); failures come back in the outcome."""
+    started = time.perf_counter()
+    where = entry.paths[0]
+    try:
+        with open_scan(entry, variable=options.variable, depth_axis=options.depth_axis) as source:
+            result = ingest(
+                source, out_dir, scan_lines=options.scan_lines, first_line=options.first_line,  # type: ignore[arg-type]
+                chunk_frames=options.chunk_frames, overwrite=options.overwrite,
+                progress=None if progress is None else (lambda d, n: progress("ingest", d, n)),
+            )  # fmt: skip
+    except Exception as exc:  # one bad scan must not stop the batch
+        return ScanOutcome(entry.name, where, False, time.perf_counter() - started, error=one_line(exc, where),
+                           status="failed")  # fmt: skip
+    status: ScanStatus = {"created": "processed", "resumed": "resumed", "complete": "skipped"}[result.state]
+    return ScanOutcome(entry.name, where, True, time.perf_counter() - started, result.store, status=status)
+
+
+def scans_under(src: Path, out_dir: Path, variable: str | None = None) -> list[ScanEntry]:
+    """The scans under ``src``, leaving out anything inside ``out_dir`` (outputs are never re-read as inputs)."""
+    out_resolved = Path(out_dir).resolve()
+    return [e for e in discover_scans(Path(src), variable=variable)
+            if not any(p.resolve().is_relative_to(out_resolved) for p in e.paths)]  # fmt: skip
+
+
 def run_batch(
     src: Path,
     out_dir: Path,
@@ -120,18 +147,25 @@ def run_batch(
     on_start: Callable[[int, int, str], None] | None = None,
     progress: ProgressFn | None = None,
     on_done: Callable[[ScanOutcome], None] | None = None,
+    *,
+    ingest_only: bool = False,
 ) -> list[ScanOutcome]:
-    """Process every scan found under ``src`` into ``out_dir``; returns one outcome per scan."""
-    get_method(options.method, **options.method_options)
+    """Process every scan found under ``src`` into ``out_dir``; returns one outcome per scan.
+
+    The method is built once (a bad setting fails before any scan); ``ingest_only`` stops each scan
+    after its store is written.
+    """
+    method = None if ingest_only else get_method(options.method, **options.settings)
     out_dir = Path(out_dir).resolve()
-    entries = [
-        e for e in discover_scans(Path(src)) if not any(p.resolve().is_relative_to(out_dir) for p in e.paths)
-    ]
+    entries = scans_under(src, out_dir, options.variable)
     outcomes = []
     for i, entry in enumerate(entries):
         if on_start is not None:
             on_start(i, len(entries), entry.name)
-        outcome = process_scan(entry, Path(out_dir), options, progress)
+        if ingest_only:
+            outcome = ingest_entry(entry, Path(out_dir), options, progress)
+        else:
+            outcome = process_scan(entry, Path(out_dir), options, progress, method)
         outcomes.append(outcome)
         if on_done is not None:
             on_done(outcome)

@@ -18,15 +18,17 @@ import math
 import os
 import tomllib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from orpam_pipeline import __version__
 from orpam_pipeline.compute import compute_context
 from orpam_pipeline.errors import OrpamError
-from orpam_pipeline.pipeline import RunOptions, ScanOutcome, one_line, run_batch
+from orpam_pipeline.options import ComputeOptions, RunOptions, ScanOptions
+from orpam_pipeline.pipeline import ScanOutcome, one_line, run_batch
 from orpam_pipeline.register.engine import ProgressFn
+from orpam_pipeline.register.registry import DEFAULT_METHOD, trained_architecture
 from orpam_pipeline.store.layout import now_iso, resolve_store_path
 
 KINDS = ("batch", "temporal-report", "train")
@@ -35,19 +37,32 @@ SUMMARY_METRICS = (
     "tncc_merged", "tncc_odd", "tncc_unregistered", "tncg", "tncg_unregistered", "ncc_mean", "ncc_mean_unregistered",
 )  # fmt: skip
 
-_COMPUTE = {"mode", "workers", "address", "threads_per_worker", "device"}
-_RUN_OPTIONS = {"variable", "scan_lines", "first_line", "chunk_frames", "depth_axis", "overwrite"}
-_METHOD = {"name", "checkpoint", "device", "precision", "batch_size"}
+_WORKFLOW = {"kind", "name", "description"}
+_SCAN_OPTIONS = {f.name for f in fields(ScanOptions)} | {"overwrite"}
+_COMPUTE = {f.name for f in fields(ComputeOptions)}
+_TRAIN_EXTRA = {"method", "base_channels", "resume"}
+METHOD_SETTINGS = None
+"""Marker: the keys of ``[method]`` are ``name`` plus the chosen method's declared settings."""
 SCHEMA: dict[str, dict[str, set[str] | None]] = {
-    "batch": {"workflow": {"kind", "name", "description"}, "inputs": {"scans"}, "output": {"dir"},
-              "method": _METHOD, "options": _RUN_OPTIONS, "compute": _COMPUTE},
-    "temporal-report": {"workflow": {"kind", "name", "description"}, "inputs": {"scans", "stores"},
-                        "output": {"dir"}, "method": _METHOD, "options": _RUN_OPTIONS,
-                        "summary": {"metrics"}, "compute": _COMPUTE},
-    "train": {"workflow": {"kind", "name", "description"}, "inputs": {"manifest"}, "output": {"dir", "resume"},
-              "model": {"arch", "base_channels"}, "train": None, "compute": _COMPUTE},
+    "batch": {"workflow": _WORKFLOW, "inputs": {"scans"}, "output": {"dir"}, "method": METHOD_SETTINGS,
+              "options": _SCAN_OPTIONS, "compute": _COMPUTE},
+    "temporal-report": {"workflow": _WORKFLOW, "inputs": {"scans", "stores"}, "output": {"dir"},
+                        "method": METHOD_SETTINGS, "options": _SCAN_OPTIONS, "summary": {"metrics"},
+                        "compute": _COMPUTE},
+    "train": {"workflow": _WORKFLOW, "inputs": {"manifest"}, "output": {"dir"}, "train": None, "compute": _COMPUTE},
 }  # fmt: skip
-"""Sections and keys each kind accepts (None: checked by the section's own config class)."""
+"""Sections and keys each kind accepts, named as the CLI names them (None: checked against a declaration)."""
+
+LEGACY_KEYS = {
+    ("compute", "address"): ("compute", "scheduler"),
+    ("compute", "device"): ("train", "device"),
+    ("model", "arch"): ("train", "method"),
+    ("model", "base_channels"): ("train", "base_channels"),
+    ("output", "resume"): ("train", "resume"),
+    ("train", "amp"): ("train", "precision"),
+    ("method", "profile"): ("method", "line_profile"),
+}
+"""Spellings of earlier releases -> today's (accepted with a note for one release)."""
 
 _PATHS = {("inputs", "scans"), ("inputs", "stores"), ("inputs", "manifest"), ("output", "dir"), ("method", "checkpoint"), ("train", "init")}
 
@@ -60,6 +75,8 @@ class Workflow:
     sha256: str
     overrides: list[str]
     config: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+    """Old spellings that were translated (say them to the user)."""
 
     @property
     def kind(self) -> str:
@@ -131,6 +148,49 @@ def _resolve_paths(config: dict[str, Any], base: Path, only: set[tuple[str, str]
             config[section][key] = _resolve_path(value, base, f"{section}.{key}")
 
 
+def _upgrade(config: dict[str, Any], file: Path) -> list[str]:
+    """Translate the spellings of earlier releases in place; returns one note per translation."""
+    notes = []
+    for (old_section, old_key), (section, key) in LEGACY_KEYS.items():
+        table = config.get(old_section)
+        if isinstance(table, dict) and old_key in table:
+            value = table.pop(old_key)
+            if old_key == "amp":
+                value = "fp32" if value == "off" else value
+            config.setdefault(section, {}).setdefault(key, value)
+            notes.append(f"{file}: [{old_section}] {old_key} is now [{section}] {key}")
+    compute = config.get("compute", {})
+    if isinstance(compute, dict) and "mode" in compute:
+        mode = compute.pop("mode")
+        if mode not in ("local", "workers", "scheduler"):
+            raise OrpamError(f"{file}: [compute] mode must be local, workers or scheduler, not {mode!r}")
+        if mode == "workers":
+            compute.setdefault("workers", 2)
+        else:
+            compute.pop("workers", None)
+        if mode != "scheduler":
+            compute.pop("scheduler", None)
+        notes.append(f"{file}: [compute] mode is gone; give workers = N or scheduler = ADDRESS (neither: local threads)")
+    if isinstance(config.get("model"), dict) and not config["model"]:
+        del config["model"]
+    return notes
+
+
+def _allowed(section: str, config: dict[str, Any], kind: str) -> set[str]:
+    allowed = SCHEMA[kind][section]
+    if allowed is not None:
+        return allowed
+    if section == "method":
+        from orpam_pipeline.register import method_class
+        from orpam_pipeline.settings import describe_settings
+
+        cls = method_class(str(config.get("method", {}).get("name", DEFAULT_METHOD)))
+        return {"name"} | {s.name for s in describe_settings(cls.settings_type)}
+    from orpam_pipeline.train.config import TrainConfig
+
+    return {f.name for f in fields(TrainConfig)} | _TRAIN_EXTRA
+
+
 def _validate(config: dict[str, Any], file: Path) -> None:
     kind = config.get("workflow", {}).get("kind")
     if kind not in KINDS:
@@ -141,17 +201,15 @@ def _validate(config: dict[str, Any], file: Path) -> None:
             raise OrpamError(f"{file}: unknown section [{section}] for a {kind} workflow (known: {', '.join(schema)})")
         if not isinstance(values, dict):
             raise OrpamError(f"{file}: [{section}] must be a table")
-        allowed = schema[section]
-        unknown = sorted(set(values) - allowed) if allowed is not None else []
+        allowed = _allowed(section, config, kind)
+        unknown = sorted(set(values) - allowed)
         if unknown:
-            raise OrpamError(f"{file}: unknown key(s) in [{section}]: {', '.join(unknown)} (known: {', '.join(sorted(allowed or ()))})")
+            raise OrpamError(f"{file}: unknown key(s) in [{section}]: {', '.join(unknown)} (known: {', '.join(sorted(allowed))})")
     if "dir" not in config.get("output", {}):
         raise OrpamError(f"{file}: [output] dir is required")
-    mode = config.get("compute", {}).get("mode", "local")
-    if mode not in ("local", "workers", "scheduler"):
-        raise OrpamError(f"{file}: [compute] mode must be local, workers or scheduler, not {mode!r}")
-    if mode == "scheduler" and not config["compute"].get("address"):
-        raise OrpamError(f"{file}: [compute] mode = \"scheduler\" needs an address (e.g. tcp://host:8786)")
+    compute = config.get("compute", {})
+    if compute.get("scheduler") and compute.get("workers"):
+        raise OrpamError(f"{file}: [compute] give either scheduler or workers, not both")
     if kind == "train" and "manifest" not in config.get("inputs", {}):
         raise OrpamError(f"{file}: [inputs] manifest is required for a train workflow")
     if kind != "train" and not (config.get("inputs", {}).get("scans") or config.get("inputs", {}).get("stores")):
@@ -183,24 +241,20 @@ def load_workflow(file: Path | str, overrides: Sequence[str] = ()) -> Workflow:
         value = config.get("inputs", {}).get(key)
         if isinstance(value, str):
             config["inputs"][key] = [value]
+    notes = _upgrade(config, file)
     _validate(config, file)
-    return Workflow(file, hashlib.sha256(data).hexdigest(), list(overrides), config)
+    return Workflow(file, hashlib.sha256(data).hexdigest(), list(overrides), config, notes)
 
 
 def _compute(config: dict[str, Any]) -> Any:
-    c = config.get("compute", {})
-    mode = c.get("mode", "local")
-    return compute_context(
-        scheduler=c.get("address") if mode == "scheduler" else None,
-        workers=int(c.get("workers", 2)) if mode == "workers" else None,
-        threads_per_worker=c.get("threads_per_worker"),
-    )
+    c = ComputeOptions(**config.get("compute", {}))
+    return compute_context(scheduler=c.scheduler, workers=c.workers, threads_per_worker=c.threads_per_worker)
 
 
 def _run_options(config: dict[str, Any]) -> RunOptions:
     method = dict(config.get("method", {}))
-    name = method.pop("name", "phase")
-    return RunOptions(method=name, method_options=method, **config.get("options", {}))
+    name = method.pop("name", DEFAULT_METHOD)
+    return RunOptions(method=name, settings=method, **config.get("options", {}))
 
 
 def _stamp_store(store: Path, record: dict[str, Any]) -> None:
@@ -289,24 +343,19 @@ def _mean(values: list[Any]) -> float | None:
     return sum(finite) / len(finite) if finite else None
 
 
-def _train_job(
-    manifest: str, out: str, train: dict[str, Any], model: dict[str, Any], resume: bool, device: str,
-    progress: Callable[[dict[str, Any]], None] | None = None,
-) -> Any:  # fmt: skip
-    """Training as one call, here or as a task on a cluster worker."""
-    from orpam_pipeline.models.pcregnet import PCRegNetConfig
-    from orpam_pipeline.models.pcregnet_flow import PCRegNetFlowConfig
+def _train_job(manifest: str, out: str, train: dict[str, Any], progress: Callable[[dict[str, Any]], None] | None = None) -> Any:
+    """Training as one call, here or as a task on a cluster worker; ``train`` is the ``[train]`` table."""
+    from orpam_pipeline.models.architectures import get_architecture
     from orpam_pipeline.train.trainer import TrainConfig, train as run_training
 
-    architectures = {"pcregnet": PCRegNetConfig, "pcregnet-flow": PCRegNetFlowConfig}
-    arch = model.get("arch", "pcregnet")
-    if arch not in architectures:
-        raise OrpamError(f"unknown architecture {arch!r} (known: {', '.join(architectures)})")
+    train = dict(train)
+    arch = get_architecture(trained_architecture(str(train.pop("method", "pcregnet"))))
+    resume = bool(train.pop("resume", False))
     try:
-        model_config = architectures[arch](**{k: v for k, v in model.items() if k != "arch"})
-    except TypeError as exc:
-        raise OrpamError(f"[model]: {exc}") from None
-    config = TrainConfig.from_dict({**train, "device": device})
+        model_config = arch.config_class()(base_channels=int(train.pop("base_channels", 32)))
+    except (TypeError, ValueError) as exc:
+        raise OrpamError(f"[train] base_channels: {exc}") from None
+    config = TrainConfig.from_dict(train)
     return run_training(manifest, out, config, model_config, resume=resume, progress=progress)
 
 
@@ -315,18 +364,16 @@ def _train(wf: Workflow, hooks: WorkflowHooks) -> Any:
     from orpam_pipeline.models.checkpoint import export_model
 
     c = wf.config
-    args = (c["inputs"]["manifest"], str(wf.output), dict(c.get("train", {})), dict(c.get("model", {})),
-            bool(c["output"].get("resume", False)), str(c.get("compute", {}).get("device", "auto")))  # fmt: skip
-    if "device" in args[2]:
-        raise OrpamError(f"{wf.file}: set the training device in [compute] device, not [train]")
+    train = dict(c.get("train", {}))
     wf.output.mkdir(parents=True, exist_ok=True)
     _write_json(wf.output / RECORD, {**wf.record(), "started": now_iso(), "finished": None})
     client = active_client()
     if client is None:
-        result = _train_job(*args, progress=hooks.on_train)
+        result = _train_job(c["inputs"]["manifest"], str(wf.output), train, progress=hooks.on_train)
     else:
-        wants = {"GPU": 1.0} if args[5] in ("cuda", "auto") else {}
-        future = client.submit(_train_job, *args, resources=placement(client, wants) or None, pure=False)
+        wants = {"GPU": 1.0} if str(train.get("device", "auto")).startswith(("cuda", "auto")) else {}
+        future = client.submit(_train_job, c["inputs"]["manifest"], str(wf.output), train,
+                               resources=placement(client, wants) or None, pure=False)  # fmt: skip
         result = future.result()
     export_model(result.best_checkpoint, wf.output / "model.pt")
     return result

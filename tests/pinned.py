@@ -22,10 +22,10 @@ METHOD_OPTIONS: dict[str, dict] = {
     "phase": {},
     "pcregnet": {"precision": "fp32", "device": "cpu"},
     "pcregnet-flow": {"precision": "fp32", "device": "cpu"},
-    "pcregnet-flow --line-profile": {"precision": "fp32", "device": "cpu", "profile": True},
+    "pcregnet-flow --line-profile": {"precision": "fp32", "device": "cpu", "line_profile": True},
 }
-VOLATILE_REPORT_KEYS = ("created", "store", "package_version", "method_params")
-"""Where and when the report was written, and the settings' spelling: not results."""
+VOLATILE_REPORT_KEYS = ("created", "store", "package_version", "method_params", "notes")
+"""Where and when the report was written, the settings' spelling and the prose note: not results."""
 ARRAYS = ("frames", "registered_even", "merged", "displacement")
 
 

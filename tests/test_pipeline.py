@@ -8,7 +8,8 @@ import pytest
 import scipy.io
 
 from orpam_pipeline.io import sha256_file
-from orpam_pipeline.pipeline import RunOptions, run_batch
+from orpam_pipeline.options import RunOptions
+from orpam_pipeline.pipeline import run_batch
 from orpam_pipeline.store.layout import STORE_NAME
 
 

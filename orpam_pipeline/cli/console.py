@@ -47,6 +47,20 @@ def friendly(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def deprecated(old: str, new: str) -> None:
+    """Say on stderr that an option spelling is going away (old spellings stay for one release)."""
+    err.print(f"[yellow]note:[/] {old} is deprecated and will be removed; use {new}", highlight=False)
+
+
+def print_json(value: Any) -> None:
+    """``value`` as JSON on stdout (NaN and infinities as null, paths as text)."""
+    import json
+
+    from orpam_pipeline.report.compute import _json_safe
+
+    print(json.dumps(_json_safe(value), indent=1, allow_nan=False, default=str))
+
+
 def fmt(value: Any, digits: int = 4) -> str:
     if value is None:
         return "—"
@@ -74,7 +88,8 @@ class StageProgress:
 
 
 @contextmanager
-def progress_bars() -> Iterator[Progress]:
+def progress_bars(enabled: bool = True) -> Iterator[Progress]:
+    """Progress bars on stderr; ``enabled=False`` (``--json``) draws nothing and prints nothing."""
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -83,12 +98,13 @@ def progress_bars() -> Iterator[Progress]:
         TextColumn("eta"),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=err, transient=False) as progress:
+    with Progress(*columns, console=err if enabled else Console(quiet=True), transient=False,
+                  disable=not enabled) as progress:  # fmt: skip
         yield progress
 
 
 def report_table(report: dict[str, Any], title: str | None = None) -> Table:
-    """Registered vs unregistered vs the odd-only reference, SPEC §5 metrics."""
+    """Registered vs unregistered vs the odd-only reference (the report's metrics)."""
     table = Table(title=title or f"{report.get('scan')} — method {report.get('method')}, {report.get('frames')} frames")
     table.add_column("metric")
     table.add_column("registered", justify="right")

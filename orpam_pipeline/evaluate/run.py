@@ -21,7 +21,6 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from orpam_pipeline.fieldnames import field_names
 from orpam_pipeline import __version__
 from orpam_pipeline.errors import OrpamError
 from orpam_pipeline.evaluate.artefact import COMB_SIGMA_Y
@@ -29,14 +28,16 @@ from orpam_pipeline.evaluate.benchmark import BENCHMARK_SCANS, ensure_benchmark
 from orpam_pipeline.evaluate.leak import LEAK_FRAMES, LEAK_THRESHOLD, leak_check
 from orpam_pipeline.evaluate.scoring import find_truth, score_store, truth_problem
 from orpam_pipeline.io import ScanEntry, discover_scans, open_scan
-from orpam_pipeline.pipeline import one_line
-from orpam_pipeline.register import SETTINGS, RegistrationMethod, get_method
+from orpam_pipeline.options import ScanOptions
+from orpam_pipeline.pipeline import one_line, scans_under
+from orpam_pipeline.register import METHODS, RegistrationMethod, accepted_settings, get_method
+from orpam_pipeline.settings import setting
 from orpam_pipeline.register.engine import register_store
 from orpam_pipeline.report.compute import write_report
 from orpam_pipeline.store.ingest import ingest_scan
 from orpam_pipeline.store.layout import STORE_NAME, remove_tree
 
-DEFAULT_METHODS = ("none", "copy-odd", "phase", "pcregnet")
+DEFAULT_METHODS = tuple(METHODS)
 INGESTED = "ingested"
 BENCHMARK_DATA = "benchmark-data"
 METRIC_KEYS = (
@@ -49,20 +50,15 @@ EventFn = Callable[[str, dict[str, Any]], None]
 
 
 @dataclass
-class EvaluateOptions:
-    """What to evaluate and how; ``method_options`` go to learned methods (checkpoint, device, ...)."""
+class EvaluateOptions(ScanOptions):
+    """What to evaluate and how; ``settings`` go to every method that declares them (checkpoint, device, ...)."""
 
-    methods: tuple[str, ...] = DEFAULT_METHODS
-    method_options: dict[str, Any] = field(default_factory=dict)
-    max_frames: int | None = None
-    leak_frames: int = LEAK_FRAMES
-    leak_threshold: float = LEAK_THRESHOLD
-    seed: int = 0
-    variable: str | None = None
-    scan_lines: str = "columns"
-    first_line: str = "forward"
-    depth_axis: int | None = None
-    chunk_frames: int | None = None
+    methods: tuple[str, ...] = setting(DEFAULT_METHODS, "Methods to compare.")
+    settings: dict[str, Any] = setting(default_factory=dict, help="Method settings, each given to the methods that have it.")
+    max_frames: int | None = setting(None, "Use only the first N frames of each scan.")
+    leak_frames: int = setting(LEAK_FRAMES, "Frames per scan for the leak check.")
+    leak_threshold: float = setting(LEAK_THRESHOLD, "Largest allowed leak excess (NCC).")
+    seed: int = setting(0, "Seed of the leak check's unrelated content.")
 
 
 class _FirstFrames:
@@ -103,14 +99,9 @@ def machine_info() -> dict[str, Any]:
     return info
 
 
-def make_method(name: str, learned_options: dict[str, Any]) -> RegistrationMethod:
-    """A fresh method; ``learned_options`` (checkpoint, device, ...) go to learned methods, each only the
-    options its settings have (``profile`` reaches pcregnet-flow, not pcregnet)."""
-    method = get_method(name)
-    if method.kind != "learned" or not learned_options:
-        return method
-    accepted = field_names(SETTINGS[name])
-    return get_method(name, **{k: v for k, v in learned_options.items() if k in accepted})
+def make_method(name: str, settings: dict[str, Any]) -> RegistrationMethod:
+    """A fresh method with the ``settings`` it declares (``line_profile`` reaches pcregnet-flow, not pcregnet)."""
+    return get_method(name, **accepted_settings(name, settings))
 
 
 def _report_metrics(report: dict[str, Any]) -> dict[str, Any]:
@@ -151,12 +142,12 @@ def _evaluate_method(
         remove_tree(target_dir)
     target_dir.mkdir(parents=True)
     shutil.copytree(ingested, target)
-    info = register_store(target, make_method(name, options.method_options))
+    info = register_store(target, make_method(name, options.settings))
     report, _, html = write_report(target)
     scores = score_store(target, truth)
     frames = int(report["frames"])
     leak = leak_check(
-        ingested, lambda: make_method(name, options.method_options), options.leak_frames, options.seed, options.leak_threshold,
+        ingested, lambda: make_method(name, options.settings), options.leak_frames, options.seed, options.leak_threshold,
         work_dir=out_dir,
     )  # fmt: skip
     return {
@@ -255,12 +246,6 @@ def summarise(scans: list[dict[str, Any]], methods: tuple[str, ...]) -> dict[str
     return out
 
 
-def _entries(src: Path, out_dir: Path, variable: str | None) -> list[ScanEntry]:
-    out_resolved = Path(out_dir).resolve()
-    return [e for e in discover_scans(Path(src), variable=variable)
-            if not any(p.resolve().is_relative_to(out_resolved) for p in e.paths)]  # fmt: skip
-
-
 def evaluate(
     src: Path | None,
     out_dir: Path,
@@ -276,7 +261,8 @@ def evaluate(
     if not options.methods:
         raise OrpamError("no methods to evaluate")
     for name in options.methods:
-        checkpoint = getattr(getattr(make_method(name, options.method_options), "settings", None), "checkpoint", None)
+        method = make_method(name, options.settings)
+        checkpoint = method.settings.checkpoint if method.uses_network else None
         if checkpoint is not None and not Path(checkpoint).is_file():
             raise OrpamError(f"{checkpoint}: checkpoint of method {name!r} not found (pass --checkpoint or drop {name})")
     out_dir = Path(out_dir)
@@ -290,7 +276,7 @@ def evaluate(
     else:
         if src is None:
             raise OrpamError("give a source of scans, or --benchmark")
-        entries = _entries(Path(src), out_dir, options.variable)
+        entries = scans_under(Path(src), out_dir, options.variable)
     scans = [evaluate_scan(e, out_dir, options, on_event) for e in entries]
     if bench_index is not None:
         described = {s["name"]: s for s in bench_index["scans"]}
@@ -306,7 +292,7 @@ def evaluate(
         "benchmark": bool(benchmark),
         "benchmark_scans": [s.name for s in BENCHMARK_SCANS] if benchmark else None,
         "methods": list(options.methods),
-        "method_options": options.method_options,
+        "settings": options.settings,
         "max_frames": options.max_frames,
         "thresholds": {
             "leak_excess": options.leak_threshold,

@@ -1,17 +1,28 @@
-"""PCReg-Net model, BatchNorm folding for inference, and code-free checkpoints."""
+"""PCReg-Net and PCReg-Net-Flow models, BatchNorm folding for inference, and code-free checkpoints.
 
-from .checkpoint import load_checkpoint, load_model, save_checkpoint, sha256_file
-from .fold import fold_batchnorm
-from .pcregnet import PCRegNet, PCRegNetConfig, count_parameters, pad_to_multiple
+Names are imported on first access, so ``orpam_pipeline.models.architectures`` (torch-free) can be
+read without importing torch.
+"""
 
-__all__ = [
-    "PCRegNet",
-    "PCRegNetConfig",
-    "count_parameters",
-    "fold_batchnorm",
-    "load_checkpoint",
-    "load_model",
-    "pad_to_multiple",
-    "save_checkpoint",
-    "sha256_file",
-]
+from importlib import import_module
+from typing import Any
+
+_WHERE = {
+    "load_checkpoint": "checkpoint",
+    "load_model": "checkpoint",
+    "save_checkpoint": "checkpoint",
+    "sha256_file": "checkpoint",
+    "fold_batchnorm": "fold",
+    "PCRegNet": "pcregnet",
+    "PCRegNetConfig": "pcregnet",
+    "count_parameters": "pcregnet",
+    "pad_to_multiple": "pcregnet",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f"{__name__}.{_WHERE[name]}"), name)

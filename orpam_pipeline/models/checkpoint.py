@@ -17,21 +17,12 @@ import torch
 
 from ..errors import OrpamError
 from ..io import sha256_file
-from .pcregnet import PCRegNet, PCRegNetConfig
-from .pcregnet_flow import PCRegNetFlow, PCRegNetFlowConfig
+from .architectures import ARCHITECTURES, DEFAULT_ARCH
 
 FORMAT = "orpam-pcregnet"
 VERSION = 1
 
-ARCHS: dict[str, tuple[type, type[torch.nn.Module]]] = {
-    "pcregnet": (PCRegNetConfig, PCRegNet),
-    "pcregnet-flow": (PCRegNetFlowConfig, PCRegNetFlow),
-}
-"""Architecture name -> (config class, model class). A stored config without ``arch`` is PCReg-Net."""
-
-DEFAULT_ARCH = "pcregnet"
-
-__all__ = ["ARCHS", "FORMAT", "VERSION", "build_model", "config_arch", "config_from_dict", "export_model",
+__all__ = ["FORMAT", "VERSION", "build_model", "config_arch", "config_from_dict", "export_model",
            "load_checkpoint", "load_model", "save_checkpoint", "sha256_file"]
 
 _SCALARS = (int, float, str, bool, type(None))
@@ -146,9 +137,9 @@ def config_arch(config: dict[str, Any]) -> str:
 def config_from_dict(config: dict[str, Any]) -> Any:
     """The config object of the architecture named by ``config["arch"]`` (ValueError when unknown)."""
     arch = config_arch(config)
-    if arch not in ARCHS:
-        raise ValueError(f"unknown architecture {arch!r} (known: {', '.join(sorted(ARCHS))})")
-    cls = ARCHS[arch][0]
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {arch!r} (known: {', '.join(sorted(ARCHITECTURES))})")
+    cls = ARCHITECTURES[arch].config_class()
     values = dict(config) if arch != DEFAULT_ARCH else {k: v for k, v in config.items() if k != "arch"}
     return cls.from_dict(values)
 
@@ -157,16 +148,16 @@ def build_model(config: Any) -> torch.nn.Module:
     """A fresh model for a config object or a stored config dict of any known architecture."""
     if isinstance(config, dict):
         config = config_from_dict(config)
-    for cfg_cls, model_cls in ARCHS.values():
-        if type(config) is cfg_cls:
-            return model_cls(config)
+    for arch in ARCHITECTURES.values():
+        if type(config) is arch.config_class():
+            return arch.model_class()(config)
     raise ValueError(f"not a model config: {type(config).__name__}")
 
 
 def load_model(
     path: str | Path, device: str | torch.device = "cpu"
 ) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """Build the model (any architecture in :data:`ARCHS`) from a checkpoint's config and weights, in eval mode.
+    """Build the model (any architecture in ``models.architectures``) from a checkpoint's config and weights, in eval mode.
 
     Returns ``(model, checkpoint)`` where ``checkpoint`` is :func:`load_checkpoint`'s dict.
     """

@@ -20,16 +20,41 @@ DisplacementKind = Literal["none", "profile", "field"]
 
 
 class RegistrationMethod(ABC):
-    """Registers backward (even) lines onto forward (odd) lines, a block of frames at a time."""
+    """Registers backward (even) lines onto forward (odd) lines, a block of frames at a time.
+
+    A method declares itself entirely in its class: ``name``, ``kind``, ``description``, what it
+    reports (``displacement``), its settings dataclass (``settings_type``, fields made with
+    :func:`orpam_pipeline.settings.setting`) and whether it runs a network (``uses_network``, with
+    the ``architecture`` it trains). The registry (:mod:`orpam_pipeline.register.registry`) lists the
+    classes; the CLI, ``orpam info``, workflows, evaluate and training read these declarations.
+    """
 
     name: ClassVar[str]
     kind: ClassVar[str]
     description: ClassVar[str] = ""
     displacement: ClassVar[DisplacementKind] = "none"
     """What :meth:`apply` reports: nothing, a (t, Y) profile along the fast axis, or a (t, Y, Xe) field."""
+    settings_type: ClassVar[type | None] = None
+    """Dataclass of the method's settings (None: it has none)."""
+    uses_network: ClassVar[bool] = False
+    """Runs a network: takes a checkpoint, a device and a precision, and is preloaded once per worker."""
+    architecture: ClassVar[str | None] = None
+    """Network architecture (``orpam_pipeline.models.architectures``) that ``orpam train --method`` trains."""
 
     plan_width: int = 0
     """Numbers per frame that :meth:`measure` returns; 0 means no first pass."""
+
+    def __init__(self, settings: Any = None) -> None:
+        cls = type(self).settings_type
+        self.settings = settings if settings is not None or cls is None else cls()
+
+    def describe(self) -> dict[str, Any]:
+        """What ``orpam info`` shows about the method (network methods add their checkpoint)."""
+        from orpam_pipeline.settings import describe_settings
+
+        return {"name": self.name, "kind": self.kind, "description": self.description,
+                "displacement": self.displacement, "uses_network": self.uses_network,
+                "settings": [vars(s) for s in describe_settings(self.settings_type)]}  # fmt: skip
 
     def configure(self, height: int, width: int, first_line: str) -> None:
         """Called once with the frame geometry before any block is processed."""

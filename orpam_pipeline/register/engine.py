@@ -287,7 +287,7 @@ def _register_chunks(
     token = uuid.uuid4().hex
     client = active_client()
     resources = placement(client, method.resources())
-    if client is not None and method.kind == "learned":
+    if client is not None and method.uses_network:
         _preload(client, method, store)
     plan = None
     if method.plan_width:

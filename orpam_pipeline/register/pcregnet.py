@@ -18,6 +18,7 @@ import numpy as np
 from orpam_pipeline.errors import OrpamError
 from orpam_pipeline.geometry import odd_matched
 from orpam_pipeline.register.base import RegistrationMethod
+from orpam_pipeline.settings import check_device, check_precision, setting
 
 SHIPPED_CHECKPOINT = Path(__file__).resolve().parent.parent / "models" / "checkpoints" / "pcregnet-sim.pt"
 
@@ -28,27 +29,31 @@ _LOADS = [0]
 
 @dataclass
 class InferenceSettings:
-    checkpoint: str = str(SHIPPED_CHECKPOINT)
-    """Made absolute on creation, so worker processes with another working directory find it."""
-    device: str = "auto"
-    """auto (CUDA when available, else CPU), cpu or cuda."""
-    precision: str = "auto"
-    """auto, fp32, bf16 or fp16 (fp16 on CUDA only)."""
-    batch_size: int = 16
+    checkpoint: str = setting(str(SHIPPED_CHECKPOINT), "Checkpoint file (default: the shipped one).")
+    device: str = setting("auto", "Where the network runs: auto (CUDA when available), cpu, cuda or cuda:N.")
+    precision: str = setting("auto", "Numeric precision: auto, fp32, bf16 or fp16 (fp16 on CUDA only).")
+    batch_size: int = setting(16, "Frames per network batch.")
 
     def __post_init__(self) -> None:
+        # Absolute, so worker processes with another working directory find the checkpoint.
         self.checkpoint = os.path.abspath(os.fspath(self.checkpoint))
+        check_device(self.device)
+        check_precision(self.precision)
+        if int(self.batch_size) < 1:
+            raise OrpamError(f"batch_size must be at least 1, not {self.batch_size}")
 
 
 def resolve_device(device: str) -> str:
+    """The torch device a setting names: ``auto`` becomes cuda or cpu; a missing CUDA device is an error."""
     import torch
 
+    check_device(device)
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise OrpamError("device 'cuda' requested but no CUDA device is available")
-    if device not in ("cpu", "cuda"):
-        raise OrpamError(f"device must be auto, cpu or cuda, not {device!r}")
+    if device.startswith("cuda"):
+        index = int(device.partition(":")[2] or 0)
+        if not torch.cuda.is_available() or index >= torch.cuda.device_count():
+            raise OrpamError(f"device {device!r} requested but no such CUDA device is available")
     return device
 
 
@@ -61,16 +66,17 @@ def cpu_has_fast_bf16() -> bool:
 
 
 def resolve_precision(precision: str, device: str) -> str:
+    """The precision a setting names on ``device``: ``auto`` becomes bf16 where it is fast, else fp16/fp32."""
     import torch
 
+    check_precision(precision)
+    on_cuda = device.startswith("cuda")
     if precision == "auto":
-        if device == "cuda":
+        if on_cuda:
             return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
         return "bf16" if cpu_has_fast_bf16() else "fp32"
-    if precision == "fp16" and device != "cuda":
+    if precision == "fp16" and not on_cuda:
         raise OrpamError("fp16 inference needs a CUDA device; use bf16 or fp32 on the CPU")
-    if precision not in ("fp32", "bf16", "fp16"):
-        raise OrpamError(f"precision must be auto, fp32, bf16 or fp16, not {precision!r}")
     return precision
 
 
@@ -90,6 +96,7 @@ class _Runner:
 
         self.torch = torch
         self.device = resolve_device(settings.device)
+        self.device_type = torch.device(self.device).type
         self.precision = resolve_precision(settings.precision, self.device)
         self.batch_size = max(1, int(settings.batch_size))
         model, meta = load_model(settings.checkpoint, device="cpu")
@@ -101,9 +108,9 @@ class _Runner:
     def _autocast(self):
         torch = self.torch
         if self.precision == "fp32":
-            return torch.autocast(self.device, enabled=False)
+            return torch.autocast(self.device_type, enabled=False)
         dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
-        return torch.autocast(self.device, dtype=dtype)
+        return torch.autocast(self.device_type, dtype=dtype)
 
     def __call__(self, moving: np.ndarray, fixed: np.ndarray) -> np.ndarray:
         return self.run(moving, fixed)[0]
@@ -124,7 +131,7 @@ class _Runner:
         m, f, scale = normalise_pair(moving, fixed)
         out = np.empty(moving.shape, dtype=np.float32)
         extra = {name: np.empty(moving.shape, dtype=np.float32) for name in fields}
-        cuda = self.device == "cuda"
+        cuda = self.device_type == "cuda"
         if not cuda:
             # Denormal activations make CPU convolutions many times slower; flushing them to zero
             # changes outputs far below float32 resolution of the images. The setting is process-wide
@@ -194,10 +201,28 @@ class PCRegNetMethod(RegistrationMethod):
     name = "pcregnet"
     kind = "learned"
     description = "PCReg-Net: coarse U-Net + contrast-guided refinement U-Net (pixel output)"
+    settings_type = InferenceSettings
+    uses_network = True
+    architecture = "pcregnet"
 
     def __init__(self, settings: InferenceSettings | None = None) -> None:
-        self.settings = settings or InferenceSettings()
+        super().__init__(settings)
         self._sha256: str | None = None
+
+    def describe(self) -> dict[str, Any]:
+        """The declaration plus the checkpoint: path, sha256, architecture and parameter count."""
+        entry = super().describe()
+        entry["checkpoint"] = self.settings.checkpoint
+        entry["checkpoint_sha256"] = self.checkpoint_sha256()
+        entry["parameters"] = 0
+        if entry["checkpoint_sha256"] is not None:
+            from orpam_pipeline.models.checkpoint import build_model, config_arch, load_checkpoint
+            from orpam_pipeline.models.pcregnet import count_parameters
+
+            config = load_checkpoint(self.settings.checkpoint)["model_config"]
+            entry["arch"] = config_arch(config)
+            entry["parameters"] = count_parameters(build_model(config))
+        return entry
 
     def checkpoint_sha256(self) -> str | None:
         from orpam_pipeline.io import sha256_file
@@ -216,13 +241,13 @@ class PCRegNetMethod(RegistrationMethod):
 
     def resources(self) -> dict[str, float]:
         """One GPU per block when inference runs on CUDA (``auto`` resolves where the command runs)."""
-        return {"GPU": 1} if resolve_device(self.settings.device) == "cuda" else {}
+        return {"GPU": 1} if resolve_device(self.settings.device).startswith("cuda") else {}
 
     def preload(self, threads: int = 1) -> None:
         """Load the runner into this process's cache; a CUDA model is skipped where no GPU is visible."""
         import torch
 
-        if self.settings.device == "cuda" and not torch.cuda.is_available():
+        if self.settings.device.startswith("cuda") and not torch.cuda.is_available():
             return
         runner = get_runner(self.settings)
         if runner.device == "cpu" and torch.get_num_threads() < threads:

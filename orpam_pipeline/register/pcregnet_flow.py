@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from orpam_pipeline.errors import OrpamError
-from orpam_pipeline.models.pcregnet_flow import ARCH
 from orpam_pipeline.geometry import odd_matched
 from orpam_pipeline.register.pcregnet import InferenceSettings, PCRegNetMethod, get_runner
+from orpam_pipeline.settings import setting
 
 SHIPPED_FLOW_CHECKPOINT = (
     Path(__file__).resolve().parent.parent / "models" / "checkpoints" / "pcregnet-flow-sim.pt"
@@ -29,15 +29,13 @@ SHIPPED_FLOW_CHECKPOINT = (
 class FlowInferenceSettings(InferenceSettings):
     """:class:`InferenceSettings` whose default checkpoint is the shipped PCReg-Net-Flow model."""
 
-    checkpoint: str = str(SHIPPED_FLOW_CHECKPOINT)
-    profile: bool = False
-    """Replace the network's field by its median along the lines, row by row (one profile per frame).
-
-    For scanners whose forward/backward offset depends only on the position along the fast axis
-    (the usual galvo raster): the field's variation across lines is then estimation noise, which the
-    median removes (on simulated scans it was most of the error). The output is still one warp of
-    the measured lines, now by the profile.
-    """
+    checkpoint: str = setting(str(SHIPPED_FLOW_CHECKPOINT), "Checkpoint file (default: the shipped one).")
+    # For scanners whose forward/backward offset depends only on the position along the fast axis
+    # (the usual galvo raster) the field's variation across lines is estimation noise, which the
+    # median removes (on simulated scans it was most of the error).
+    line_profile: bool = setting(
+        False, "Use the field's median along the lines, one displacement profile per row (still one warp)."
+    )
 
 
 class PCRegNetFlowMethod(PCRegNetMethod):
@@ -47,17 +45,17 @@ class PCRegNetFlowMethod(PCRegNetMethod):
     kind = "learned"
     description = "PCReg-Net-Flow: PCReg-Net modules predicting a displacement field along Y + smooth gain/offset"
     displacement = "field"
-
-    def __init__(self, settings: InferenceSettings | None = None) -> None:
-        super().__init__(settings or FlowInferenceSettings())
+    settings_type = FlowInferenceSettings
+    architecture = "pcregnet-flow"
 
     def apply(self, odd: np.ndarray, even: np.ndarray, plan_rows: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         runner = get_runner(self.settings)
-        if runner.arch != ARCH:
+        if runner.arch != self.architecture:
             raise OrpamError(
-                f"{self.settings.checkpoint}: holds a {runner.arch} model; method {self.name} needs a {ARCH} checkpoint"
+                f"{self.settings.checkpoint}: holds a {runner.arch} model; method {self.name} needs a "
+                f"{self.architecture} checkpoint"
             )
         moving = np.asarray(even, dtype=np.float32)
         registered, fields = runner.run(moving, odd_matched(odd, even.shape[-1]), ("displacement",),
-                                        line_profile=bool(getattr(self.settings, "profile", False)))
+                                        line_profile=self.settings.line_profile)
         return registered, fields["displacement"]

@@ -20,34 +20,25 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from scipy import ndimage
 
 from orpam_pipeline.geometry import odd_at_even
 from orpam_pipeline.kernels import KEYS_OFFSETS, keys_weights
 from orpam_pipeline.register.base import RegistrationMethod
+from orpam_pipeline.settings import setting
 
 
 @dataclass
 class PhaseSettings:
-    window: int | None = None
-    """Rows per estimation window; default max(32, min(128, Y // 4))."""
-    step: int | None = None
-    """Rows between window starts; default window // 4."""
-    max_shift: float = 16.0
-    """Largest displacement searched for, in pixels."""
-    degree: int = 7
-    """Highest polynomial degree of the profile along the line; the degree used is chosen per sequence."""
-    temporal_sigma: float = 3.0
-    """Gaussian smoothing of the estimates over frames, in frames (0 = per frame)."""
-    degree_tolerance: float = 0.1
-    """Residual RMS (px) a lower profile degree may exceed the best fit by and still be chosen."""
-    frequency_cutoff: float = 0.7
-    """Raised-cosine low-pass on the cross-spectrum, as a fraction of Nyquist."""
-    upsample: int = 32
-    """Sub-pixel grid density for the correlation peak."""
-    harmonise: bool = True
-    """Map backward-line intensities onto the forward lines' distribution."""
-    quantiles: int = 65
+    window: int | None = setting(None, "Rows per estimation window (default max(32, min(128, Y // 4))).")
+    step: int | None = setting(None, "Rows between window starts (default window // 4).")
+    max_shift: float = setting(16.0, "Largest displacement searched for, in pixels.")
+    degree: int = setting(7, "Highest polynomial degree of the profile along the line (the degree used is chosen per sequence).")
+    temporal_sigma: float = setting(3.0, "Gaussian smoothing of the estimates over frames, in frames (0 = per frame).")
+    degree_tolerance: float = setting(0.1, "Residual RMS (px) a lower profile degree may exceed the best fit by and still be chosen.")
+    frequency_cutoff: float = setting(0.7, "Raised-cosine low-pass on the cross-spectrum, as a fraction of Nyquist.")
+    upsample: int = setting(32, "Sub-pixel grid density for the correlation peak.")
+    harmonise: bool = setting(True, "Map backward-line intensities onto the forward lines' distribution.")
+    quantiles: int = setting(65, "Quantiles of the intensity map.")
 
 
 def resample_rows(lines: np.ndarray, positions: np.ndarray) -> np.ndarray:
@@ -88,9 +79,10 @@ class PhaseCorrelation(RegistrationMethod):
     kind = "classical"
     description = "whitened sub-pixel cross-correlation profile along the fast axis + intensity harmonisation"
     displacement = "profile"
+    settings_type = PhaseSettings
 
     def __init__(self, settings: PhaseSettings | None = None) -> None:
-        self.settings = settings or PhaseSettings()
+        super().__init__(settings)
         self.height = 0
         self.width = 0
         self.first_line = "forward"
@@ -213,6 +205,8 @@ class PhaseCorrelation(RegistrationMethod):
 
     # -- whole-sequence plan --------------------------------------------------------------------
     def plan(self, stats: np.ndarray) -> np.ndarray:
+        from scipy.ndimage import gaussian_filter1d
+
         s = self.settings
         n_win = self.starts.size
         shifts = stats[:, :n_win]
@@ -223,25 +217,29 @@ class PhaseCorrelation(RegistrationMethod):
         shifts, weights = self._smooth_time(shifts, weights)
         coeffs = self._fit_profiles(shifts, weights)
         if s.temporal_sigma > 0 and stats.shape[0] > 1:
-            q_even = ndimage.gaussian_filter1d(q_even, s.temporal_sigma, axis=0, mode="nearest")
-            q_odd = ndimage.gaussian_filter1d(q_odd, s.temporal_sigma, axis=0, mode="nearest")
+            q_even = gaussian_filter1d(q_even, s.temporal_sigma, axis=0, mode="nearest")
+            q_odd = gaussian_filter1d(q_odd, s.temporal_sigma, axis=0, mode="nearest")
         return np.concatenate([coeffs, q_even, q_odd], axis=1)
 
     def _reject_temporal_outliers(self, shifts: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        from scipy.ndimage import median_filter
+
         if shifts.shape[0] < 5:
             return weights
-        med = ndimage.median_filter(shifts, size=(5, 1), mode="nearest")
+        med = median_filter(shifts, size=(5, 1), mode="nearest")
         dev = np.abs(shifts - med)
         mad = 1.4826 * np.median(dev, axis=0, keepdims=True)
         limit = np.maximum(4.0 * mad, 0.5)
         return np.where(dev > limit, 0.0, weights)
 
     def _smooth_time(self, shifts: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        from scipy.ndimage import gaussian_filter1d
+
         sigma = self.settings.temporal_sigma
         if sigma <= 0 or shifts.shape[0] == 1:
             return shifts, weights
-        num = ndimage.gaussian_filter1d(shifts * weights, sigma, axis=0, mode="nearest")
-        den = ndimage.gaussian_filter1d(weights, sigma, axis=0, mode="nearest")
+        num = gaussian_filter1d(shifts * weights, sigma, axis=0, mode="nearest")
+        den = gaussian_filter1d(weights, sigma, axis=0, mode="nearest")
         smooth = np.where(den > 1e-12, num / np.maximum(den, 1e-12), 0.0)
         return smooth, den
 

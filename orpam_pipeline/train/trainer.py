@@ -6,7 +6,7 @@ optimiser steps (``epochs * steps_per_epoch``), gradient-norm clipping at 1.0, b
 
 Mixed precision: on CUDA, ``torch.autocast`` with bf16 where the GPU supports it (no GradScaler
 needed) else fp16 with a ``GradScaler``; on by default. On the CPU bf16 autocast is possible
-(``amp="bf16"``) but off by default: on CPUs without native bf16 matrix units it is slower than
+(``precision="bf16"``) but off by default: on CPUs without native bf16 matrix units it is slower than
 float32 and it changes the numerics. The loss is always computed in float32. On the CPU ``train``
 turns on ``torch.set_flush_denormal(True)`` while it runs: denormal gradients and Adam moments
 otherwise made steps about 15x slower in our measurements. It is switched back off when ``train``
@@ -37,100 +37,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from orpam_pipeline.fieldnames import unknown_keys
 from orpam_pipeline.errors import OrpamError
 from orpam_pipeline.manifest import Manifest, load_manifest, manifest_hash
 from orpam_pipeline.metrics import ncc_frames, psnr_frames, ssim_frames
+from orpam_pipeline.train.config import _RUNTIME_FIELDS, TrainConfig, _legacy
 from orpam_pipeline.train.data import PairScan, ScanPairs, TrainPairs, ValPair, val_pairs
 from orpam_pipeline.train.loss import LossWeights, model_loss
 
 Progress = Callable[[dict[str, Any]], None]
 
 LAST, BEST, METRICS = "last.pt", "best.pt", "metrics.jsonl"
-
-_RUNTIME_FIELDS = {"device", "num_workers", "cache_frames"}
-"""TrainConfig fields that may change on resume (they do not define the run's numbers)."""
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Training recipe. ``steps_per_epoch=None`` = one pass over the train frames per epoch.
-
-    ``amp``: ``"auto"`` (CUDA: bf16 if supported else fp16; CPU: off), ``"off"``, ``"fp16"``
-    (CUDA only) or ``"bf16"``. ``device``: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
-    ``lambda_displacement > 0`` (pcregnet-flow only) adds the supervised displacement error; every
-    train and val scan then needs a truth store with a ``displacement`` array. ``init`` starts from the
-    weights of a checkpoint of the same architecture and config (fine-tuning) instead of random ones.
-    ``freeze_batchnorm`` normalises with the (initial) running statistics and never updates them, so a
-    training step computes the same function as inference. Use it for fine-tuning: with batch
-    statistics of 8 crops the absolute displacement shifted by about 1 px between training and
-    evaluation mode in our runs, and the validation error swung from 0.3 to 1.2 px between epochs.
-    ``shift`` > 0 adds random integer shifts of up to that many rows between the moving and the fixed
-    crop (``train.data``), so the network sees small and large displacements, not only the data's own.
-    """
-
-    epochs: int = 100
-    batch_size: int = 8
-    lr: float = 1e-3
-    weight_decay: float = 1e-5
-    crop: int = 128
-    steps_per_epoch: int | None = None
-    val_pairs: int = 64
-    seed: int = 0
-    lambda_coarse: float = 0.5
-    w_l1: float = 1.0
-    w_mse: float = 1.0
-    w_ssim: float = 1.0
-    lambda_smooth: float = 0.1
-    lambda_intensity: float = 0.1
-    lambda_displacement: float = 0.0
-    init: str | None = None
-    freeze_batchnorm: bool = False
-    shift: int = 0
-    grad_clip: float = 1.0
-    augment: bool = True
-    device: str = "auto"
-    amp: str = "auto"
-    num_workers: int = 0
-    cache_frames: int = 256
-
-    def __post_init__(self) -> None:
-        checks = [
-            (self.epochs >= 1, "epochs must be at least 1"),
-            (self.batch_size >= 1, "batch_size must be at least 1"),
-            (self.lr > 0, "lr must be positive"),
-            (self.weight_decay >= 0, "weight_decay must not be negative"),
-            (self.steps_per_epoch is None or self.steps_per_epoch >= 1, "steps_per_epoch must be at least 1"),
-            (self.val_pairs >= 0, "val_pairs must not be negative"),
-            (self.grad_clip > 0, "grad_clip must be positive"),
-            (self.lambda_displacement >= 0, "lambda_displacement must not be negative"),
-            (self.shift >= 0, "shift must not be negative"),
-            (self.device in ("auto", "cpu", "cuda"), "device must be auto, cpu or cuda"),
-            (self.amp in ("auto", "off", "fp16", "bf16"), "amp must be auto, off, fp16 or bf16"),
-            (self.num_workers >= 0, "num_workers must not be negative"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise OrpamError(f"train config: {message}")
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict for checkpoints and metrics."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        """Inverse of :meth:`to_dict`; unknown keys are an error."""
-        unknown = unknown_keys(cls, values)
-        if unknown:
-            raise OrpamError(f"unknown train config keys: {', '.join(unknown)}")
-        return cls(**values)
-
-    def loss_weights(self) -> LossWeights:
-        """The loss weights of this recipe."""
-        return LossWeights(l1=self.w_l1, mse=self.w_mse, ssim=self.w_ssim, coarse=self.lambda_coarse,
-                           smooth=self.lambda_smooth, intensity=self.lambda_intensity,
-                           displacement=self.lambda_displacement)
-
 
 @dataclass
 class TrainResult:
@@ -150,24 +66,24 @@ def resolve_device(name: str) -> torch.device:
     """``auto`` → CUDA when available, else CPU; ``cuda`` without a GPU is a one-line error."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
+    if name.startswith("cuda") and not torch.cuda.is_available():
         raise OrpamError("device cuda requested but torch sees no CUDA device")
     return torch.device(name)
 
 
-def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for ``amp`` on ``device`` (None = full float32)."""
-    if amp == "off":
+def resolve_amp(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for ``precision`` on ``device`` (None = full float32)."""
+    if precision == "fp32":
         return None
     if device.type == "cuda":
-        if amp == "fp16":
+        if precision == "fp16":
             return torch.float16
-        if amp == "bf16" or torch.cuda.is_bf16_supported():
+        if precision == "bf16" or torch.cuda.is_bf16_supported():
             return torch.bfloat16
         return torch.float16
-    if amp == "fp16":
-        raise OrpamError("amp fp16 needs a CUDA device (use bf16 or off on the CPU)")
-    return torch.bfloat16 if amp == "bf16" else None
+    if precision == "fp16":
+        raise OrpamError("precision fp16 needs a CUDA device (use bf16 or fp32 on the CPU)")
+    return torch.bfloat16 if precision == "bf16" else None
 
 
 def seed_everything(seed: int) -> None:
@@ -361,7 +277,7 @@ def train(
         raise OrpamError(f"{out}: already holds a training run ({LAST}); pass resume or choose another folder")
 
     device = resolve_device(config.device)
-    amp = resolve_amp(config.amp, device)
+    amp = resolve_amp(config.precision, device)
     flush = device.type == "cpu" and torch.set_flush_denormal(True)
     try:
         return _run(manifest, mhash, out, config, device, amp, model_config, resume, progress, stop_after)
@@ -418,7 +334,7 @@ def _run(manifest: Manifest, mhash: str, out: Path, config: TrainConfig, device:
             raise OrpamError(f"{last_path}: was trained on another manifest (hash {str(extra.get('manifest_sha256'))[:12]}…, now {mhash[:12]}…); refusing to resume")
         if ckpt["model_config"] != model_cfg:
             raise OrpamError(f"{last_path}: model config differs from the checkpoint's; refusing to resume")
-        diff = _config_differences(extra.get("train_config", {}), config.to_dict())
+        diff = _config_differences(_legacy(extra.get("train_config", {})), config.to_dict())
         if diff:
             raise OrpamError(f"{last_path}: train config differs from the checkpoint's in {', '.join(diff)}; refusing to resume")
         model.load_state_dict(ckpt["model_state"])

@@ -17,8 +17,8 @@ TRAINING_SEEDS = range(100, 112)
 def test_cli_writes_json_md_and_png(sim_root, tmp_path):
     out = tmp_path / "eval"
     result = CliRunner().invoke(
-        app, ["evaluate", str(sim_root / "scans" / "sim-0000.npy"), str(out), "--methods", "none,copy-odd",
-              "--frames", "6", "--leak-frames", "4"],
+        app, ["evaluate", str(sim_root / "scans" / "sim-0000.npy"), str(out), "--method", "none,copy-odd",
+              "--max-frames", "6", "--leak-frames", "4"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "FAIL" in result.stdout
@@ -34,18 +34,18 @@ def test_cli_writes_json_md_and_png(sim_root, tmp_path):
 
 def test_cli_refuses_unknown_methods_and_bad_usage(sim_root, tmp_path):
     runner = CliRunner()
-    bad = runner.invoke(app, ["evaluate", str(sim_root / "scans"), str(tmp_path / "o"), "--methods", "nope"])
+    bad = runner.invoke(app, ["evaluate", str(sim_root / "scans"), str(tmp_path / "o"), "--method", "nope"])
     assert bad.exit_code == 1 and "unknown method" in bad.output
     both = runner.invoke(app, ["evaluate", str(sim_root / "scans"), str(tmp_path / "o"), "--benchmark"])
     assert both.exit_code == 1
-    missing = runner.invoke(app, ["evaluate", str(sim_root / "scans"), str(tmp_path / "o"), "--methods", "pcregnet",
+    missing = runner.invoke(app, ["evaluate", str(sim_root / "scans"), str(tmp_path / "o"), "--method", "pcregnet",
                                   "--checkpoint", str(tmp_path / "none.pt")])  # fmt: skip
     assert missing.exit_code == 1 and "not found" in missing.output
 
 
 def test_pcregnet_is_evaluated_like_any_method(sim_root, tmp_path, tiny_checkpoint):
     options = EvaluateOptions(methods=("pcregnet",), max_frames=4, leak_frames=4,
-                              method_options={"checkpoint": str(tiny_checkpoint), "device": "cpu"})  # fmt: skip
+                              settings={"checkpoint": str(tiny_checkpoint), "device": "cpu"})  # fmt: skip
     result = evaluate(sim_root / "scans" / "sim-0002.npy", tmp_path, options)
     m = result["scans"][0]["methods"]["pcregnet"]
     assert m["ok"], m.get("error")

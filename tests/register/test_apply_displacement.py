@@ -10,7 +10,7 @@ import zarr
 from typer import Typer
 from typer.testing import CliRunner
 
-from orpam_pipeline.cli.displacement import apply_displacement_command
+from orpam_pipeline.cli.commands.displacement import apply_displacement_command
 from orpam_pipeline.errors import OrpamError
 from orpam_pipeline.register import get_method
 from orpam_pipeline.register.apply_displacement import apply_displacement, apply_displacement_store

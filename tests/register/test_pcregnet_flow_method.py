@@ -87,7 +87,7 @@ def test_line_profile_is_the_median_field_and_still_a_warp(tmp_path, small_sim, 
     fields = []
     for profile in (False, True):
         store = make_store(tmp_path / str(profile), frames, chunk_frames=2)
-        settings = FlowInferenceSettings(checkpoint=str(flow_checkpoint), device="cpu", precision="fp32", profile=profile)
+        settings = FlowInferenceSettings(checkpoint=str(flow_checkpoint), device="cpu", precision="fp32", line_profile=profile)
         register_store(store, PCRegNetFlowMethod(settings))
         fields.append(open_scan_store(store)["displacement"][:])
         registered = open_scan_store(store)["registered_even"][:]
@@ -100,8 +100,8 @@ def test_line_profile_is_the_median_field_and_still_a_warp(tmp_path, small_sim, 
 
 
 def test_line_profile_needs_a_flow_model(tiny_checkpoint):
-    with pytest.raises(OrpamError, match="bad option for method 'pcregnet'"):
-        get_method("pcregnet", profile=True)
+    with pytest.raises(OrpamError, match="bad setting for method 'pcregnet'"):
+        get_method("pcregnet", line_profile=True)
     runner = pcr.get_runner(pcr.InferenceSettings(checkpoint=str(tiny_checkpoint), device="cpu", precision="fp32"))
     with pytest.raises(OrpamError, match="needs a model that predicts a displacement"):
         runner.run(np.zeros((1, 16, 16), np.float32), np.zeros((1, 16, 16), np.float32), line_profile=True)
@@ -119,7 +119,7 @@ def test_shipped_checkpoint_recovers_a_known_displacement(tmp_path, seed, profil
 
     sim = simulate(SimulationParams.randomised(seed, frames=6, height=256, width=256))
     store = make_store(tmp_path, sim.frames)
-    register_store(store, PCRegNetFlowMethod(FlowInferenceSettings(device="cpu", precision="fp32", profile=profile)))
+    register_store(store, PCRegNetFlowMethod(FlowInferenceSettings(device="cpu", precision="fp32", line_profile=profile)))
     found = open_scan_store(store)["displacement"][:]
     err = found - sim.displacement[:, :, None]
     rms = float(np.sqrt(np.mean(err**2)))

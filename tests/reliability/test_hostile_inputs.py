@@ -18,7 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from orpam_pipeline.io import SUPPORTED_SUFFIXES, sha256_file
-from orpam_pipeline.pipeline import RunOptions, process_scan
+from orpam_pipeline.options import RunOptions
+from orpam_pipeline.pipeline import process_scan
 from orpam_pipeline.store.layout import STORE_NAME
 from tests.io.conftest import write_mat73
 

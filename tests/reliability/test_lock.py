@@ -13,7 +13,8 @@ import time
 import pytest
 
 from orpam_pipeline.errors import StoreError
-from orpam_pipeline.pipeline import RunOptions, run_batch
+from orpam_pipeline.options import RunOptions
+from orpam_pipeline.pipeline import run_batch
 from orpam_pipeline.store.lock import lock_path, read_lock, store_lock
 from tests.reliability.conftest import RUN_ARGS, orpam_process
 

@@ -11,7 +11,8 @@ import zarr
 import zarr.storage
 
 from orpam_pipeline.errors import StoreError
-from orpam_pipeline.pipeline import RunOptions, process_scan
+from orpam_pipeline.options import RunOptions
+from orpam_pipeline.pipeline import process_scan
 from orpam_pipeline.register import get_method
 from orpam_pipeline.register.engine import register_store
 from orpam_pipeline.store.layout import open_scan_store, stage_complete

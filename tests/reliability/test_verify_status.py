@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 
 from orpam_pipeline.cli.main import app
 from orpam_pipeline.io import open_scan
-from orpam_pipeline.pipeline import RunOptions, run_batch
+from orpam_pipeline.options import RunOptions
+from orpam_pipeline.pipeline import run_batch
 from orpam_pipeline.store.ingest import ingest
 from orpam_pipeline.store.status import collect_status, verify_outputs
 

@@ -76,7 +76,7 @@ def test_train_workflow(sim, tmp_path):
     out = tmp_path / "train"
     run("train.toml", f"inputs.manifest={sim / 'm.toml'}", f"output.dir={out}", "train.epochs=1",
         "train.steps_per_epoch=1", "train.batch_size=2", "train.crop=16", "train.val_pairs=2",
-        "model.base_channels=4", "compute.device=cpu")  # fmt: skip
+        "train.base_channels=4", "train.device=cpu")  # fmt: skip
     record = check_record(out / "workflow.json", "train", out)
     assert record["resolved"]["train"]["epochs"] == 1
     assert record["outputs"]["train"]["epochs_completed"] == 1
@@ -87,7 +87,7 @@ def test_paths_are_relative_to_the_file_and_overrides_to_the_cwd(tmp_path, monke
     wf = load_workflow(WORKFLOWS / "batch.toml")
     assert wf.config["inputs"]["scans"] == [str(WORKFLOWS.parent / "data" / "sim" / "scans")]
     monkeypatch.chdir(tmp_path)
-    wf = load_workflow(WORKFLOWS / "batch.toml", ["output.dir=out", "compute.mode=workers", "compute.workers=3"])
+    wf = load_workflow(WORKFLOWS / "batch.toml", ["output.dir=out", "compute.workers=3"])
     assert wf.config["output"]["dir"] == str(tmp_path / "out") and wf.config["compute"]["workers"] == 3
     assert parse_override("inputs.scans=[\"a\", \"b\"]") == (["inputs", "scans"], ["a", "b"])
     wf = load_workflow(WORKFLOWS / "train.toml", ["train.init=ckpt/model.pt"])
@@ -95,7 +95,7 @@ def test_paths_are_relative_to_the_file_and_overrides_to_the_cwd(tmp_path, monke
 
 
 def test_train_init_in_the_file_is_relative_to_the_file(tmp_path):
-    text = (WORKFLOWS / "train.toml").read_text().replace("[train]", '[train]\ninit = "../runs/a/model.pt"', 1)
+    text = (WORKFLOWS / "train.toml").read_text().replace("\n[train]", '\n[train]\ninit = "../runs/a/model.pt"', 1)
     (tmp_path / "wf").mkdir()
     (tmp_path / "wf" / "train.toml").write_text(text)
     wf = load_workflow(tmp_path / "wf" / "train.toml")
@@ -109,3 +109,7 @@ def test_unknown_keys_and_bad_overrides_are_one_line_errors():
         load_workflow(WORKFLOWS / "batch.toml", ["output=/tmp/x"])
     with pytest.raises(OrpamError, match="mode must be"):
         load_workflow(WORKFLOWS / "train.toml", ["compute.mode=cloud"])
+    with pytest.raises(OrpamError, match=r"unknown key\(s\) in \[compute\]: address2"):
+        load_workflow(WORKFLOWS / "batch.toml", ["compute.address2=tcp://x:1"])
+    with pytest.raises(OrpamError, match="has no setting|unknown key"):
+        load_workflow(WORKFLOWS / "batch.toml", ["method.name=phase", "method.checkpoint=x.pt"])

@@ -1,7 +1,4 @@
-"""``orpam apply-displacement``: warp another array of an acquisition with a store's displacement.
-
-A plain function so that ``cli.main`` registers it with ``app.command("apply-displacement")(...)``.
-"""
+"""``orpam apply-displacement``: warp another array of an acquisition with a store's displacement."""
 
 from __future__ import annotations
 
@@ -15,9 +12,9 @@ from orpam_pipeline.cli.console import friendly, out, progress_bars
 
 @friendly
 def apply_displacement_command(
-    store: Annotated[Path, typer.Argument(help="A registered scan store holding a displacement (phase, pcregnet-flow).")],
+    store: Annotated[Path, typer.Argument(metavar="STORE", help="A registered scan store holding a displacement (phase, pcregnet-flow).")],
     array_file: Annotated[
-        Path, typer.Argument(help="Array of the same acquisition: (T, Y, X) scan, or (T, Z, Y, X) .npy/.zarr volume.")
+        Path, typer.Argument(metavar="ARRAY_FILE", help="Array of the same acquisition: (T, Y, X) scan, or (T, Z, Y, X) .npy/.zarr volume.")
     ],
     out_path: Annotated[Path, typer.Argument(metavar="OUT", help="Output: .npy file, or a zarr v3 array for any other name.")],
     variable: Annotated[

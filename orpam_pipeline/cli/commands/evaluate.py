@@ -1,0 +1,128 @@
+"""``orpam evaluate``: every method on the same scans, judged by ground truth, leak check and artefact score."""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from orpam_pipeline.cli.console import deprecated, err, fmt, friendly, out, print_json
+from orpam_pipeline.cli.options import (
+    AsJson,
+    BatchSize,
+    Checkpoint,
+    ChunkFrames,
+    DepthAxis,
+    Device,
+    FirstLine,
+    FirstLineOpt,
+    LineProfile,
+    Precision,
+    ScanLines,
+    ScanLinesOpt,
+    Scheduler,
+    Settings,
+    Variable,
+    Workers,
+    computing,
+    method_settings,
+    split_methods,
+)
+from orpam_pipeline.errors import OrpamError
+from orpam_pipeline.register import METHODS
+
+
+@friendly
+def evaluate(
+    src: Annotated[Path | None, typer.Argument(metavar="SRC", help="Scans to evaluate (file or tree); with --benchmark give only OUT.")] = None,
+    out_dir: Annotated[Path | None, typer.Argument(metavar="OUT", help="Output folder: evaluation.{json,md,png} and one store per method.")] = None,
+    method: Annotated[list[str] | None, typer.Option("--method", "-m", metavar="METHOD[,METHOD...]",
+                      help=f"Methods to compare (repeatable, or a comma list; default: all of {', '.join(METHODS)}).")] = None,
+    methods_old: Annotated[str | None, typer.Option("--methods", hidden=True)] = None,
+    settings: Settings = None,
+    benchmark: Annotated[bool, typer.Option("--benchmark", help="Evaluate on the held-out simulated benchmark (generated into OUT/benchmark-data).")] = False,
+    max_frames: Annotated[int | None, typer.Option("--max-frames", min=1, help="Use only the first N frames of each scan.")] = None,
+    frames_old: Annotated[int | None, typer.Option("--frames", min=1, hidden=True)] = None,
+    leak_frames: Annotated[int, typer.Option("--leak-frames", min=1, help="Frames per scan for the leak check.")] = 16,
+    leak_threshold: Annotated[float, typer.Option("--leak-threshold", help="Largest allowed leak excess (NCC).")] = 0.2,
+    variable: Variable = None,
+    scan_lines: ScanLines = ScanLinesOpt.columns,
+    first_line: FirstLine = FirstLineOpt.forward,
+    chunk_frames: ChunkFrames = None,
+    depth_axis: DepthAxis = None,
+    checkpoint: Checkpoint = None,
+    device: Device = None,
+    precision: Precision = None,
+    batch_size: BatchSize = None,
+    line_profile: LineProfile = False,
+    scheduler: Scheduler = None,
+    workers: Workers = None,
+    as_json: AsJson = False,
+) -> None:
+    """Compare methods on the same scans: papers' metrics, ground truth, leak check, artefact score, time."""
+    from orpam_pipeline.evaluate import EvaluateOptions, evaluate as run_evaluation, write_outputs
+
+    if methods_old is not None:
+        deprecated("--methods", "--method")
+        method = [*(method or []), methods_old]
+    if frames_old is not None:
+        deprecated("--frames", "--max-frames")
+        max_frames = max_frames or frames_old
+    if benchmark and out_dir is None:
+        src, out_dir = None, src
+    if out_dir is None or (src is not None and benchmark):
+        raise OrpamError("usage: orpam evaluate SRC OUT, or orpam evaluate --benchmark OUT")
+    names = split_methods(method) or list(METHODS)
+    options = EvaluateOptions(
+        methods=tuple(names), max_frames=max_frames, leak_frames=leak_frames, leak_threshold=leak_threshold,
+        settings=method_settings(names, settings, checkpoint, device, precision, batch_size, line_profile),
+        variable=variable, scan_lines=scan_lines.value, first_line=first_line.value, chunk_frames=chunk_frames,
+        depth_axis=depth_axis,
+    )  # fmt: skip
+
+    def on_event(kind: str, d: dict[str, Any]) -> None:
+        if as_json:
+            return
+        if kind == "scan":
+            err.print(f"[bold]{d['scan']}[/]: {d['frames']} frames, truth: {d['truth'] or 'none'}", highlight=False)
+        elif kind == "method":
+            err.print(f"  {d['method']}: NCC vs truth {fmt(d['ncc_truth'])}, artefact {fmt(d['artefact'])}, "
+                      f"leak excess {fmt(d['leak_excess'], 3)}, {fmt(d['ms_per_frame'], 1)} ms/frame", highlight=False)  # fmt: skip
+        else:
+            err.print(f"  [bold red]failed[/] {d.get('method', '')} {d['error']}", highlight=False, soft_wrap=True)
+
+    with computing(scheduler, workers), nullcontext() if as_json else err.status("evaluating"):
+        result = run_evaluation(src, out_dir, options, benchmark=benchmark, on_event=on_event)
+    paths = write_outputs(result, out_dir)
+    failed = [s for s in result["scans"] if not s.get("ok") or not all(m.get("ok") for m in s["methods"].values())]
+    if as_json:
+        print_json({"summary": result["summary"], "outputs": {k: str(v) for k, v in paths.items()},
+                    "failed": [s["name"] for s in failed]})  # fmt: skip
+    else:
+        out.print(_table(result, leak_threshold))
+        out.print("\n".join(f"{kind:<4} {path}" for kind, path in paths.items()), highlight=False)
+    if failed:
+        raise typer.Exit(1)
+
+
+def _table(result: dict[str, Any], leak_threshold: float) -> Any:
+    from rich import box
+    from rich.table import Table
+
+    n_ok = sum(1 for s in result["scans"] if s.get("ok"))
+    table = Table(title=f"evaluation: {n_ok} scans, mean over scans", box=box.SIMPLE_HEAD, padding=(0, 1))
+    columns = (("NCC vs odd", "ncc_odd", 3), ("TNCG", "tncg", 3), ("NCC truth", "ncc_truth", 3),
+               ("PSNR truth", "psnr_truth", 1), ("disp RMS", "disp_rms_px", 2), ("artefact", "artefact", 3),
+               ("leak exc.", "leak_excess", 2))  # fmt: skip
+    table.add_column("method", no_wrap=True)
+    for label, _, digits in columns:
+        table.add_column(label, justify="right", min_width=digits + 2)
+    table.add_column(f"leak<{leak_threshold}", no_wrap=True)
+    table.add_column("ms/frame", justify="right", min_width=5)
+    for name, s in result["summary"].items():
+        verdict = "—" if not s["scans"] else "[green]pass[/]" if s["leak_passed"] else "[bold red]FAIL[/]"
+        table.add_row(name, *(fmt(s[key]["mean"], d) for _, key, d in columns), verdict,
+                      fmt(s["ms_per_frame"].get("overall"), 1))  # fmt: skip
+    return table

@@ -1,0 +1,206 @@
+"""The pipeline's commands: ``run`` (everything), ``register`` and ``report`` (one stage), ``demo``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from orpam_pipeline.cli.console import StageProgress, err, fmt, friendly, out, print_json, progress_bars, report_table
+from orpam_pipeline.cli.options import (
+    SRC,
+    AsJson,
+    BatchSize,
+    Checkpoint,
+    ChunkFrames,
+    DepthAxis,
+    Device,
+    FirstLine,
+    FirstLineOpt,
+    LineProfile,
+    Method,
+    Overwrite,
+    Precision,
+    ScanLines,
+    ScanLinesOpt,
+    Scheduler,
+    Settings,
+    Variable,
+    Workers,
+    computing,
+    method_settings,
+    run_options,
+)
+from orpam_pipeline.register.registry import DEFAULT_METHOD
+
+Store = Annotated[Path, typer.Argument(metavar="STORE", help="A scan store (OUT/<scan>/scan.zarr or its folder).")]
+
+
+@friendly
+def register(
+    store: Store,
+    method: Method = DEFAULT_METHOD,
+    settings: Settings = None,
+    checkpoint: Checkpoint = None,
+    device: Device = None,
+    precision: Precision = None,
+    batch_size: BatchSize = None,
+    line_profile: LineProfile = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a registration made with other parameters.")] = False,
+    scheduler: Scheduler = None,
+    workers: Workers = None,
+    as_json: AsJson = False,
+) -> None:
+    """Register the backward lines of a store and write registered_even, merged and displacement.
+
+    An interrupted registration with the same parameters is continued; a complete one is left as is.
+    """
+    from orpam_pipeline.register import get_method
+    from orpam_pipeline.register.engine import register as run_register
+
+    chosen = get_method(method, **method_settings([method], settings, checkpoint, device, precision, batch_size, line_profile))
+    with computing(scheduler, workers), progress_bars(not as_json) as bars:
+        result = run_register(store, chosen, progress=StageProgress(bars), overwrite=overwrite)
+    info = result.info
+    if as_json:
+        print_json({"store": str(store), "state": result.state, "chunks": result.chunks,
+                    "chunks_written": result.chunks_written, "registration": info})  # fmt: skip
+    elif result.state == "complete":
+        out.print(f"already registered with {info['method']}: {store}", highlight=False)
+    else:
+        how = "continued" if result.state == "resumed" else "registered"
+        out.print(f"{how} with {info['method']} in {info['seconds']:.1f} s ({result.chunks_written} of "
+                  f"{result.chunks} chunks written): {store}", highlight=False)  # fmt: skip
+
+
+@friendly
+def report(
+    store: Annotated[Path, typer.Argument(metavar="STORE", help="A registered scan store.")],
+    as_json: AsJson = False,
+) -> None:
+    """Compute the metrics and write report.json and report.html beside the store."""
+    from orpam_pipeline.report.compute import write_report
+
+    summary, json_path, html_path = write_report(store)
+    if as_json:
+        print_json({**summary, "report_json": str(json_path), "report_html": str(html_path)})
+        return
+    out.print(report_table(summary))
+    out.print(f"report: {html_path}\njson:   {json_path}", highlight=False)
+
+
+def batch_hooks(bars: Any, visible: bool = True) -> tuple[Callable[..., None], Any, Callable[[Any], None]]:
+    """Callbacks that drive the scans bar, the per-stage bars and the per-scan result lines."""
+    scans_task = bars.add_task("scans", total=None, visible=visible)
+    stages = StageProgress(bars)
+
+    def on_start(i: int, n: int, name: str) -> None:
+        stages.reset()
+        bars.update(scans_task, description=f"scan {name}", completed=i, total=n)
+
+    def on_done(outcome: Any) -> None:
+        bars.advance(scans_task)
+        if outcome.ok:
+            r = outcome.report
+            how = {"skipped": " (already complete, skipped)", "resumed": " (continued)"}.get(outcome.status, "")
+            bars.console.print(
+                f"[green]ok[/] {outcome.name}{how}: NCC {fmt(r['ncc_mean'])} (unregistered "
+                f"{fmt(r['ncc_mean_unregistered'])}), TNCC {fmt(r['tncc_merged'])} "
+                f"(odd-only {fmt(r['tncc_odd'])}), {outcome.seconds:.1f} s",
+                highlight=False,
+            )
+        else:
+            bars.console.print(f"[bold red]failed[/] {outcome.error}", highlight=False)
+
+    return on_start, stages, on_done
+
+
+def _run_batch(src: Path, out_dir: Path, options: Any, show: bool = True) -> list[Any]:
+    from orpam_pipeline.pipeline import run_batch
+
+    with progress_bars(show) as bars:
+        on_start, stages, on_done = batch_hooks(bars)
+        outcomes = run_batch(src, out_dir, options, on_start=on_start, progress=stages, on_done=on_done)
+        stages.reset()
+    return outcomes
+
+
+def _summarise(outcomes: list[Any], started: float, as_json: bool = False) -> None:
+    """The closing lines: counts, where each report is, every failure; exit 1 if any scan failed."""
+    ok = [o for o in outcomes if o.ok]
+    failed = [o for o in outcomes if not o.ok]
+    seconds = time.perf_counter() - started
+    if as_json:
+        print_json({"scans": [o.summary() for o in outcomes], "done": len(ok), "failed": len(failed),
+                    "frames": sum(o.report["frames"] for o in ok), "seconds": round(seconds, 3)})  # fmt: skip
+    else:
+        frames = sum(o.report["frames"] for o in ok)
+        skipped = sum(1 for o in ok if o.status == "skipped")
+        note = f" ({skipped} already complete)" if skipped else ""
+        out.print(f"{len(ok)} of {len(outcomes)} scans done{note}, {frames} frames in {seconds:.1f} s", highlight=False)
+        for o in ok:
+            out.print(f"  {o.name}: {o.report_html}  ({o.report_json.name} beside it)", highlight=False)
+        if failed:
+            err.print(f"[bold red]{len(failed)} failed:[/]")
+            for o in failed:
+                err.print(f"  {o.error}", highlight=False, soft_wrap=True)
+    if failed:
+        raise typer.Exit(1)
+
+
+@friendly
+def run(
+    src: SRC,
+    out_dir: Annotated[Path, typer.Argument(metavar="OUT", help="Output folder: OUT/<scan>/{scan.zarr,report.json,report.html}.")],
+    method: Method = DEFAULT_METHOD,
+    settings: Settings = None,
+    variable: Variable = None,
+    scan_lines: ScanLines = ScanLinesOpt.columns,
+    first_line: FirstLine = FirstLineOpt.forward,
+    chunk_frames: ChunkFrames = None,
+    depth_axis: DepthAxis = None,
+    overwrite: Overwrite = False,
+    checkpoint: Checkpoint = None,
+    device: Device = None,
+    precision: Precision = None,
+    batch_size: BatchSize = None,
+    line_profile: LineProfile = False,
+    scheduler: Scheduler = None,
+    workers: Workers = None,
+    as_json: AsJson = False,
+) -> None:
+    """Ingest, register and report every scan under SRC; failed scans are listed and skipped.
+
+    Registration chunks run on local threads, or on a dask cluster with --workers or --scheduler.
+    Ends by printing where each scan's report is.
+    """
+    chosen = method_settings([method], settings, checkpoint, device, precision, batch_size, line_profile)
+    options = run_options(method, chosen, variable, scan_lines, first_line, chunk_frames, depth_axis, overwrite)
+    started = time.perf_counter()
+    with computing(scheduler, workers):
+        outcomes = _run_batch(src, out_dir, options, show=not as_json)
+    _summarise(outcomes, started, as_json)
+
+
+@friendly
+def demo(
+    out_dir: Annotated[Path, typer.Argument(metavar="OUT", help="Folder for the demo data and results.")] = Path("orpam-demo"),
+    frames: Annotated[int, typer.Option("--frames", "-t", min=2, help="Frames to simulate.")] = 48,
+    method: Method = DEFAULT_METHOD,
+) -> None:
+    """Simulate a small sequence, run the whole pipeline on it and print where the report is."""
+    from orpam_pipeline.options import RunOptions
+    from orpam_pipeline.simulate import SimulationParams, write_simulation
+
+    started = time.perf_counter()
+    params = SimulationParams.randomised(7, frames=frames, height=256, width=256)
+    paths = write_simulation(out_dir / "data", params, overwrite=True)
+    out.print(f"simulated {frames} frames: {paths.scan} (ground truth: {paths.truth})", highlight=False)
+    outcomes = _run_batch(paths.scan.parent, out_dir / "results", RunOptions(method=method, overwrite=True))
+    for o in outcomes:
+        if o.ok:
+            out.print(report_table(o.report))
+    _summarise(outcomes, started)

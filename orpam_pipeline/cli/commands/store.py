@@ -1,0 +1,106 @@
+"""Looking at what is there: ``status`` and ``verify`` of output folders, ``info`` about the installation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from orpam_pipeline.cli.console import err, friendly, out, print_json, progress_bars
+from orpam_pipeline.cli.options import AsJson
+from orpam_pipeline.errors import OrpamError
+
+Outputs = Annotated[Path, typer.Argument(metavar="OUT", help="Output folder of `orpam run` (or one scan's folder or store).")]
+
+
+@friendly
+def status(out_dir: Outputs, as_json: AsJson = False) -> None:
+    """Show per scan which stages are complete and how many chunks each has done."""
+    from rich.table import Table
+
+    from orpam_pipeline.store.lock import describe_holder
+    from orpam_pipeline.store.status import STAGES, collect_status
+
+    scans = collect_status(out_dir)
+    if as_json:
+        print_json(scans)
+        return
+    if not scans:
+        raise OrpamError(f"{out_dir}: no scan stores found")
+    table = Table(title=f"{out_dir}: {len(scans)} scans")
+    table.add_column("scan", no_wrap=True)
+    for stage in STAGES:
+        table.add_column(stage, justify="right")
+    table.add_column("writer")
+    colours = {"complete": "green", "partial": "yellow", "absent": "dim"}
+    for scan in scans:
+        cells = []
+        for stage in STAGES:
+            s = scan["stages"][stage]
+            text = "—" if s["state"] == "absent" else f"{s['state']} {s['chunks_done']}/{s['chunks_total']}"
+            if s.get("method"):
+                text += f" ({s['method']})"
+            cells.append(f"[{colours[s['state']]}]{text}[/]")
+        lock = scan["lock"]
+        writer = "" if lock is None else ("running: " if lock.get("alive") else "stale lock: ") + describe_holder(lock)
+        table.add_row(scan["scan"], *cells, writer or (scan["problem"] or ""))
+    out.print(table)
+
+
+@friendly
+def verify(out_dir: Outputs, as_json: AsJson = False) -> None:
+    """Re-hash every recorded source file and decode every chunk (CRC32C); exit 1 on any problem."""
+    from orpam_pipeline.store.status import verify_outputs
+
+    with progress_bars(not as_json) as bars:
+        task = bars.add_task("verify", total=None)
+        result = verify_outputs(
+            out_dir, progress=lambda what, d, n: bars.update(task, description=f"verify {what}", completed=d, total=n)
+        )
+    if as_json:
+        print_json({"ok": result.ok, "stores": result.stores, "source_files": result.source_files,
+                    "chunks": result.chunks, "problems": result.problems})  # fmt: skip
+    else:
+        for problem in result.problems:
+            err.print(f"[bold red]problem:[/] {problem}", highlight=False, soft_wrap=True)
+        summary = f"{result.stores} stores, {result.source_files} source files, {result.chunks} chunks checked"
+        if result.ok:
+            out.print(f"ok: {summary}", highlight=False)
+        else:
+            err.print(f"[bold red]{len(result.problems)} problems[/] ({summary})", highlight=False)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@friendly
+def info(as_json: AsJson = False) -> None:
+    """Version, devices seen, and every registration method with its settings and checkpoint."""
+    from rich.table import Table
+
+    from orpam_pipeline.info import collect
+
+    data = collect()
+    if as_json:
+        print_json(data)
+        return
+    out.print(f"orpam_pipeline {data['version']} (Python {data['python']}, torch {data['torch']})", highlight=False)
+    devices = Table(title="devices")
+    for col in ("device", "name", "details"):
+        devices.add_column(col)
+    for d in data["devices"]:
+        details = ", ".join(f"{k} {v}" for k, v in d.items() if k not in ("device", "name"))
+        devices.add_row(d["device"], str(d["name"]), details)
+    out.print(devices)
+    methods = Table(title="registration methods")
+    for col in ("name", "kind", "settings (--set key=value)", "parameters", "checkpoint", "sha256"):
+        methods.add_column(col)
+    for m in data["methods"]:
+        sha = m.get("checkpoint_sha256")
+        ckpt = m.get("checkpoint", "")
+        if ckpt and sha is None:
+            ckpt += " (missing)"
+        settings = ", ".join(s["name"] for s in m["settings"]) or "—"
+        params = f"{m['parameters']:,}" if m.get("parameters") else "—"
+        methods.add_row(m["name"], m["kind"], settings, params, ckpt, (sha or "")[:16])
+    out.print(methods)
