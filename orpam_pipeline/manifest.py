@@ -269,7 +269,7 @@ def check_manifest(manifest: Manifest, verify_hashes: bool = True) -> list[str]:
             if digest != s.sha256:
                 problems.append(f"{s.name}: sha256 mismatch for {s.resolved_path} (manifest {s.sha256[:12]}…, file {digest[:12]}…)")
         try:
-            from orpam_pipeline.train.frames import open_frames
+            from orpam_pipeline.io.frame_reader import open_frames
 
             with open_frames(s.resolved_path, manifest.scan_lines) as fr:
                 shape = fr.shape

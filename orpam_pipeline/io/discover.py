@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ScanError
-from .readers import SUPPORTED_SUFFIXES, inspect_file, is_supported
+from .readers import inspect_file, is_supported, supported_suffixes, unsupported_error
 
 
 @dataclass(frozen=True)
@@ -64,12 +64,11 @@ def discover_scans(src: Path, *, variable: str | None = None) -> list[ScanEntry]
     unsupported files are skipped. ``variable`` is used when probing containers (.npz/.h5/.mat).
     """
     src = Path(src)
-    supported = ", ".join(SUPPORTED_SUFFIXES)
     if not src.exists():
         raise ScanError(src, "no such file or directory")
     if src.is_file():
         if not is_supported(src):
-            raise ScanError(src, f"unsupported file type {src.suffix or '(no suffix)'!r} (supported: {supported})")
+            raise unsupported_error(src)
         return [ScanEntry(src.stem, (src,))]
     top_name = src.name or src.resolve().name or "scan"
     entries: list[tuple[ScanEntry, str | None]] = []
@@ -92,5 +91,5 @@ def discover_scans(src: Path, *, variable: str | None = None) -> list[ScanEntry]
             stem_parts = (*rel.parts, p.stem)
             entries.append((ScanEntry("_".join(stem_parts), (p,)), p.suffix.lower().lstrip(".")))
     if not entries:
-        raise ScanError(src, f"no scan files found (supported: {supported})")
+        raise ScanError(src, f"no scan files found (supported: {', '.join(supported_suffixes())})")
     return _unique(entries)

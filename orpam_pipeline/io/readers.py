@@ -1,59 +1,143 @@
-"""Choosing the reader by file suffix: header-only inspection and opening of one file."""
+"""The input formats, declared once in :data:`FORMATS`, and reading one file through them.
+
+A format is a header-only ``inspect`` that yields a :class:`Layout` and an ``open`` that turns the
+layout into a :class:`Backend`. Adding a format means one module in ``io/`` and one line in
+``FORMATS``; :func:`register_format` adds one at run time (plugins, tests).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from ..errors import ScanError
-from ._base import FileScanSource, Layout, check_frame_memory, one_line, plan_frames
+from ._base import Backend, FileScanSource, Layout, check_frame_memory, one_line, plan_frames
 from .hdf5 import inspect_hdf5, open_hdf5
 from .matlab import inspect_mat, open_mat
 from .numpy_files import inspect_npy, inspect_npz, open_npy, open_npz
 from .tiff import inspect_tiff, open_tiff
 
-SUPPORTED_SUFFIXES: tuple[str, ...] = (".npy", ".npz", ".tif", ".tiff", ".h5", ".hdf5", ".mat")
 
-_INSPECT: dict[str, Callable[[Path, str | None], Layout]] = {
-    ".npy": inspect_npy,
-    ".npz": inspect_npz,
-    ".tif": inspect_tiff,
-    ".tiff": inspect_tiff,
-    ".h5": inspect_hdf5,
-    ".hdf5": inspect_hdf5,
-    ".mat": inspect_mat,
-}
+@dataclass(frozen=True)
+class Format:
+    """One input format: the file suffixes it claims, its header reader and its opener.
 
-_OPEN: dict[str, Callable[[Layout], Any]] = {
-    "npy": open_npy,
-    "npz": open_npz,
-    "tiff": open_tiff,
-    "hdf5": open_hdf5,
-    "mat-v4": open_mat,
-    "mat-v5": open_mat,
-    "mat-v7.3": open_mat,
-}
+    ``readers`` are the ``Layout.reader`` values ``inspect`` yields (provenance records them); a
+    layout is opened by the format that lists its reader.
+    """
+
+    name: str
+    suffixes: tuple[str, ...]
+    inspect: Callable[[Path, str | None], Layout]
+    open: Callable[[Layout], Backend]
+    readers: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if not self.suffixes or any(not s.startswith(".") or s != s.lower() for s in self.suffixes):
+            raise ValueError(f"format {self.name!r}: suffixes must be lower-case and start with '.', got {self.suffixes}")
+        if not self.readers:
+            raise ValueError(f"format {self.name!r}: needs at least one reader name")
+
+
+FORMATS: tuple[Format, ...] = (
+    Format("npy", (".npy",), inspect_npy, open_npy, ("npy",)),
+    Format("npz", (".npz",), inspect_npz, open_npz, ("npz",)),
+    Format("tiff", (".tif", ".tiff"), inspect_tiff, open_tiff, ("tiff",)),
+    Format("hdf5", (".h5", ".hdf5"), inspect_hdf5, open_hdf5, ("hdf5",)),
+    Format("mat", (".mat",), inspect_mat, open_mat, ("mat-v4", "mat-v5", "mat-v7.3")),
+)
+"""The built-in formats, in the order their suffixes are listed in messages."""
+
+SUPPORTED_SUFFIXES: tuple[str, ...] = tuple(s for fmt in FORMATS for s in fmt.suffixes)
+"""Suffixes of the built-in formats; :func:`supported_suffixes` adds the registered ones."""
+
+_registered: list[Format] = []
+
+
+def formats() -> tuple[Format, ...]:
+    """The built-in formats followed by those registered at run time."""
+    return FORMATS + tuple(_registered)
+
+
+def _check_clash(fmt: Format, others: tuple[Format, ...]) -> None:
+    """Refuse a format sharing a name, suffix or reader with one of ``others``."""
+    for other in others:
+        for what, mine, theirs in (
+            ("name", {fmt.name}, {other.name}),
+            ("suffix", set(fmt.suffixes), set(other.suffixes)),
+            ("reader", set(fmt.readers), set(other.readers)),
+        ):
+            if mine & theirs:
+                taken = ", ".join(sorted(mine & theirs))
+                raise ValueError(f"format {fmt.name!r}: {what} {taken} already belongs to format {other.name!r}")
+
+
+def _check_formats(fmts: tuple[Format, ...]) -> None:
+    for i, fmt in enumerate(fmts):
+        _check_clash(fmt, fmts[:i])
+
+
+_check_formats(FORMATS)
+
+
+def register_format(fmt: Format) -> None:
+    """Read files with ``fmt`` from now on; its name, suffixes and readers must all be new."""
+    _check_clash(fmt, formats())
+    _registered.append(fmt)
+
+
+def unregister_format(name: str) -> None:
+    """Forget a format added by :func:`register_format`; built-in formats cannot be removed."""
+    for i, fmt in enumerate(_registered):
+        if fmt.name == name:
+            del _registered[i]
+            return
+    raise KeyError(f"no registered format {name!r}")
+
+
+def supported_suffixes() -> tuple[str, ...]:
+    """Every suffix some format claims, built-in ones first."""
+    return tuple(s for fmt in formats() for s in fmt.suffixes)
+
+
+def format_of(path: Path) -> Format | None:
+    """The format claiming the suffix of ``path`` (case-insensitive), or None."""
+    suffix = Path(path).suffix.lower()
+    return next((fmt for fmt in formats() if suffix in fmt.suffixes), None)
 
 
 def is_supported(path: Path) -> bool:
     """Whether the suffix (case-insensitive) names a format we read."""
-    return path.suffix.lower() in SUPPORTED_SUFFIXES
+    return format_of(path) is not None
+
+
+def unsupported_error(path: Path) -> ScanError:
+    """The error for a file whose suffix no format claims, listing the supported ones."""
+    supported = ", ".join(supported_suffixes())
+    return ScanError(path, f"unsupported file type {path.suffix or '(no suffix)'!r} (supported: {supported})")
 
 
 def inspect_file(path: Path, variable: str | None = None) -> Layout:
     """Header-only look at one file: which array, its dtype, stored shape and orientation."""
     path = Path(path)
-    inspect = _INSPECT.get(path.suffix.lower())
-    if inspect is None:
-        supported = ", ".join(SUPPORTED_SUFFIXES)
-        raise ScanError(path, f"unsupported file type {path.suffix or '(no suffix)'!r} (supported: {supported})")
+    fmt = format_of(path)
+    if fmt is None:
+        raise unsupported_error(path)
     try:
-        return inspect(path, variable)
+        return fmt.inspect(path, variable)
     except ScanError:
         raise
     except Exception as exc:
         raise ScanError(path, f"cannot read header: {type(exc).__name__}: {one_line(exc)}") from None
+
+
+def _opener(layout: Layout) -> Callable[[Layout], Backend]:
+    """The ``open`` of the format listing ``layout.reader``."""
+    fmt = next((f for f in formats() if layout.reader in f.readers), None)
+    if fmt is None:
+        raise ScanError(layout.path, f"no format declares reader {layout.reader!r}")
+    return fmt.open
 
 
 def open_file(
@@ -69,7 +153,7 @@ def open_file(
     plan = plan_frames(path, layout.pipeline_shape, depth_axis)
     check_frame_memory(path, layout, plan)
     try:
-        backend = _OPEN[layout.reader](layout)
+        backend = _opener(layout)(layout)
     except ScanError:
         raise
     except Exception as exc:

@@ -59,7 +59,7 @@ from torch.utils.data import Dataset
 
 from orpam_pipeline.errors import OrpamError
 from orpam_pipeline.geometry import split
-from orpam_pipeline.train.frames import FrameReader, open_frames
+from orpam_pipeline.io.frame_reader import FrameReader, open_frames
 
 GAIN_RANGE = (0.8, 1.25)
 OFFSET_RANGE = (-0.05, 0.05)

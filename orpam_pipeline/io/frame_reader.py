@@ -10,7 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from orpam_pipeline.errors import OrpamError
+from ..errors import OrpamError
+from .source import open_scan
 
 __all__ = ["FrameReader", "is_store", "open_frames"]
 
@@ -72,8 +73,6 @@ def open_frames(path: Path | str, scan_lines: str = "columns", first_line: str =
         conv = dict(group.attrs.get("conventions", {}))
         t, y, x = (int(s) for s in frames.shape)
         return FrameReader(path, (t, y, x), str(conv.get("first_line", first_line)), frames)
-    from orpam_pipeline.io import open_scan
-
     source = open_scan(path)
     t, y, x = source.shape
     rows = scan_lines == "rows"
