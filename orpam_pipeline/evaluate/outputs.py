@@ -10,11 +10,14 @@ from typing import Any
 import numpy as np
 import zarr
 
-from orpam_pipeline.evaluate.font import GLYPH_H, draw_text
 from orpam_pipeline.evaluate.leak import LEAK_INPUTS
 from orpam_pipeline.geometry import interleave, split
-from orpam_pipeline.report.html import choose_crop
-from orpam_pipeline.report.png import display_window, encode_png, to_uint8, upscale_nearest
+from orpam_pipeline.jsonsafe import json_safe
+from orpam_pipeline.report.crop import choose_crop
+from orpam_pipeline.report.font import RGB
+from orpam_pipeline.report.intensity import display_window, to_uint8
+from orpam_pipeline.report.png import encode_png
+from orpam_pipeline.report.tiles import label_tile, tile_row, upscale_nearest
 from orpam_pipeline.store.layout import FRAMES, MERGED
 
 EVALUATION_JSON = "evaluation.json"
@@ -23,7 +26,11 @@ EVALUATION_PNG = "evaluation.png"
 CROP = 48
 ZOOM = 4
 TEXT_SCALE = 2
-BLACK, RED, GREEN = (0, 0, 0), (200, 0, 0), (0, 120, 0)
+LABEL_CHARS = 16
+GAP = 6
+BLACK: RGB = (0, 0, 0)
+RED: RGB = (200, 0, 0)
+GREEN: RGB = (0, 120, 0)
 
 COLUMNS: tuple[tuple[str, str, int, str], ...] = (
     ("ncc_odd", "NCC even↔odd", 4,
@@ -41,21 +48,6 @@ COLUMNS: tuple[tuple[str, str, int, str], ...] = (
      "leak check: NCC(output, odd) − NCC(unrelated input, odd) for the worse of the two unrelated inputs"),
     ("ms_per_frame", "ms/frame", 1, "register stage wall time per frame on this machine (measure + apply, read/write)"),
 )  # fmt: skip
-
-
-def json_safe(value: Any) -> Any:
-    """NaN and infinities become null; numpy scalars become Python numbers."""
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
-    return value
 
 
 def fmt(value: Any, digits: int = 4) -> str:
@@ -105,25 +97,16 @@ def figure_panels(evaluation: dict[str, Any]) -> tuple[str, int, list[tuple[str,
 def render_figure(panels: list[tuple[str, np.ndarray, str]]) -> np.ndarray:
     """RGB image: one zoomed panel per entry, a label (name, status) above each, one shared grey window."""
     lo, hi = display_window(np.concatenate([p.ravel() for _, p, _ in panels]))
-    line = (GLYPH_H + 3) * TEXT_SCALE
-    gap = 6
-    tiles = []
-    for name, crop, status in panels:
-        gray = upscale_nearest(to_uint8(crop, lo, hi), ZOOM)
-        width = max(gray.shape[1], 16 * 6 * TEXT_SCALE)
-        tile = np.full((2 * line + 4 + gray.shape[0], width, 3), 255, dtype=np.uint8)
-        draw_text(tile, name, 2, 0, BLACK, TEXT_SCALE)
-        draw_text(tile, status, 2 + line, 0, RED if "FAIL" in status else GREEN, TEXT_SCALE)
-        tile[2 * line + 4 :, : gray.shape[1]] = gray[..., None]
-        tiles.append(tile)
-    height = max(t.shape[0] for t in tiles)
-    width = sum(t.shape[1] for t in tiles) + gap * (len(tiles) + 1)
-    canvas = np.full((height + 2 * gap, width, 3), 255, dtype=np.uint8)
-    x = gap
-    for tile in tiles:
-        canvas[gap : gap + tile.shape[0], x : x + tile.shape[1]] = tile
-        x += tile.shape[1] + gap
-    return canvas
+    tiles = [
+        label_tile(
+            upscale_nearest(to_uint8(crop, lo, hi), ZOOM),
+            [(name, BLACK), (status, RED if "FAIL" in status else GREEN)],
+            TEXT_SCALE,
+            LABEL_CHARS,
+        )
+        for name, crop, status in panels
+    ]
+    return tile_row(tiles, GAP)
 
 
 def render_markdown(evaluation: dict[str, Any], figure: tuple[str, int] | None) -> str:

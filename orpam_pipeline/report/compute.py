@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 from pathlib import Path
 from typing import Any
@@ -14,8 +13,10 @@ import zarr
 from orpam_pipeline import __version__
 from orpam_pipeline.errors import StoreError
 from orpam_pipeline.geometry import split
+from orpam_pipeline.jsonsafe import json_safe
 from orpam_pipeline.metrics import intra_frame_metrics, pair_ncc, pair_ncc_between, temporal_summary
-from orpam_pipeline.report.html import choose_crop, render_report_html
+from orpam_pipeline.report.crop import choose_crop
+from orpam_pipeline.report.html import render_report_html
 from orpam_pipeline.store.layout import (
     DISPLACEMENT,
     FRAMES,
@@ -39,19 +40,6 @@ MAX_PROFILE_FRAMES = 256
 def _nanmean(values: np.ndarray) -> float:
     finite = values[~np.isnan(values)]
     return float(finite.mean()) if finite.size else float("nan")
-
-
-def _json_safe(value: Any) -> Any:
-    """NaN and infinities become null: JSON has no spelling for them."""
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
 
 
 def compute_report(store: Path) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -186,7 +174,7 @@ def write_report(store: Path) -> tuple[dict[str, Any], Path, Path]:
         report, figures = compute_report(store)
         root = Path(report["store"])
         out_dir = root.parent
-        safe = _json_safe(report)
+        safe = json_safe(report)
         json_path = out_dir / REPORT_JSON
         html_path = out_dir / REPORT_HTML
         crop = choose_crop(figures["unregistered"])

@@ -17,8 +17,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .png import display_window, encode_png, to_uint8, upscale_nearest
-from .svg import line_plot
+from orpam_pipeline.report.intensity import display_window, to_uint8
+from orpam_pipeline.report.png import encode_png
+from orpam_pipeline.report.svg import line_plot
+from orpam_pipeline.report.tiles import upscale_nearest
 
 MAX_DISPLAY = 2048
 CROP_DISPLAY = 192
@@ -43,33 +45,6 @@ figcaption { font-size: 0.9em; color: #444; margin-top: 0.3em; max-width: 440px;
 pre { background: #f6f6f6; padding: 0.6em; overflow-x: auto; font-size: 0.85em; }
 .plots svg { display: block; margin: 0.5em 0; max-width: 100%; height: auto; }
 """
-
-
-def choose_crop(image: ArrayLike, size: int = 48) -> tuple[int, int, int, int]:
-    """Square ``(y0, y1, x0, x1)`` window with the most comb (column-alternation) energy.
-
-    Comb energy of a column is ``|x[:, j] - (x[:, j-1] + x[:, j+1]) / 2|``: large where a line
-    disagrees with its two neighbours, which is what a bidirectional offset does. Give it the
-    UNREGISTERED merged frame. The window is clipped to the image; with no energy anywhere the
-    centre is returned.
-    """
-    arr = np.asarray(image, dtype=np.float64)
-    if arr.ndim != 2 or arr.size == 0:
-        raise ValueError(f"choose_crop needs a non-empty 2-D image, got shape {arr.shape}")
-    arr = np.where(np.isfinite(arr), arr, 0.0)
-    h, w = arr.shape
-    s = max(1, min(int(size), h, w))
-    energy = np.zeros_like(arr)
-    if w >= 3:
-        energy[:, 1:-1] = np.abs(arr[:, 1:-1] - 0.5 * (arr[:, :-2] + arr[:, 2:]))
-    integral = np.zeros((h + 1, w + 1))
-    integral[1:, 1:] = energy.cumsum(axis=0).cumsum(axis=1)
-    sums = integral[s:, s:] - integral[:-s, s:] - integral[s:, :-s] + integral[:-s, :-s]
-    if not np.any(sums > 0):
-        y0, x0 = (h - s) // 2, (w - s) // 2
-    else:
-        y0, x0 = (int(v) for v in np.unravel_index(np.argmax(sums), sums.shape))
-    return y0, y0 + s, x0, x0 + s
 
 
 def _fmt(value: Any, digits: int = 4) -> str:
@@ -314,7 +289,7 @@ def render_report_html(
 
     ``report`` is the report.json dict; ``images`` holds one merged frame ``"unregistered"`` and
     ``"registered"`` (same frame index, 2-D) and optionally ``"odd_only"``; ``crop_box`` is
-    ``(y0, y1, x0, x1)``, e.g. from :func:`choose_crop`; ``displacement`` is ``(Y,)`` or
+    ``(y0, y1, x0, x1)``, e.g. from :func:`~orpam_pipeline.report.crop.choose_crop`; ``displacement`` is ``(Y,)`` or
     ``(T, Y)`` (extra trailing axes are averaged) or None to leave that section out.
     """
     scan = str(report.get("scan", "scan"))

@@ -1,4 +1,4 @@
-"""Minimal PNG encoding and display scaling for the HTML report (no imaging library needed)."""
+"""Minimal PNG encoding of uint8 grey or RGB images (no imaging library needed)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import struct
 import zlib
 
 import numpy as np
-from numpy.typing import ArrayLike
 
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -40,41 +39,3 @@ def encode_png(image: np.ndarray) -> bytes:
         + _chunk(b"IDAT", zlib.compress(raw, 6))
         + _chunk(b"IEND", b"")
     )
-
-
-def display_window(image: ArrayLike, low_pct: float = 0.5, high_pct: float = 99.5) -> tuple[float, float]:
-    """Percentile window of the finite values; ``(0, 1)`` when there are none."""
-    arr = np.asarray(image, dtype=np.float64)
-    finite = arr[np.isfinite(arr)]
-    if finite.size == 0:
-        return 0.0, 1.0
-    lo, hi = np.percentile(finite, [low_pct, high_pct])
-    return float(lo), float(hi)
-
-
-def to_uint8(image: ArrayLike, lo: float | None = None, hi: float | None = None) -> np.ndarray:
-    """Map ``[lo, hi]`` to ``[0, 255]`` (default: the 0.5/99.5 percentiles), clipping outside.
-
-    Non-finite pixels become 0. A window of zero width gives an all-zero image, so a constant
-    frame shows as black rather than failing.
-    """
-    arr = np.asarray(image, dtype=np.float64)
-    if lo is None or hi is None:
-        auto_lo, auto_hi = display_window(arr)
-        lo = auto_lo if lo is None else lo
-        hi = auto_hi if hi is None else hi
-    out = np.zeros(arr.shape, dtype=np.uint8)
-    if not (np.isfinite(lo) and np.isfinite(hi)) or hi <= lo:
-        return out
-    finite = np.isfinite(arr)
-    scaled = (arr[finite] - lo) * (255.0 / (hi - lo))
-    out[finite] = np.rint(np.clip(scaled, 0.0, 255.0)).astype(np.uint8)
-    return out
-
-
-def upscale_nearest(image: np.ndarray, factor: int) -> np.ndarray:
-    """Repeat every pixel ``factor`` times along both image axes, so zoomed pixels stay sharp."""
-    if int(factor) != factor or factor < 1:
-        raise ValueError(f"factor must be a positive integer, got {factor}")
-    f = int(factor)
-    return np.repeat(np.repeat(np.asarray(image), f, axis=0), f, axis=1)

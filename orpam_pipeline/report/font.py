@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 GLYPH_W, GLYPH_H = 5, 7
+RGB = tuple[int, int, int]
 
 _GLYPHS: dict[str, tuple[int, ...]] = {
     "0": (0x0E, 0x11, 0x13, 0x15, 0x19, 0x11, 0x0E), "1": (0x04, 0x0C, 0x04, 0x04, 0x04, 0x04, 0x0E),
@@ -44,7 +45,7 @@ def text_mask(text: str, scale: int = 1) -> np.ndarray:
     return np.repeat(np.repeat(mask, scale, axis=0), scale, axis=1)
 
 
-def draw_text(image: np.ndarray, text: str, y: int, x: int, colour: tuple[int, int, int], scale: int = 1) -> None:
+def draw_text(image: np.ndarray, text: str, y: int, x: int, colour: RGB, scale: int = 1) -> None:
     """Paint ``text`` into an ``(H, W, 3)`` uint8 image in place, clipped to the image."""
     mask = text_mask(text, scale)
     h = min(mask.shape[0], image.shape[0] - y)
