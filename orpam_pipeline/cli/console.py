@@ -88,7 +88,7 @@ def progress_bars() -> Iterator[Progress]:
 
 
 def report_table(report: dict[str, Any], title: str | None = None) -> Table:
-    """Registered vs unregistered vs the odd-only reference, SPEC §5 metrics."""
+    """Registered vs unregistered vs the odd-only reference, metrics of docs/metrics.md."""
     table = Table(title=title or f"{report.get('scan')} — method {report.get('method')}, {report.get('frames')} frames")
     table.add_column("metric")
     table.add_column("registered", justify="right")

@@ -206,7 +206,7 @@ def register(
 def report(
     store: Annotated[Path, typer.Argument(help="A registered scan store.")],
 ) -> None:
-    """Compute SPEC metrics and write report.json and report.html beside the store."""
+    """Compute the metrics of docs/metrics.md and write report.json and report.html beside the store."""
     from orpam_pipeline.report.compute import write_report
 
     summary, json_path, html_path = write_report(store)
