@@ -65,7 +65,7 @@ def odd_at_even(odd: np.ndarray, width: int, first_line: FirstLine = "forward") 
 
 
 def odd_matched(odd: np.ndarray, n_moving: int) -> np.ndarray:
-    """Forward lines width-matched to ``n_moving`` backward lines (SPEC §5): trimmed, or the last
+    """Forward lines width-matched to ``n_moving`` backward lines (docs/conventions.md): trimmed, or the last
     column repeated when there are fewer forward than backward lines (``first_line="backward"``)."""
     cols = np.clip(np.arange(n_moving), 0, odd.shape[-1] - 1)
     return np.ascontiguousarray(odd[..., cols])

@@ -34,12 +34,12 @@ GREEN: RGB = (0, 120, 0)
 
 COLUMNS: tuple[tuple[str, str, int, str], ...] = (
     ("ncc_odd", "NCC even↔odd", 4,
-     "papers' metric (SPEC §5): NCC of registered even lines vs odd lines (odd trimmed to X//2); copying the odd lines scores 1"),
+     "papers' metric (docs/metrics.md): NCC of registered even lines vs odd lines (odd trimmed to X//2); copying the odd lines scores 1"),
     ("ssim_odd", "SSIM even↔odd", 4, "papers' metric: SSIM (Gaussian σ 1.5, range of the odd image) of registered even vs odd"),
     ("psnr_odd", "PSNR even↔odd", 2, "papers' metric: PSNR (dB) of registered even vs odd; infinite (—) for identical images"),
     ("tncc_merged", "TNCC", 4, "papers' metric: mean NCC of consecutive merged frames"),
     ("tncg", "TNCG", 4, "papers' metric: mean |NCC_odd(t,t+1) − NCC_merged(t,t+1)|; 0 for copy-odd by construction"),
-    ("ncc_truth", "NCC vs truth", 4, "ground truth (SPEC §7): NCC of registered even vs the true even lines (simulated scans only)"),
+    ("ncc_truth", "NCC vs truth", 4, "ground truth (docs/evaluation.md): NCC of registered even vs the true even lines (simulated scans only)"),
     ("psnr_truth", "PSNR vs truth", 2, "ground truth: PSNR (dB), data range max−min of the true even lines per frame"),
     ("disp_rms_px", "disp RMS px", 3, "ground truth: RMS error of the stored displacement (methods that store one)"),
     ("artefact", "artefact", 4,

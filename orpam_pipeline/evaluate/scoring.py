@@ -1,4 +1,4 @@
-"""Per-store scores beyond the papers' report: ground truth (SPEC §7) and the interleave-artefact score.
+"""Per-store scores beyond the papers' report: ground truth (docs/evaluation.md) and the interleave-artefact score.
 
 Everything streams over the store's frame chunks, so scans larger than memory are scored in place.
 """
@@ -55,7 +55,7 @@ def score_store(store: Path, truth: Path | None = None) -> dict[str, Any]:
     """Artefact score, and with ``truth`` the ground-truth NCC/PSNR and displacement RMS, of a registered store.
 
     Truth frames beyond the store's frame count are ignored (the store may hold the first N frames).
-    PSNR uses max - min of ``even_true`` per frame as the data range (SPEC §7).
+    PSNR uses max - min of ``even_true`` per frame as the data range (docs/evaluation.md).
     """
     group = open_scan_store(store)
     frames_z, reg_z, merged_z = group[FRAMES], group[REGISTERED_EVEN], group[MERGED]

@@ -1,4 +1,4 @@
-"""Image-similarity and temporal-stability metrics of SPEC §5 (float64 accumulation)."""
+"""Image-similarity and temporal-stability metrics of docs/metrics.md (float64 accumulation)."""
 
 from .image import (
     intra_frame_metrics,

@@ -1,4 +1,4 @@
-"""Intra-frame image similarity metrics (SPEC §5): NCC, SSIM and PSNR, accumulated in float64.
+"""Intra-frame image similarity metrics (docs/metrics.md): NCC, SSIM and PSNR, accumulated in float64.
 
 Every metric has a single-image form (2-D arrays, returns a float) and a batched form over
 ``(T, Y, X)`` stacks (returns one value per frame), because the pipeline scores chunks of frames.

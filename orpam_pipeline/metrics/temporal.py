@@ -1,4 +1,4 @@
-"""Temporal stability metrics (SPEC §5): consecutive-frame NCC, TNCC and TNCG.
+"""Temporal stability metrics (docs/metrics.md): consecutive-frame NCC, TNCC and TNCG.
 
 TNCC is the mean NCC of consecutive frame pairs; TNCG is the mean absolute gap between the
 pair NCCs of the odd-only sequence (the physical reference) and of the merged sequence.

@@ -1,4 +1,4 @@
-"""PCReg-Net (SPEC §6): coarse registration U-Net plus contrast-guided refinement U-Net.
+"""PCReg-Net (docs/pcregnet.md): coarse registration U-Net plus contrast-guided refinement U-Net.
 
 Design decisions the paper leaves open, fixed here:
 

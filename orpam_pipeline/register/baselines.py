@@ -1,4 +1,4 @@
-"""Trivial baselines every comparison includes (SPEC §7)."""
+"""Trivial baselines every comparison includes (docs/evaluation.md)."""
 
 from __future__ import annotations
 

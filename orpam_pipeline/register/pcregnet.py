@@ -196,7 +196,7 @@ def runner_loads() -> int:
 
 
 class PCRegNetMethod(RegistrationMethod):
-    """PCReg-Net (SPEC §6): outputs registered pixels, not a displacement."""
+    """PCReg-Net (docs/pcregnet.md): outputs registered pixels, not a displacement."""
 
     name = "pcregnet"
     kind = "learned"

@@ -1,4 +1,4 @@
-"""Per-frame and temporal metrics of a registered store (SPEC §5), streamed chunk by chunk."""
+"""Per-frame and temporal metrics of a registered store (docs/metrics.md), streamed chunk by chunk."""
 
 from __future__ import annotations
 
@@ -106,7 +106,7 @@ def compute_report(store: Path) -> tuple[dict[str, Any], dict[str, Any]]:
         "package_version": __version__,
         "created": now_iso(),
         "notes": (
-            "Intra-frame metrics compare registered backward lines with forward lines (SPEC 5); they also "
+            "Intra-frame metrics compare registered backward lines with forward lines (docs/metrics.md); they also "
             "reward copying the forward lines. Use `orpam evaluate` with ground truth to judge registration. "
             "null means undefined (constant frame) or infinite (identical images)."
         ),

@@ -1,4 +1,4 @@
-"""The per-scan zarr v3 store: array names, chunking, codecs and stage markers (SPEC §4).
+"""The per-scan zarr v3 store: array names, chunking, codecs and stage markers (docs/store.md).
 
 A scan lives in ``OUT/<scan-name>/scan.zarr``. Arrays are float32, chunked by whole frames, compressed
 with Blosc/zstd and protected by a CRC32C checksum codec. Each pipeline stage records itself in the

@@ -1,6 +1,6 @@
 """Training and validation pairs (backward "even" lines → forward "odd" lines) read lazily from scans.
 
-Pair geometry (SPEC §2): for a frame ``(Y, X)`` with ``first_line="forward"`` the moving image is
+Pair geometry (docs/conventions.md): for a frame ``(Y, X)`` with ``first_line="forward"`` the moving image is
 ``frame[:, 1::2]`` (width ``X//2``) and the fixed image ``frame[:, 0::2][:, :X//2]`` (the odd image
 trimmed to the even width, as the metrics do). ``first_line="backward"`` swaps the roles and both are
 trimmed to the narrower width. ``scan_lines="rows"`` transposes frames when they are read; ingested
@@ -29,7 +29,7 @@ Augmentations (training only) keep the bidirectional geometry valid:
   put the fast axis along X, a displacement the data never has).
 
 Known displacement (optional supervision of PCReg-Net-Flow): when a scan's truth store holds
-``displacement`` (``(T, Y)`` profiles or ``(T, Y, X//2)`` fields, SPEC's convention
+``displacement`` (``(T, Y)`` profiles or ``(T, Y, X//2)`` fields, the convention of docs/conventions.md
 ``registered[y] = moving[y + d(y)]``), pairs carry it in pixels. Crops slice it like the images; the
 Y flip maps it to ``-d[::-1]`` (the flipped moving image must be read at ``y - d(h-1-y)``); gain and
 offset jitter leave it unchanged.

@@ -5,7 +5,7 @@ text lost the numbers, so we choose and document: ``w1 = w2 = w3 = 1`` (each ter
 images normalised to about [0, 1], none dominates) and ``λ = 0.5`` (the coarse output guides the
 registration U-Net without outweighing the final output).
 
-SSIM is differentiable and matches SPEC §5 / ``orpam_pipeline.metrics.ssim`` on the interior: an
+SSIM is differentiable and matches docs/metrics.md / ``orpam_pipeline.metrics.ssim`` on the interior: an
 11×11 Gaussian window (σ 1.5, normalised), K1 = 0.01, K2 = 0.03 and data range 1.0 (the images are
 normalised by the fixed image's robust range, see ``train.data``). The window is applied without
 padding ("valid"), which is exactly the region skimage keeps after cropping its 5-pixel border.

@@ -132,7 +132,7 @@ def _nanmean(values: list[float] | np.ndarray) -> float | None:
 
 
 def _metrics(pred: np.ndarray, ref: np.ndarray) -> dict[str, np.ndarray]:
-    """NCC, SSIM and PSNR per image, data range from the reference (SPEC §5)."""
+    """NCC, SSIM and PSNR per image, data range from the reference (docs/metrics.md)."""
     flat = ref.reshape(ref.shape[0], -1)
     rng = flat.max(axis=1) - flat.min(axis=1)
     return {"ncc": ncc_frames(pred, ref), "ssim": ssim_frames(pred, ref, rng), "psnr": psnr_frames(pred, ref, rng)}
