@@ -23,7 +23,6 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import dask
@@ -34,27 +33,6 @@ from orpam_pipeline.errors import OrpamError
 
 ProgressFn = Callable[[str, int, int], None]
 """Called as ``progress(stage, blocks_done, blocks_total)``."""
-
-
-@dataclass(frozen=True)
-class ComputeChoice:
-    """What a command was asked to run on; JSON-able via :meth:`describe`."""
-
-    scheduler: str | None = None
-    workers: int | None = None
-    threads_per_worker: int | None = None
-
-    @property
-    def mode(self) -> str:
-        return "scheduler" if self.scheduler else "workers" if self.workers else "local"
-
-    def describe(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"mode": self.mode}
-        if self.scheduler:
-            out["scheduler"] = self.scheduler
-        if self.workers:
-            out["workers"] = self.workers
-        return out
 
 
 def active_client() -> Any | None:

@@ -56,9 +56,9 @@ def print_json(value: Any) -> None:
     """``value`` as JSON on stdout (NaN and infinities as null, paths as text)."""
     import json
 
-    from orpam_pipeline.report.compute import _json_safe
+    from orpam_pipeline.jsonsafe import json_safe
 
-    print(json.dumps(_json_safe(value), indent=1, allow_nan=False, default=str))
+    print(json.dumps(json_safe(value), indent=1, allow_nan=False, default=str))
 
 
 def fmt(value: Any, digits: int = 4) -> str:

@@ -35,10 +35,3 @@ def plugin_name(method: RegistrationMethod) -> str:
 def preload_on_workers(client: Any, method: RegistrationMethod) -> None:
     """Register the preload plugin for ``method`` on every worker of ``client``'s cluster."""
     client.register_plugin(MethodPreload(method), name=plugin_name(method))
-
-
-def loads_per_worker(client: Any) -> dict[str, int]:
-    """How many models each worker process has loaded (from checkpoint files) so far."""
-    from orpam_pipeline.register.pcregnet import runner_loads
-
-    return client.run(runner_loads)
