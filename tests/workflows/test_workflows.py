@@ -113,3 +113,36 @@ def test_unknown_keys_and_bad_overrides_are_one_line_errors():
         load_workflow(WORKFLOWS / "batch.toml", ["compute.address2=tcp://x:1"])
     with pytest.raises(OrpamError, match="has no setting|unknown key"):
         load_workflow(WORKFLOWS / "batch.toml", ["method.name=phase", "method.checkpoint=x.pt"])
+
+
+def _prepare_command(file: Path) -> list[str]:
+    """The arguments of the ``orpam`` command that a shipped workflow's header says to run first."""
+    for line in file.read_text().splitlines():
+        if line.startswith("# Prepare"):
+            return line.split("orpam ", 1)[1].split()
+    raise AssertionError(f"{file.name} has no '# Prepare' line in its header")
+
+
+@pytest.mark.slow
+def test_each_shipped_workflow_runs_on_a_fresh_checkout_following_its_header(tmp_path, monkeypatch):
+    """Copy what a fresh clone has, run each header's prepare command there, then the workflow itself."""
+    import shutil
+
+    for folder in ("workflows", "data_manifests"):
+        shutil.copytree(WORKFLOWS.parent / folder, tmp_path / folder)
+    monkeypatch.chdir(tmp_path)
+    prepared: set[tuple[str, ...]] = set()
+    cheap_training = ["train.epochs=1", "train.steps_per_epoch=1", "train.batch_size=2", "train.crop=32",
+                      "train.val_pairs=2", "train.base_channels=4", "train.device=cpu"]  # fmt: skip
+    for file in sorted((tmp_path / "workflows").glob("*.toml")):
+        command = tuple(_prepare_command(file))
+        if command not in prepared:
+            res = CliRunner().invoke(app, list(command), catch_exceptions=False)
+            assert res.exit_code == 0, res.output
+            prepared.add(command)
+        overrides = cheap_training if load_workflow(file).kind == "train" else []
+        args = ["workflow", "run", str(file.relative_to(tmp_path))] + [a for o in overrides for a in ("--set", o)]
+        res = CliRunner().invoke(app, args, catch_exceptions=False)
+        assert res.exit_code == 0, f"{file.name}: {res.output}"
+        record = json.loads((Path(load_workflow(file).output) / "workflow.json").read_text())
+        assert record["finished"]
