@@ -41,6 +41,7 @@ import numpy as np
 
 from orpam_pipeline.errors import OrpamError
 from orpam_pipeline.io import discover_scans, open_scan, sha256_file
+from orpam_pipeline.store.files import atomic_write
 
 SPLITS = ("train", "val", "test")
 SCAN_LINES = ("columns", "rows")
@@ -453,6 +454,4 @@ def manifest_text(manifest: Manifest, header: str = "") -> str:
 def write_manifest(manifest: Manifest, path: Path | str, header: str = "") -> None:
     """Write the manifest as TOML (atomically: temporary file, then rename)."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(manifest_text(manifest, header), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write(path, manifest_text(manifest, header))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import csv
 import hashlib
+import io
 import json
 import math
 import os
@@ -29,6 +30,7 @@ from orpam_pipeline.options import ComputeOptions, RunOptions, ScanOptions
 from orpam_pipeline.pipeline import ScanOutcome, one_line, run_batch
 from orpam_pipeline.register.engine import ProgressFn
 from orpam_pipeline.register.registry import DEFAULT_METHOD, trained_architecture
+from orpam_pipeline.store.files import atomic_write
 from orpam_pipeline.store.layout import now_iso, resolve_store_path
 
 KINDS = ("batch", "temporal-report", "train")
@@ -270,9 +272,7 @@ def _stamp_store(store: Path, record: dict[str, Any]) -> None:
 
 def _write_json(path: Path, value: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    tmp.write_text(json.dumps(value, indent=1, allow_nan=False, default=str), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(value, indent=1, allow_nan=False, default=str))
 
 
 def _finite(value: Any) -> Any:
@@ -327,13 +327,12 @@ def _temporal(wf: Workflow, hooks: WorkflowHooks, result: WorkflowResult) -> Non
     out = wf.output
     out.mkdir(parents=True, exist_ok=True)
     columns = ["scan", "store", "frames", "method", *metrics, "error"]
-    tmp = out / f".summary.csv.partial-{os.getpid()}"
-    with open(tmp, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-        writer.writerow({"scan": "mean", "frames": sum(r["frames"] or 0 for r in good), **mean})
-    os.replace(tmp, out / "summary.csv")
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    writer.writerow({"scan": "mean", "frames": sum(r["frames"] or 0 for r in good), **mean})
+    atomic_write(out / "summary.csv", text.getvalue())
     _write_json(out / "summary.json", {"metrics": metrics, "scans": rows, "mean": mean, "workflow": record})
     result.summary = {"csv": out / "summary.csv", "json": out / "summary.json"}
 

@@ -4,9 +4,9 @@ The engine reads ``frames`` lazily, optionally runs the method's cheap first pas
 reduction gathered into a small table), then registers the blocks as independent dask tasks: each
 task reads its frames, writes its chunk of ``registered_even``, ``merged`` and (when the method
 reports one) ``displacement``, and only then marks the chunk done. Nothing ever holds the whole
-sequence in memory. The stage is resumable: the first-pass table is kept beside the store, chunks
-marked done are skipped on a rerun with the same parameter fingerprint, and a rerun with different
-parameters is refused unless ``overwrite``.
+sequence in memory. The stage is resumable (:mod:`orpam_pipeline.store.stage`): the first-pass table
+is kept beside the store, chunks marked done are skipped on a rerun with the same parameter
+fingerprint, and a rerun with different parameters is refused unless ``overwrite``.
 
 The tasks run wherever :mod:`orpam_pipeline.compute` says (local threads or a ``dask.distributed``
 cluster). They carry the store's absolute path, the chunk index, the chunk's plan rows and the small
@@ -37,22 +37,22 @@ from orpam_pipeline.store.layout import (
     MERGED,
     REGISTERED_EVEN,
     create_frame_array,
+    frames_per_chunk,
     mark_stage,
     now_iso,
     open_scan_store,
     resolve_store_path,
 )
 from orpam_pipeline.store.lock import store_lock
-from orpam_pipeline.store.resume import ChunkMarkers, clean_strays, describe_mismatch, fingerprint
+from orpam_pipeline.store.resume import ChunkMarkers, clean_strays, fingerprint
+from orpam_pipeline.store.stage import decide, stage_record
 
 def _measure_block(block: np.ndarray, method: RegistrationMethod, first_line: str) -> np.ndarray:
     odd, even = split(block, first_line)
     return method.measure(odd, even).astype(np.float64)
 
 
-def _apply_block(
-    block: np.ndarray, plan_rows: np.ndarray | None, method: RegistrationMethod, first_line: str, width: int
-) -> np.ndarray:
+def _apply_block(block: np.ndarray, plan_rows: np.ndarray | None, method: RegistrationMethod, first_line: str) -> np.ndarray:
     """Run the method on a block and pack (registered_even | displacement) along the last axis."""
     odd, even = split(block, first_line)
     reg, disp = method.apply(odd, even, plan_rows)
@@ -84,7 +84,7 @@ class RegisterResult:
 
 
 def register_params(method: RegistrationMethod, group: zarr.Group) -> dict[str, Any]:
-    """What the registered arrays depend on: the method and its parameters, conventions, chunking, frames."""
+    """What the registered arrays depend on: the method and its parameters, conventions, frames (not the chunking)."""
     params = dict(method.params())
     if "checkpoint_sha256" in params:
         params.pop("checkpoint", None)
@@ -95,7 +95,6 @@ def register_params(method: RegistrationMethod, group: zarr.Group) -> dict[str, 
         "params": params,
         "first_line": group.attrs["conventions"]["first_line"],
         "shape": [int(s) for s in frames_z.shape],
-        "chunk_frames": int(frames_z.chunks[0]),
         "ingest": ingest.get("fingerprint"),
     }
 
@@ -131,7 +130,6 @@ class _ChunkWriter:
     outputs: tuple[str, ...]
     method: RegistrationMethod
     first_line: str
-    width: int
     n_moving: int
     chunk: int
     markers: ChunkMarkers
@@ -142,7 +140,7 @@ class _ChunkWriter:
         start = index * self.chunk
         stop = min(start + self.chunk, frames.shape[0])
         block = frames[start:stop]
-        packed = _apply_block(block, plan_rows, self.method, self.first_line, self.width)
+        packed = _apply_block(block, plan_rows, self.method, self.first_line)
         reg = packed[..., : self.n_moving]
         outputs = {REGISTERED_EVEN: reg, MERGED: _merge_block(block, reg, self.first_line)}
         if self.method.displacement == "profile":
@@ -177,7 +175,7 @@ def _targets_intact(group: zarr.Group, shapes: dict[str, tuple[int, ...]], chunk
         if name not in group:
             return False
         arr = group[name]
-        if tuple(arr.shape) != shape or int(arr.chunks[0]) != chunk:
+        if tuple(arr.shape) != shape or frames_per_chunk(arr) != chunk:
             return False
     return True
 
@@ -188,24 +186,6 @@ def _create_targets(group: zarr.Group, shapes: dict[str, tuple[int, ...]], chunk
         create_frame_array(group, name, shape, chunk, dims, overwrite=True)
     if DISPLACEMENT not in shapes and DISPLACEMENT in group:
         del group[DISPLACEMENT]
-
-
-def _stage_decision(group: zarr.Group, fp: str, params: dict[str, Any], store: Path, overwrite: bool) -> str:
-    """``complete``, ``resume`` or ``fresh`` for the register stage; refuses a different one unless ``overwrite``."""
-    record = dict(group.attrs.get("stages", {})).get("register")
-    if not record:
-        return "fresh"
-    if record.get("fingerprint") == fp:
-        if record.get("complete") and "registration" in group.attrs:
-            return "complete"
-        return "resume"
-    if not overwrite:
-        raise StoreError(
-            store,
-            f"already registered with different parameters ({describe_mismatch(record.get('params'), params)}); "
-            "pass --overwrite to replace the registration",
-        )
-    return "fresh"
 
 
 def register(
@@ -224,17 +204,19 @@ def register(
     with store_lock(store.parent):
         group = open_scan_store(store, mode="r+")
         clean_strays(store)
-        frames_z = group[FRAMES]
-        n_frames, height, width = frames_z.shape
+        n_frames, height, width = group[FRAMES].shape
         first_line = group.attrs["conventions"]["first_line"]
         n_moving = moving_width(width, first_line)
         method.configure(height, width, first_line)
-        chunk = int(frames_z.chunks[0])
+        chunk = frames_per_chunk(group)
         n_blocks = -(-n_frames // chunk)
         params = register_params(method, group)
         fp = fingerprint(params)
         markers = ChunkMarkers(store, "register")
-        decision = _stage_decision(group, fp, params, store, overwrite)
+        decision = decide("register", stage_record(group, "register"), fp, params, overwrite=overwrite, path=store,
+                          chunk_frames=chunk)  # fmt: skip
+        if decision == "complete" and "registration" not in group.attrs:
+            decision = "resume"
         if decision == "complete":
             if progress is not None:
                 if method.plan_width:
@@ -251,7 +233,8 @@ def register(
             stages = dict(group.attrs.get("stages", {}))
             stages.pop("report", None)
             group.attrs["stages"] = stages
-            mark_stage(group, "register", False, method=method.name, fingerprint=fp, params=params, chunks=n_blocks)
+            mark_stage(group, "register", False, method=method.name, fingerprint=fp, params=params, chunk_frames=chunk,
+                       chunks=n_blocks)  # fmt: skip
             _create_targets(group, shapes, chunk)
         started = time.perf_counter()
         already = len(markers.done())
@@ -263,7 +246,8 @@ def register(
             ) from None
         info["seconds"] = round(time.perf_counter() - started, 3)
         group.attrs["registration"] = info
-        mark_stage(group, "register", True, method=method.name, fingerprint=fp, params=params, chunks=n_blocks)
+        mark_stage(group, "register", True, method=method.name, fingerprint=fp, params=params, chunk_frames=chunk,
+                   chunks=n_blocks)  # fmt: skip
         markers.clear()
     return RegisterResult(info, "resumed" if decision == "resume" else "created", n_blocks, n_blocks - already)
 
@@ -279,9 +263,8 @@ def _register_chunks(
     resume: bool,
 ) -> dict[str, Any]:
     """First pass (or its saved table), then every chunk not yet marked done; returns the attributes."""
-    frames_z = group[FRAMES]
-    n_frames, height, width = frames_z.shape
-    chunk = int(frames_z.chunks[0])
+    n_frames, height, width = group[FRAMES].shape
+    chunk = frames_per_chunk(group)
     n_blocks = -(-n_frames // chunk)
     path = str(Path(store).absolute())
     token = uuid.uuid4().hex
@@ -303,7 +286,7 @@ def _register_chunks(
 
     done = markers.done()
     outputs = tuple(_output_shapes(method, n_frames, height, width, n_moving))
-    writer = _ChunkWriter(path, outputs, method, first_line, width, n_moving, chunk, ChunkMarkers(Path(path), "register"))
+    writer = _ChunkWriter(path, outputs, method, first_line, n_moving, chunk, ChunkMarkers(Path(path), "register"))
     todo = [i for i in range(n_blocks) if i not in done]
     args = [(i, None if plan is None else plan[i * chunk : (i + 1) * chunk]) for i in todo]
     tasks = make_tasks(writer, args, f"orpam-apply-{token}", resources)

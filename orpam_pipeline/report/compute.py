@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +16,13 @@ from orpam_pipeline.jsonsafe import json_safe
 from orpam_pipeline.metrics import intra_frame_metrics, pair_ncc, pair_ncc_between, temporal_summary
 from orpam_pipeline.report.crop import choose_crop
 from orpam_pipeline.report.html import render_report_html
+from orpam_pipeline.store.files import atomic_write
 from orpam_pipeline.store.layout import (
     DISPLACEMENT,
     FRAMES,
     MERGED,
     REGISTERED_EVEN,
+    frames_per_chunk,
     mark_stage,
     now_iso,
     open_scan_store,
@@ -31,6 +32,7 @@ from orpam_pipeline.store.layout import (
 )
 from orpam_pipeline.store.lock import store_lock
 from orpam_pipeline.store.resume import clean_strays, fingerprint
+from orpam_pipeline.store.stage import decide, stage_record
 
 REPORT_JSON = "report.json"
 REPORT_HTML = "report.html"
@@ -50,7 +52,7 @@ def compute_report(store: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     frames_z, reg_z, merged_z = group[FRAMES], group[REGISTERED_EVEN], group[MERGED]
     n_frames, height, width = frames_z.shape
     first_line = group.attrs["conventions"]["first_line"]
-    chunk = int(frames_z.chunks[0])
+    chunk = frames_per_chunk(frames_z)
     keys = ("ncc", "ssim", "psnr")
     per: dict[str, list[np.ndarray]] = {k: [] for k in keys}
     per.update({f"{k}_unregistered": [] for k in keys})
@@ -137,25 +139,19 @@ def compute_report(store: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     return report, figures
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def _report_fingerprint(group: zarr.Group) -> str:
-    """The report depends only on the registered store, so it is fingerprinted by the register stage."""
-    register = dict(group.attrs.get("stages", {})).get("register", {})
-    return fingerprint({"register": register.get("fingerprint")})
+def _report_params(group: zarr.Group) -> dict[str, Any]:
+    """The report depends only on the registered store, so its parameter is the register stage's fingerprint."""
+    return {"register": (stage_record(group, "register") or {}).get("fingerprint")}
 
 
 def current_report(store: Path) -> tuple[dict[str, Any], Path, Path] | None:
     """The report already written for the store's current registration, or None when it must be (re)made."""
     group = open_scan_store(store, mode="r")
-    record = dict(group.attrs.get("stages", {})).get("report", {})
-    if not record.get("complete") or record.get("fingerprint") != _report_fingerprint(group):
+    params = _report_params(group)
+    root = store_root(group)
+    if decide("report", stage_record(group, "report"), fingerprint(params), params, overwrite=True, path=root) != "complete":
         return None
-    out_dir = store_root(group).parent
+    out_dir = root.parent
     json_path, html_path = out_dir / REPORT_JSON, out_dir / REPORT_HTML
     if not (json_path.is_file() and html_path.is_file()):
         return None
@@ -184,8 +180,9 @@ def write_report(store: Path) -> tuple[dict[str, Any], Path, Path]:
             crop,
             figures["displacement"],
         )
-        _atomic_write(json_path, json.dumps(safe, indent=1, allow_nan=False))
-        _atomic_write(html_path, html)
+        atomic_write(json_path, json.dumps(safe, indent=1, allow_nan=False))
+        atomic_write(html_path, html)
         group = zarr.open_group(root, mode="r+")
-        mark_stage(group, "report", True, json=str(json_path), html=str(html_path), fingerprint=_report_fingerprint(group))
+        params = _report_params(group)
+        mark_stage(group, "report", True, json=str(json_path), html=str(html_path), fingerprint=fingerprint(params))
     return safe, json_path, html_path

@@ -5,13 +5,12 @@ fingerprint, and the empty ``frames`` array) is built under a hidden temporary n
 place, so the final path only ever holds a store that says what it is. Frames are then written into
 the final store chunk by chunk, each chunk followed by its completion marker; the stage is marked
 complete only after the last chunk. A rerun with the same source and parameters continues where an
-interrupted run stopped; different ones are refused unless ``overwrite``. Sources are opened
-read-only and never touched.
+interrupted run stopped (or starts afresh when asked for another chunking; a complete store keeps its
+own); different ones are refused unless ``overwrite``. Sources are opened read-only and never touched.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from orpam_pipeline.errors import ScanError, StoreError
 from orpam_pipeline.geometry import FirstLine, fixed_parity
 from orpam_pipeline.io import ScanSource
 from orpam_pipeline.resources import check_memory
+from orpam_pipeline.store.files import partial_path
 from orpam_pipeline.store.layout import (
     FRAMES,
     STORE_NAME,
@@ -34,7 +34,8 @@ from orpam_pipeline.store.layout import (
     remove_tree,
 )
 from orpam_pipeline.store.lock import store_lock
-from orpam_pipeline.store.resume import ChunkMarkers, clean_strays, clear_state, describe_mismatch, fingerprint
+from orpam_pipeline.store.resume import ChunkMarkers, clean_strays, clear_state, fingerprint
+from orpam_pipeline.store.stage import decide
 
 ScanLines = Literal["columns", "rows"]
 IngestState = Literal["created", "resumed", "complete"]
@@ -52,41 +53,28 @@ class IngestResult:
     chunks_written: int
 
 
-def _partial_path(target: Path) -> Path:
-    return target.with_name(f".{target.name}.partial-{os.getpid()}")
-
-
-def ingest_params(source: ScanSource, scan_lines: str, first_line: str, chunk: int) -> dict[str, Any]:
-    """What the ingested frames depend on: the source bytes and how they are read and chunked."""
+def ingest_params(source: ScanSource, scan_lines: str, first_line: str) -> dict[str, Any]:
+    """What the ingested frames depend on: the source bytes and how they are read (not the chunking)."""
     prov = dict(source.provenance())
     prov.pop("name", None)
     files = [{"name": Path(f["path"]).name, "size": f["size"], "sha256": f["sha256"]} for f in prov.pop("files")]
-    return {**prov, "files": files, "scan_lines": scan_lines, "first_line": first_line, "chunk_frames": chunk}
+    return {**prov, "files": files, "scan_lines": scan_lines, "first_line": first_line}
 
 
-def _existing_state(target: Path, fp: str, params: dict[str, Any]) -> Literal["absent", "partial", "complete"]:
-    """Compare a store already at ``target`` with the wanted ingest; refuse it when it differs."""
+def _existing_record(target: Path) -> dict[str, Any] | None:
+    """The ingest record of a store at ``target``: None when there is no store, ``{}`` when it has none."""
     if not target.exists():
-        return "absent"
-    record: dict[str, Any] | None = None
+        return None
     try:
         record = dict(zarr.open_group(target, mode="r").attrs.get("stages", {})).get("ingest")
     except Exception:  # zarr raises several types for damaged metadata
         record = None
-    if not record or "fingerprint" not in record:
-        raise StoreError(target, "store already exists without a resumable ingest record; pass --overwrite to replace it")
-    if record["fingerprint"] != fp:
-        raise StoreError(
-            target,
-            f"store already exists with different ingest parameters ({describe_mismatch(record.get('params'), params)}); "
-            "pass --overwrite to replace it",
-        )
-    return "complete" if record.get("complete") else "partial"
+    return dict(record) if record else {}
 
 
-def _create_skeleton(target: Path, source: ScanSource, attrs: dict[str, Any], shape: tuple[int, int, int], chunk: int) -> None:
+def _create_skeleton(target: Path, attrs: dict[str, Any], shape: tuple[int, int, int], chunk: int) -> None:
     """Build group attributes and the empty frames array aside, then move them into place at once."""
-    partial = _partial_path(target)
+    partial = partial_path(target)
     try:
         group = zarr.open_group(partial, mode="w")
         group.attrs.update(attrs)
@@ -133,15 +121,20 @@ def ingest(
         if overwrite and target.exists():
             remove_tree(target)
             clear_state(target)
-        params = ingest_params(source, scan_lines, first_line, chunk)
+        params = ingest_params(source, scan_lines, first_line)
         fp = fingerprint(params)
-        state = _existing_state(target, fp, params)
+        record = _existing_record(target)
+        decision = decide("ingest", record, fp, params, overwrite=overwrite, path=target, chunk_frames=chunk)
         markers = ChunkMarkers(target, "ingest")
-        if state == "complete":
+        if decision == "complete":
+            kept = int((record or {}).get("chunks", n_chunks))  # its own chunking, maybe not the one asked for
             if progress is not None:
-                progress(n_chunks, n_chunks)
-            return IngestResult(target, "complete", n_chunks, 0)
-        if state == "absent":
+                progress(kept, kept)
+            return IngestResult(target, "complete", kept, 0)
+        if decision == "fresh" and record is not None:  # a partial store chunked otherwise
+            remove_tree(target)
+            clear_state(target)
+        if decision == "fresh":
             attrs = {
                 "scan": source.name,
                 "source": source.provenance(),
@@ -155,9 +148,9 @@ def ingest(
                 "package_version": __version__,
                 "created": now_iso(),
                 "stages": {"ingest": {"complete": False, "updated": now_iso(), "fingerprint": fp,
-                                      "params": params, "chunks": n_chunks}},
+                                      "params": params, "chunk_frames": chunk, "chunks": n_chunks}},
             }  # fmt: skip
-            _create_skeleton(target, source, attrs, (n_frames, height, width), chunk)
+            _create_skeleton(target, attrs, (n_frames, height, width), chunk)
         group = zarr.open_group(target, mode="r+")
         frames = group[FRAMES]
         done = markers.done()
@@ -185,7 +178,7 @@ def ingest(
             ) from None
         mark_stage(group, "ingest", True, frames=n_frames, chunk_frames=chunk, fingerprint=fp, params=params, chunks=n_chunks)
         markers.clear()
-    return IngestResult(target, "created" if state == "absent" else "resumed", n_chunks, written)
+    return IngestResult(target, "resumed" if decision == "resume" else "created", n_chunks, written)
 
 
 def ingest_scan(source: ScanSource, out_dir: Path, **options: Any) -> Path:

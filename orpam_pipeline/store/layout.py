@@ -20,17 +20,13 @@ import zarr.codecs
 from orpam_pipeline.errors import StoreError
 
 STORE_NAME = "scan.zarr"
+ZARR_JSON = "zarr.json"
 FRAMES = "frames"
 REGISTERED_EVEN = "registered_even"
 MERGED = "merged"
 DISPLACEMENT = "displacement"
 DIMS_FRAMES = ("t", "y", "x")
 TARGET_CHUNK_BYTES = 8 * 2**20
-
-
-def store_path(out_dir: Path, scan_name: str) -> Path:
-    """Path of the store for ``scan_name`` under the output directory."""
-    return Path(out_dir) / scan_name / STORE_NAME
 
 
 def auto_chunk_frames(frame_shape: tuple[int, ...], n_frames: int) -> int:
@@ -71,6 +67,12 @@ def create_frame_array(
     )
 
 
+def frames_per_chunk(group_or_array: zarr.Group | zarr.Array) -> int:
+    """Frames per chunk of an array, or of a store's ``frames`` (every array of a stage shares it)."""
+    array = group_or_array[FRAMES] if isinstance(group_or_array, zarr.Group) else group_or_array
+    return int(array.chunks[0])
+
+
 def now_iso() -> str:
     """UTC time stamp recorded in attributes and lock files."""
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
@@ -84,10 +86,16 @@ def resolve_store_path(path: Path) -> Path:
     return path
 
 
+def is_store(path: Path) -> bool:
+    """Whether ``path`` is a zarr store (has ``zarr.json``) or a scan output folder holding ``scan.zarr``."""
+    path = Path(path)
+    return (path / ZARR_JSON).is_file() or (path / STORE_NAME / ZARR_JSON).is_file()
+
+
 def open_scan_store(path: Path, mode: str = "r") -> zarr.Group:
     """Open an existing scan store whose ingest stage is complete."""
     path = resolve_store_path(path)
-    if not (path / "zarr.json").exists():
+    if not is_store(path):
         raise StoreError(path, "not a scan store (no zarr.json); run `orpam ingest` first")
     try:
         group = zarr.open_group(path, mode=mode)

@@ -4,13 +4,14 @@ Chunk markers are empty files ``OUT/<scan>/.orpam/<store>/<stage>/<chunk>.done``
 every array of that chunk is written (zarr writes each chunk file atomically), so a marker never
 stands for data that are not on disk. They live beside the store, not inside it, so the zarr
 hierarchy stays clean. Each stage records a fingerprint (sha256 of its canonical parameters) in the
-group attribute ``stages``; a rerun with the same fingerprint continues, a different one is refused
-unless the caller asks to overwrite.
+group attribute ``stages``; :mod:`orpam_pipeline.store.stage` decides from it whether a rerun
+continues, skips, starts afresh or is refused.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import re
@@ -19,12 +20,12 @@ from typing import Any
 
 import numpy as np
 
+from orpam_pipeline.store.files import OWN_PARTIAL, atomic_write
 from orpam_pipeline.store.layout import remove_tree
 
 STATE_DIR = ".orpam"
 MARKER_SUFFIX = ".done"
 _ZARR_PARTIAL = re.compile(r"\.[0-9a-f]{32}\.partial$")
-_OWN_PARTIAL = re.compile(r"^\..+\.partial-\d+$")
 
 
 def state_root(store: Path) -> Path:
@@ -60,7 +61,7 @@ def _short(value: Any, limit: int = 60) -> str:
 
 
 def describe_mismatch(old: dict[str, Any] | None, new: dict[str, Any]) -> str:
-    """Which recorded parameters differ, e.g. ``method phase -> none, chunk_frames 4 -> 8``."""
+    """Which recorded parameters differ, e.g. ``method phase -> none, first_line forward -> backward``."""
     if not old:
         return "no parameters recorded"
     new = canonical(new)
@@ -97,6 +98,7 @@ class ChunkMarkers:
         return {int(n[: -len(MARKER_SUFFIX)]) for n in names if n.endswith(MARKER_SUFFIX) and n[: -len(MARKER_SUFFIX)].isdigit()}
 
     def count(self) -> int:
+        """How many chunks are marked complete."""
         return len(self.done())
 
     def mark(self, index: int) -> None:
@@ -117,11 +119,9 @@ class ChunkMarkers:
     def save_array(self, name: str, array: np.ndarray) -> None:
         """Keep a small intermediate table (written atomically) for a later resume."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        path = self.dir / f"{name}.npy"
-        tmp = self.dir / f".{name}.npy.partial-{os.getpid()}"
-        with open(tmp, "wb") as fh:
-            np.save(fh, array, allow_pickle=False)
-        os.replace(tmp, path)
+        buffer = io.BytesIO()
+        np.save(buffer, array, allow_pickle=False)
+        atomic_write(self.dir / f"{name}.npy", buffer.getvalue())
 
     def load_array(self, name: str) -> np.ndarray | None:
         """A table saved by :meth:`save_array`, or None when missing or unreadable."""
@@ -159,7 +159,7 @@ def clean_strays(store: Path) -> list[Path]:
             names = os.listdir(folder)
         except (FileNotFoundError, NotADirectoryError):
             continue
-        removed.extend(folder / n for n in names if _OWN_PARTIAL.match(n))
+        removed.extend(folder / n for n in names if OWN_PARTIAL.match(n))
     for path in removed:
         remove_tree(path)
     return removed

@@ -14,9 +14,10 @@ import zarr
 
 from orpam_pipeline.io import sha256_file
 from orpam_pipeline.io.discover import natural_key
-from orpam_pipeline.store.layout import FRAMES, STORE_NAME, stage_complete
+from orpam_pipeline.store.layout import FRAMES, STORE_NAME, frames_per_chunk, is_store, stage_complete
 from orpam_pipeline.store.lock import LOCK_NAME, describe_holder, holder_alive, read_lock
 from orpam_pipeline.store.resume import STATE_DIR, ChunkMarkers
+from orpam_pipeline.store.stage import stage_record, stage_state
 
 STAGES = ("ingest", "register", "report")
 
@@ -24,10 +25,10 @@ STAGES = ("ingest", "register", "report")
 def find_stores(path: Path) -> list[Path]:
     """Stores under an output folder (or the one store ``path`` names), including ones not yet created."""
     path = Path(path)
-    if (path / "zarr.json").is_file():
-        return [path]
     if (path / STORE_NAME).exists() or (path / LOCK_NAME).exists():
         return [path / STORE_NAME]
+    if is_store(path):
+        return [path]
     if not path.is_dir():
         return []
     found = [
@@ -39,7 +40,7 @@ def find_stores(path: Path) -> list[Path]:
 
 
 def _open(store: Path) -> tuple[zarr.Group | None, str | None]:
-    if not (store / "zarr.json").is_file():
+    if not is_store(store):
         return None, "no store yet"
     try:
         return zarr.open_group(store, mode="r"), None
@@ -51,17 +52,16 @@ def scan_status(store: Path) -> dict[str, Any]:
     """Per stage: ``state`` (absent, partial, complete), chunks done of total, and the lock holder if any."""
     store = Path(store)
     group, problem = _open(store)
-    stages = dict(group.attrs.get("stages", {})) if group is not None else {}
     result: dict[str, Any] = {"scan": store.parent.name, "store": str(store), "problem": problem, "stages": {}}
     for stage in STAGES:
-        record = stages.get(stage)
+        record = stage_record(group, stage) if group is not None else None
+        state = stage_state(record)
         if record is None:
-            result["stages"][stage] = {"state": "absent", "chunks_done": 0, "chunks_total": None}
+            result["stages"][stage] = {"state": state, "chunks_done": 0, "chunks_total": None}
             continue
         total = 1 if stage == "report" else record.get("chunks")
-        complete = bool(record.get("complete"))
-        done = total if complete else (0 if stage == "report" else ChunkMarkers(store, stage).count())
-        entry = {"state": "complete" if complete else "partial", "chunks_done": done, "chunks_total": total}
+        done = total if state == "complete" else (0 if stage == "report" else ChunkMarkers(store, stage).count())
+        entry = {"state": state, "chunks_done": done, "chunks_total": total}
         if "method" in record:
             entry["method"] = record["method"]
         result["stages"][stage] = entry
@@ -114,7 +114,7 @@ def _verify_arrays(store: Path, group: zarr.Group, result: VerifyResult, progres
         written_by = "ingest" if name == FRAMES else "register"
         must_exist = stage_complete(group, written_by)
         grid = list(itertools.product(*(range(n) for n in array.cdata_shape)))
-        per_chunk = int(array.chunks[0])
+        per_chunk = frames_per_chunk(array)
         for i, coords in enumerate(grid):
             where = f"{store}: array {name} chunk {coords[0]} (frames {coords[0] * per_chunk}-{min((coords[0] + 1) * per_chunk, array.shape[0]) - 1})"
             if not (store / name / array.metadata.encode_chunk_key(coords)).is_file():

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 import time
 from collections.abc import Callable
@@ -40,6 +39,7 @@ import torch
 from orpam_pipeline.errors import OrpamError
 from orpam_pipeline.manifest import Manifest, load_manifest, manifest_hash
 from orpam_pipeline.metrics import ncc_frames, psnr_frames, ssim_frames
+from orpam_pipeline.store.files import atomic_write
 from orpam_pipeline.train.config import _RUNTIME_FIELDS, TrainConfig, _legacy
 from orpam_pipeline.train.data import PairScan, ScanPairs, TrainPairs, ValPair, val_pairs
 from orpam_pipeline.train.loss import LossWeights, model_loss
@@ -235,9 +235,7 @@ def _config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[
 
 def _write_metrics(path: Path, history: list[dict[str, Any]]) -> None:
     """Rewrite ``metrics.jsonl`` from the history (atomic), one JSON object per line."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text("".join(json.dumps(h, allow_nan=False) + "\n" for h in history), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write(path, "".join(json.dumps(h, allow_nan=False) + "\n" for h in history))
 
 
 def _finite_or_none(record: dict[str, Any]) -> dict[str, Any]:
