@@ -22,7 +22,7 @@ def main() -> None:
     args = parser.parse_args()
     options = EvaluateOptions(
         methods=tuple(args.methods.split(",")), max_frames=args.frames,
-        method_options={"checkpoint": args.checkpoint} if args.checkpoint else {},
+        settings={"checkpoint": args.checkpoint} if args.checkpoint else {},
     )  # fmt: skip
     paths = write_outputs(evaluate(None, args.out, options, benchmark=True), args.out)
     print(paths["md"])

@@ -8,7 +8,7 @@ displacement error (methods that report one), NCC vs odd (the papers' metric) an
     .venv/bin/python benchmarks/bench_methods.py --scans 5 --frames 64
 
 A method may carry settings as ``name:key=value[;key=value]``; the default list adds
-``pcregnet-flow:profile=true`` (the flow network's field reduced to one profile per row).
+``pcregnet-flow:line_profile=true`` (the flow network's field reduced to one profile per row).
 """
 
 from __future__ import annotations
@@ -27,12 +27,11 @@ import zarr
 from orpam_pipeline.geometry import split
 from orpam_pipeline.io import open_scan
 from orpam_pipeline.metrics import intra_frame_metrics, ncc_frames, psnr_frames
-from orpam_pipeline.register import METHODS, get_method
+from orpam_pipeline.register import METHODS, get_method, parse_method_settings
 from orpam_pipeline.register.engine import register_store
 from orpam_pipeline.simulate import SimulationParams, write_simulation
 from orpam_pipeline.store.ingest import ingest_scan
 from orpam_pipeline.store.layout import open_scan_store
-from orpam_pipeline.workflow import parse_override
 
 
 def main() -> None:
@@ -41,7 +40,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=64)
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--seed", type=int, default=1000, help="first seed; held apart from demo/test seeds")
-    parser.add_argument("--methods", default=",".join([*METHODS, "pcregnet-flow:profile=true"]))
+    parser.add_argument("--methods", default=",".join([*METHODS, "pcregnet-flow:line_profile=true"]))
     args = parser.parse_args()
     methods = args.methods.split(",")
     rows: dict[str, dict[str, list[float]]] = {m: {} for m in methods}
@@ -94,13 +93,9 @@ def main() -> None:
 
 
 def _method(spec: str):
-    """A method from ``name`` or ``name:key=value;key=value`` (values read like workflow ``--set`` ones)."""
+    """A method from ``name`` or ``name:key=value;key=value`` (typed like ``orpam run --set``)."""
     name, _, settings = spec.partition(":")
-    options = {}
-    for item in filter(None, settings.split(";")):
-        (_, key), value = parse_override(f"method.{item}")
-        options[key] = value
-    return get_method(name, **options)
+    return get_method(name, **parse_method_settings(name, [s for s in settings.split(";") if s]))
 
 if __name__ == "__main__":
     main()

@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from orpam_pipeline.compute import compute_context
+from orpam_pipeline.scheduling import compute_context
 from orpam_pipeline.io import open_scan
 from orpam_pipeline.register import get_method
 from orpam_pipeline.register.engine import register_store

@@ -20,7 +20,7 @@ from orpam_pipeline.io import ScanEntry, discover_scans, open_scan
 from orpam_pipeline.options import RunOptions
 from orpam_pipeline.register import RegistrationMethod, get_method
 from orpam_pipeline.register.engine import ProgressFn, register
-from orpam_pipeline.report.compute import current_report, write_report
+from orpam_pipeline.report.scan_report import current_report, write_report
 from orpam_pipeline.store.ingest import ingest
 from orpam_pipeline.store.lock import store_lock
 

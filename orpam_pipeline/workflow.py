@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from orpam_pipeline import __version__
-from orpam_pipeline.compute import compute_context
+from orpam_pipeline.scheduling import compute_context
 from orpam_pipeline.errors import OrpamError
 from orpam_pipeline.options import ComputeOptions, RunOptions, ScanOptions
 from orpam_pipeline.pipeline import ScanOutcome, one_line, run_batch
@@ -293,7 +293,7 @@ def _batch(wf: Workflow, hooks: WorkflowHooks) -> list[ScanOutcome]:
 
 def _store_row(store: Path, record: dict[str, Any]) -> dict[str, Any]:
     """The report of an already registered store (made now when missing or stale)."""
-    from orpam_pipeline.report.compute import current_report, write_report
+    from orpam_pipeline.report.scan_report import current_report, write_report
 
     store = resolve_store_path(store)
     try:
@@ -359,7 +359,7 @@ def _train_job(manifest: str, out: str, train: dict[str, Any], progress: Callabl
 
 
 def _train(wf: Workflow, hooks: WorkflowHooks) -> Any:
-    from orpam_pipeline.compute import active_client, placement
+    from orpam_pipeline.scheduling import active_client, placement
     from orpam_pipeline.models.checkpoint import export_model
 
     c = wf.config

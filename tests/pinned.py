@@ -58,7 +58,7 @@ def run_method(work: Path, label: str, chunk_frames: int = 2) -> dict[str, str]:
     from orpam_pipeline.io import open_scan
     from orpam_pipeline.register import get_method
     from orpam_pipeline.register.engine import register
-    from orpam_pipeline.report.compute import write_report
+    from orpam_pipeline.report.scan_report import write_report
     from orpam_pipeline.store.ingest import ingest
 
     name = label.split()[0]

@@ -119,7 +119,7 @@ def run_options(method: str, settings: dict[str, Any], variable: str | None, sca
 
 def computing(scheduler: str | None, workers: int | None) -> Any:
     """The compute context for ``--scheduler``/``--workers`` (local threads when neither is given)."""
-    from orpam_pipeline.compute import compute_context
+    from orpam_pipeline.scheduling import compute_context
 
     return compute_context(scheduler=scheduler, workers=workers)
 

@@ -33,7 +33,7 @@ from orpam_pipeline.pipeline import one_line, scans_under
 from orpam_pipeline.register import METHODS, RegistrationMethod, accepted_settings, get_method
 from orpam_pipeline.settings import setting
 from orpam_pipeline.register.engine import register_store
-from orpam_pipeline.report.compute import write_report
+from orpam_pipeline.report.scan_report import write_report
 from orpam_pipeline.store.ingest import ingest_scan
 from orpam_pipeline.store.layout import STORE_NAME, remove_tree
 

@@ -14,7 +14,7 @@ import zarr
 from orpam_pipeline.evaluate.artefact import artefact_scores
 from orpam_pipeline.geometry import split
 from orpam_pipeline.metrics import ncc_frames, psnr_frames
-from orpam_pipeline.store.layout import DISPLACEMENT, FRAMES, MERGED, REGISTERED_EVEN, open_scan_store
+from orpam_pipeline.store.layout import DISPLACEMENT, FRAMES, MERGED, REGISTERED_EVEN, frames_per_chunk, open_scan_store
 
 TRUTH_DIR = "truth"
 SCANS_DIR = "scans"
@@ -61,7 +61,7 @@ def score_store(store: Path, truth: Path | None = None) -> dict[str, Any]:
     frames_z, reg_z, merged_z = group[FRAMES], group[REGISTERED_EVEN], group[MERGED]
     first_line = group.attrs["conventions"]["first_line"]
     n = int(frames_z.shape[0])
-    chunk = int(frames_z.chunks[0])
+    chunk = frames_per_chunk(frames_z)
     has_disp = DISPLACEMENT in group
     t_group = zarr.open_group(truth, mode="r") if truth is not None else None
     per: dict[str, list[np.ndarray]] = {"artefact": [], "ncc_truth": [], "psnr_truth": [], "disp_sq": []}

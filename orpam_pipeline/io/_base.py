@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..errors import ScanError
-from ..resources import check_memory
+from ..memory import check_memory
 from .hashing import sha256_file
 
 MAX_FRAME_PIXELS = 2**28

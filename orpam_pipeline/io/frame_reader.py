@@ -13,7 +13,7 @@ import numpy as np
 from ..errors import OrpamError
 from .source import open_scan
 
-__all__ = ["FrameReader", "is_store", "open_frames"]
+__all__ = ["FrameReader", "open_frames"]
 
 
 class FrameReader:
@@ -52,18 +52,14 @@ class FrameReader:
         self.close()
 
 
-def is_store(path: Path) -> bool:
-    """Whether ``path`` is a zarr scan store (``scan.zarr`` or a folder holding one)."""
-    path = Path(path)
-    return (path / "zarr.json").exists() or (path / "scan.zarr" / "zarr.json").exists()
-
-
 def open_frames(path: Path | str, scan_lines: str = "columns", first_line: str = "forward") -> FrameReader:
     """Open a scan file/directory (via ``open_scan``) or an ingested zarr store for lazy frame reads.
 
     Files are transposed when ``scan_lines == "rows"``; zarr stores are already oriented and their
     recorded ``conventions.first_line`` wins over ``first_line``.
     """
+    from orpam_pipeline.store.layout import is_store
+
     path = Path(path)
     if is_store(path):
         from orpam_pipeline.store.layout import FRAMES, open_scan_store

@@ -145,16 +145,18 @@ def _single(a: ArrayLike, name: str) -> np.ndarray:
 def intra_frame_metrics(registered_even: ArrayLike, odd: ArrayLike) -> dict[str, np.ndarray]:
     """NCC, SSIM and PSNR of (registered) even lines against odd lines, one value per frame.
 
-    Inputs are ``(T, Y, X//2)`` and ``(T, Y, ceil(X/2))`` (or single 2-D frames). The odd image is
-    trimmed to the even width, and the data range of each frame is max − min of that trimmed odd
-    image. A constant odd frame has no range and no defined correlation: all three are NaN. SSIM is
+    Inputs are ``(T, Y, X//2)`` and ``(T, Y, ceil(X/2))`` (or single 2-D frames). Only lines with a
+    partner are compared: the wider of the two is trimmed (the odd image, or with
+    ``first_line="backward"`` and an odd width the last backward line), and the data range of each
+    frame is max − min of that trimmed odd image. A constant odd frame has no range and no defined correlation: all three are NaN. SSIM is
     NaN for images smaller than its 11x11 window (it is undefined there, as in scikit-image).
     """
     even = _as_stack(registered_even, "registered_even")
     fixed = _as_stack(odd, "odd")
-    if even.shape[:2] != fixed.shape[:2] or fixed.shape[2] < even.shape[2]:
+    if even.shape[:2] != fixed.shape[:2] or abs(fixed.shape[2] - even.shape[2]) > 1:
         raise ValueError(f"cannot compare even {even.shape} with odd {fixed.shape}")
-    fixed = fixed[..., : even.shape[2]]
+    width = min(even.shape[2], fixed.shape[2])
+    even, fixed = even[..., :width], fixed[..., :width]
     t = fixed.shape[0]
     flat = fixed.reshape(t, -1)
     rng = flat.max(axis=1) - flat.min(axis=1) if flat.shape[1] else np.zeros(t)

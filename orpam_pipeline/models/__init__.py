@@ -4,25 +4,12 @@ Names are imported on first access, so ``orpam_pipeline.models.architectures`` (
 read without importing torch.
 """
 
-from importlib import import_module
-from typing import Any
+from orpam_pipeline.lazy import lazy_exports
 
 _WHERE = {
-    "load_checkpoint": "checkpoint",
-    "load_model": "checkpoint",
-    "save_checkpoint": "checkpoint",
-    "sha256_file": "checkpoint",
-    "fold_batchnorm": "fold",
-    "PCRegNet": "pcregnet",
-    "PCRegNetConfig": "pcregnet",
-    "count_parameters": "pcregnet",
-    "pad_to_multiple": "pcregnet",
-}
-
+    "load_checkpoint": "checkpoint", "load_model": "checkpoint", "save_checkpoint": "checkpoint",
+    "sha256_file": "checkpoint", "fold_batchnorm": "fold", "PCRegNet": "pcregnet", "PCRegNetConfig": "pcregnet",
+    "count_parameters": "pcregnet", "pad_to_multiple": "pcregnet",
+}  # fmt: skip
 __all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module(f"{__name__}.{_WHERE[name]}"), name)
+__getattr__ = lazy_exports(__name__, _WHERE)

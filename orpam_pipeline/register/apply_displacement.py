@@ -23,6 +23,7 @@ import numpy as np
 from orpam_pipeline.errors import OrpamError
 from orpam_pipeline.geometry import FirstLine, fixed_parity, moving_width
 from orpam_pipeline.register.phase import resample_rows
+from orpam_pipeline.store.layout import frames_per_chunk
 
 ProgressFn = Callable[[int, int], None]
 """Called as ``progress(frames_done, frames_total)``."""
@@ -193,10 +194,10 @@ def _writer(out: Path, shape: tuple[int, ...], chunk: int, attrs: dict[str, Any]
 
 def _check_output(out: Path, inputs: list[Path], store: Path) -> None:
     """Refuse an output that is an input, contains one, or lies inside the scan store."""
-    from orpam_pipeline.store.layout import STORE_NAME
+    from orpam_pipeline.store.layout import resolve_store_path
 
     target = out.resolve()
-    zarr_dir = store / STORE_NAME if store.name != STORE_NAME and (store / STORE_NAME).exists() else store
+    zarr_dir = resolve_store_path(store)
     guarded = [p.resolve() for p in [*inputs, zarr_dir]]
     if any(target == g or target in g.parents for g in guarded) or zarr_dir.resolve() in target.parents:
         raise OrpamError(f"{out}: the output must not be an input, contain one, or lie inside {zarr_dir}")
@@ -239,7 +240,7 @@ def apply_displacement_store(
             raise OrpamError(
                 f"{src} {_shape(shape)} does not fit the displacement {_shape(disp_z.shape)} of {store}: {problem}"
             )
-        chunk = max(1, min(int(disp_z.chunks[0]), _chunk_frames(shape)))
+        chunk = max(1, min(frames_per_chunk(disp_z), _chunk_frames(shape)))
         n = int(shape[0])
         attrs = {
             "source": str(src.resolve()),

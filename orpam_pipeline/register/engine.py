@@ -8,7 +8,7 @@ sequence in memory. The stage is resumable (:mod:`orpam_pipeline.store.stage`): 
 is kept beside the store, chunks marked done are skipped on a rerun with the same parameter
 fingerprint, and a rerun with different parameters is refused unless ``overwrite``.
 
-The tasks run wherever :mod:`orpam_pipeline.compute` says (local threads or a ``dask.distributed``
+The tasks run wherever :mod:`orpam_pipeline.scheduling` says (local threads or a ``dask.distributed``
 cluster). They carry the store's absolute path, the chunk index, the chunk's plan rows and the small
 method object, never frames or model weights: workers read and write the store themselves. A learned
 method's model is loaded once per worker by a worker plugin, and its chunk tasks ask for the
@@ -27,7 +27,7 @@ import numpy as np
 import zarr
 
 from orpam_pipeline import __version__
-from orpam_pipeline.compute import ProgressFn, active_client, make_tasks, placement, run_tasks
+from orpam_pipeline.scheduling import ProgressFn, active_client, make_tasks, placement, run_tasks
 from orpam_pipeline.errors import OrpamError, StoreError
 from orpam_pipeline.geometry import interleave, moving_width, split
 from orpam_pipeline.register.base import RegistrationMethod

@@ -22,7 +22,7 @@ from orpam_pipeline import __version__
 from orpam_pipeline.errors import ScanError, StoreError
 from orpam_pipeline.geometry import FirstLine, fixed_parity
 from orpam_pipeline.io import ScanSource
-from orpam_pipeline.resources import check_memory
+from orpam_pipeline.memory import check_memory
 from orpam_pipeline.store.files import partial_path
 from orpam_pipeline.store.layout import (
     FRAMES,

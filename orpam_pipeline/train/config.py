@@ -12,7 +12,7 @@ from orpam_pipeline.settings import PRECISIONS
 if TYPE_CHECKING:
     from orpam_pipeline.train.loss import LossWeights
 
-_RUNTIME_FIELDS = {"device", "num_workers", "cache_frames"}
+RUNTIME_FIELDS = {"device", "num_workers", "cache_frames"}
 """TrainConfig fields that may change on resume (they do not define the run's numbers)."""
 
 
@@ -84,7 +84,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
         """Inverse of :meth:`to_dict`; unknown keys are an error (``amp`` of older records is ``precision``)."""
-        values = _legacy(values)
+        values = upgrade_config(values)
         unknown = unknown_keys(cls, values)
         if unknown:
             raise OrpamError(f"unknown train config keys: {', '.join(unknown)}")
@@ -99,7 +99,7 @@ class TrainConfig:
                            displacement=self.lambda_displacement)
 
 
-def _legacy(values: dict[str, Any]) -> dict[str, Any]:
+def upgrade_config(values: dict[str, Any]) -> dict[str, Any]:
     """A train config recorded before ``amp`` became ``precision`` (``off`` = fp32), in today's names."""
     if "amp" not in values:
         return dict(values)

@@ -40,7 +40,7 @@ from orpam_pipeline.errors import OrpamError
 from orpam_pipeline.manifest import Manifest, load_manifest, manifest_hash
 from orpam_pipeline.metrics import ncc_frames, psnr_frames, ssim_frames
 from orpam_pipeline.store.files import atomic_write
-from orpam_pipeline.train.config import _RUNTIME_FIELDS, TrainConfig, _legacy
+from orpam_pipeline.train.config import RUNTIME_FIELDS, TrainConfig, upgrade_config
 from orpam_pipeline.train.data import PairScan, ScanPairs, TrainPairs, ValPair, val_pairs
 from orpam_pipeline.train.loss import LossWeights, model_loss
 
@@ -229,7 +229,7 @@ def _config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[
 
     A field missing from a checkpoint written before it existed counts as its default value.
     """
-    keys = (set(saved) | set(current)) - _RUNTIME_FIELDS
+    keys = (set(saved) | set(current)) - RUNTIME_FIELDS
     return sorted(k for k in keys if saved.get(k, _TRAIN_DEFAULTS.get(k)) != current.get(k))
 
 
@@ -332,7 +332,7 @@ def _run(manifest: Manifest, mhash: str, out: Path, config: TrainConfig, device:
             raise OrpamError(f"{last_path}: was trained on another manifest (hash {str(extra.get('manifest_sha256'))[:12]}…, now {mhash[:12]}…); refusing to resume")
         if ckpt["model_config"] != model_cfg:
             raise OrpamError(f"{last_path}: model config differs from the checkpoint's; refusing to resume")
-        diff = _config_differences(_legacy(extra.get("train_config", {})), config.to_dict())
+        diff = _config_differences(upgrade_config(extra.get("train_config", {})), config.to_dict())
         if diff:
             raise OrpamError(f"{last_path}: train config differs from the checkpoint's in {', '.join(diff)}; refusing to resume")
         model.load_state_dict(ckpt["model_state"])

@@ -163,7 +163,9 @@ def test_intra_frame_metrics_width_matching_and_range() -> None:
     single = intra_frame_metrics(even[0], odd[0])
     assert single["ncc"].shape == (1,) and single["ncc"][0] == m["ncc"][0]
     with pytest.raises(ValueError):
-        intra_frame_metrics(odd, even)
+        intra_frame_metrics(even[:, :-1], odd)
+    with pytest.raises(ValueError):
+        intra_frame_metrics(np.concatenate([even, even], axis=-1), odd)
 
 
 def test_intra_frame_ssim_is_nan_for_frames_smaller_than_the_window():
@@ -172,3 +174,17 @@ def test_intra_frame_ssim_is_nan_for_frames_smaller_than_the_window():
     rng = np.random.default_rng(0)
     out = intra_frame_metrics(rng.random((2, 20, 5)), rng.random((2, 20, 5)))
     assert np.isnan(out["ssim"]).all() and np.isfinite(out["ncc"]).all()
+
+
+def test_backward_first_odd_width_compares_the_lines_that_have_a_partner():
+    """With the first line backward and an odd width there is one more backward line: it is left out."""
+    from orpam_pipeline.geometry import split
+
+    rng = np.random.default_rng(5)
+    frames = rng.random((2, 32, 17)).astype(np.float32)
+    odd, even = split(frames, "backward")
+    assert (odd.shape[-1], even.shape[-1]) == (8, 9)
+    got = intra_frame_metrics(even, odd)
+    want = intra_frame_metrics(even[..., :8], odd)
+    for key in ("ncc", "ssim", "psnr"):
+        np.testing.assert_array_equal(got[key], want[key])

@@ -82,7 +82,7 @@ def report(
     as_json: AsJson = False,
 ) -> None:
     """Compute the metrics and write report.json and report.html beside the store."""
-    from orpam_pipeline.report.compute import write_report
+    from orpam_pipeline.report.scan_report import write_report
 
     summary, json_path, html_path = write_report(store)
     if as_json:

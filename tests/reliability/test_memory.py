@@ -64,7 +64,7 @@ def test_disk_full_during_registration_leaves_a_resumable_store(tmp_path, small_
 def test_frame_too_large_for_memory_is_refused_before_reading(tmp_path, small_sim, monkeypatch):
     src = tmp_path / "big.npy"
     np.save(src, small_sim.frames[:3])
-    monkeypatch.setattr("orpam_pipeline.resources.available_memory", lambda: 100_000)
+    monkeypatch.setattr("orpam_pipeline.memory.available_memory", lambda: 100_000)
     outcome = process_scan(src, tmp_path / "out", RunOptions(method="none"))
     assert not outcome.ok
     assert str(src) in outcome.error and "memory is available" in outcome.error and "\n" not in outcome.error
@@ -75,7 +75,7 @@ def test_chunk_too_large_for_memory_is_refused(tmp_path, small_sim, monkeypatch)
     src = tmp_path / "s.npy"
     np.save(src, small_sim.frames[:8])
     frame = small_sim.frames[0].nbytes
-    monkeypatch.setattr("orpam_pipeline.resources.available_memory", lambda: 8 * frame * 4)
+    monkeypatch.setattr("orpam_pipeline.memory.available_memory", lambda: 8 * frame * 4)
     outcome = process_scan(src, tmp_path / "out", RunOptions(method="none", chunk_frames=8))
     assert not outcome.ok and "a chunk of 8 frames" in outcome.error, outcome.error
     assert process_scan(src, tmp_path / "out", RunOptions(method="none", chunk_frames=2)).ok

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 import orpam_pipeline.register.engine as engine
 from orpam_pipeline.cli.main import app
-from orpam_pipeline.compute import compute_context, make_tasks, placement, run_tasks
+from orpam_pipeline.scheduling import compute_context, make_tasks, placement, run_tasks
 from orpam_pipeline.register import get_method
 from orpam_pipeline.register.engine import register_store
 from orpam_pipeline.register.pcregnet import runner_loads
@@ -130,7 +130,7 @@ def test_local_mode_does_not_import_distributed(tmp_path, small_sim):
     store = make_store(tmp_path, small_sim.frames[:4])
     code = (
         "import sys\n"
-        "from orpam_pipeline.compute import compute_context\n"
+        "from orpam_pipeline.scheduling import compute_context\n"
         "from orpam_pipeline.register import get_method\n"
         "from orpam_pipeline.register.engine import register_store\n"
         "with compute_context():\n"
