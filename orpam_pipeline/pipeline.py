@@ -23,6 +23,7 @@ from orpam_pipeline.register.engine import ProgressFn, register
 from orpam_pipeline.report.scan_report import current_report, write_report
 from orpam_pipeline.store.ingest import ingest
 from orpam_pipeline.store.lock import store_lock
+from orpam_pipeline.store.names import scan_folder
 
 ScanStatus = Literal["processed", "resumed", "skipped", "failed"]
 
@@ -40,6 +41,8 @@ class ScanOutcome:
     registration: dict[str, Any] = field(default_factory=dict)
     status: ScanStatus = "processed"
     """``skipped``: already complete with the same parameters; ``resumed``: an interrupted run continued."""
+    renamed_from: str | None = None
+    """The name the files suggested, when it was not a safe folder name or clashed with another scan."""
 
     @property
     def report_json(self) -> Path | None:
@@ -49,7 +52,8 @@ class ScanOutcome:
         """JSON-able outcome: where everything is and the report's numbers (per-frame lists left out)."""
         report = {k: v for k, v in (self.report or {}).items() if k != "per_frame"}
         paths = {"store": self.store, "report_json": self.report_json, "report_html": self.report_html}
-        return {"name": self.name, "source": str(self.source), "ok": self.ok, "status": self.status,
+        return {"name": self.name, "renamed_from": self.renamed_from, "source": str(self.source), "ok": self.ok,
+                "status": self.status,
                 "seconds": round(self.seconds, 3), "error": self.error,
                 **{k: None if v is None else str(v) for k, v in paths.items()}, "report": report or None}  # fmt: skip
 
@@ -83,7 +87,7 @@ def process_scan(
         with ExitStack() as stack:
             source = stack.enter_context(open_scan(entry, variable=options.variable, depth_axis=options.depth_axis))
             name = source.name
-            stack.enter_context(store_lock(Path(out_dir) / name))
+            stack.enter_context(store_lock(scan_folder(Path(out_dir), name)))
             ingested = ingest(
                 source,
                 out_dir,
@@ -166,6 +170,7 @@ def run_batch(
             outcome = ingest_entry(entry, Path(out_dir), options, progress)
         else:
             outcome = process_scan(entry, Path(out_dir), options, progress, method)
+        outcome.renamed_from = entry.original
         outcomes.append(outcome)
         if on_done is not None:
             on_done(outcome)

@@ -36,6 +36,7 @@ from orpam_pipeline.register.engine import register_store
 from orpam_pipeline.report.scan_report import write_report
 from orpam_pipeline.store.ingest import ingest_scan
 from orpam_pipeline.store.layout import STORE_NAME, remove_tree
+from orpam_pipeline.store.names import scan_folder
 
 DEFAULT_METHODS = tuple(METHODS)
 INGESTED = "ingested"
@@ -136,7 +137,7 @@ def _evaluate_method(
     name: str, ingested: Path, out_dir: Path, scan: str, truth: Path | None, options: EvaluateOptions
 ) -> dict[str, Any]:
     """Register a copy of the ingested store with one method and score it."""
-    target_dir = out_dir / name / scan
+    target_dir = scan_folder(scan_folder(out_dir, name), scan)
     target = target_dir / STORE_NAME
     if target_dir.exists():
         remove_tree(target_dir)

@@ -264,7 +264,13 @@ class ScanSource:
             if p not in self._hashes:
                 self._hashes[p] = (os.stat(p).st_size, sha256_file(p))
             size, digest = self._hashes[p]
-            files.append({"path": str(Path(p).resolve()), "size": size, "sha256": digest})
+            entry: dict[str, Any] = {"path": str(Path(p).resolve()), "size": size, "sha256": digest}
+            raw = os.fsencode(entry["path"])
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError:  # a file name that is not UTF-8: keep its exact bytes
+                entry["path_bytes_hex"] = raw.hex()
+            files.append(entry)
         return {
             "name": self.name,
             "reader": self.reader,

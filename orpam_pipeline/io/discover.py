@@ -9,15 +9,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ScanError
+from ..store.names import safe_scan_name
 from .readers import inspect_file, is_supported, supported_suffixes, unsupported_error
 
 
 @dataclass(frozen=True)
 class ScanEntry:
-    """One scan: a single file, or the naturally sorted 2-D frame files of one directory."""
+    """One scan: a single file, or the naturally sorted 2-D frame files of one directory.
+
+    ``name`` is a safe folder name (``store.names``); ``original`` is the name the files suggested
+    when that had to change (unsafe characters, or a clash with another scan's name).
+    """
 
     name: str
     paths: tuple[Path, ...]
+    original: str | None = None
 
 
 def natural_key(name: str) -> tuple[tuple[int, object], ...]:
@@ -36,22 +42,26 @@ def _probe_ndim(path: Path, variable: str | None) -> int | None:
 
 
 def _unique(entries: list[tuple[ScanEntry, str | None]]) -> list[ScanEntry]:
-    """Colliding file entries get their suffix appended (``scan-npy``), then numbers if needed."""
-    counts = Counter(e.name for e, _ in entries)
+    """Safe names for every entry; colliding ones get their suffix appended (``scan-npy``), then numbers.
+
+    Names that differ only in case collide too (they would share a folder on case-insensitive
+    file systems); the first in sorted order keeps its name.
+    """
+    safe = [(safe_scan_name(e.name), e, suffix) for e, suffix in entries]
+    counts = Counter(name.casefold() for name, _, _ in safe)
     named = []
-    for entry, suffix in entries:
-        name = entry.name
-        if counts[name] > 1 and suffix:
-            name = f"{name}-{suffix}"
-        named.append((name, entry.paths))
+    for name, entry, suffix in safe:
+        if counts[name.casefold()] > 1 and suffix:
+            name = safe_scan_name(f"{name}-{suffix}")
+        named.append((name, entry))
     seen: set[str] = set()
     out = []
-    for name, paths in named:
+    for name, entry in named:
         candidate, n = name, 2
-        while candidate in seen:
+        while candidate.casefold() in seen:
             candidate, n = f"{name}-{n}", n + 1
-        seen.add(candidate)
-        out.append(ScanEntry(candidate, paths))
+        seen.add(candidate.casefold())
+        out.append(ScanEntry(candidate, entry.paths, None if candidate == entry.name else entry.name))
     return out
 
 
@@ -69,7 +79,7 @@ def discover_scans(src: Path, *, variable: str | None = None) -> list[ScanEntry]
     if src.is_file():
         if not is_supported(src):
             raise unsupported_error(src)
-        return [ScanEntry(src.stem, (src,))]
+        return _unique([(ScanEntry(src.stem, (src,)), None)])
     top_name = src.name or src.resolve().name or "scan"
     entries: list[tuple[ScanEntry, str | None]] = []
     for dirpath, dirnames, filenames in os.walk(src):

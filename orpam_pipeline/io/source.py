@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import ScanError
+from ..store.names import safe_scan_name
 from ._base import ScanSource
 from .discover import ScanEntry, discover_scans
 from .frames_dir import FramesScanSource
@@ -34,7 +35,7 @@ def open_scan(
                 raise ScanError(path, f"holds {len(entries)} scans ({names}); open them one at a time")
             entry = entries[0]
         else:
-            return open_file(path, name=path.stem, variable=variable, depth_axis=depth_axis)
+            return open_file(path, name=safe_scan_name(path.stem), variable=variable, depth_axis=depth_axis)
     if len(entry.paths) == 1:
         return open_file(entry.paths[0], name=entry.name, variable=variable, depth_axis=depth_axis)
     return FramesScanSource(entry.name, entry.paths, variable=variable, depth_axis=depth_axis)

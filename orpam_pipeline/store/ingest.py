@@ -34,6 +34,7 @@ from orpam_pipeline.store.layout import (
     remove_tree,
 )
 from orpam_pipeline.store.lock import store_lock
+from orpam_pipeline.store.names import scan_folder
 from orpam_pipeline.store.resume import ChunkMarkers, clean_strays, clear_state, fingerprint
 from orpam_pipeline.store.stage import decide
 
@@ -100,7 +101,7 @@ def ingest(
     fixed_parity(first_line)
     if scan_lines not in ("columns", "rows"):
         raise ValueError(f"scan_lines must be 'columns' or 'rows', not {scan_lines!r}")
-    target = Path(out_dir) / source.name / STORE_NAME
+    target = scan_folder(Path(out_dir), source.name) / STORE_NAME
 
     n_frames, rows, cols = source.shape
     height, width = (rows, cols) if scan_lines == "columns" else (cols, rows)

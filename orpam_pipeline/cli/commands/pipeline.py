@@ -106,6 +106,8 @@ def batch_hooks(bars: Any, visible: bool = True) -> tuple[Callable[..., None], A
         if outcome.ok:
             r = outcome.report
             how = {"skipped": " (already complete, skipped)", "resumed": " (continued)"}.get(outcome.status, "")
+            if outcome.renamed_from is not None:
+                how += f" (named from {outcome.renamed_from!r})"
             bars.console.print(
                 f"[green]ok[/] {outcome.name}{how}: NCC {fmt(r['ncc_mean'])} (unregistered "
                 f"{fmt(r['ncc_mean_unregistered'])}), TNCC {fmt(r['tncc_merged'])} "
