@@ -43,6 +43,13 @@ def friendly(fn: F) -> F:
         except KeyboardInterrupt:
             err.print("[bold red]interrupted[/]")
             raise typer.Exit(130) from None
+        except (typer.Exit, typer.Abort, SystemExit):
+            raise
+        except Exception as exc:  # the last net: never a bare traceback
+            text = " ".join(str(exc).split())[:300]
+            err.print(f"[bold red]error:[/] unexpected {type(exc).__name__}: {text} (please report this; "
+                      "`orpam verify` checks stores for damage)", highlight=False, soft_wrap=True)  # fmt: skip
+            raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
 

@@ -10,12 +10,13 @@ import numpy as np
 import zarr
 
 from orpam_pipeline import __version__
-from orpam_pipeline.errors import StoreError
+from orpam_pipeline.errors import OrpamError, StoreError
 from orpam_pipeline.geometry import split
 from orpam_pipeline.jsonsafe import json_safe
 from orpam_pipeline.metrics import intra_frame_metrics, pair_ncc, pair_ncc_between, temporal_summary
 from orpam_pipeline.report.crop import choose_crop
 from orpam_pipeline.report.html import render_report_html
+from orpam_pipeline.store.damage import missing_chunks
 from orpam_pipeline.store.files import atomic_write
 from orpam_pipeline.store.layout import (
     DISPLACEMENT,
@@ -167,7 +168,17 @@ def write_report(store: Path) -> tuple[dict[str, Any], Path, Path]:
     store = resolve_store_path(store)
     with store_lock(store.parent):
         clean_strays(store)
-        report, figures = compute_report(store)
+        try:
+            missing = missing_chunks(store, open_scan_store(store, mode="r"))
+            if missing:
+                raise StoreError(store, f"{missing[0]} ({len(missing)} missing in all); `orpam repair` recomputes them")
+            report, figures = compute_report(store)
+        except OrpamError:
+            raise
+        except Exception as exc:  # damaged metadata or chunk bytes surface as several zarr/codec errors
+            text = " ".join(str(exc).split())[:160]
+            raise StoreError(store, f"cannot read the store ({type(exc).__name__}: {text}); `orpam verify` "
+                                    "locates the damage and `orpam repair` recomputes it") from None
         root = Path(report["store"])
         out_dir = root.parent
         safe = json_safe(report)

@@ -4,7 +4,6 @@ CRC32C codec."""
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,9 +13,10 @@ import zarr
 
 from orpam_pipeline.io import sha256_file
 from orpam_pipeline.io.discover import natural_key
-from orpam_pipeline.store.layout import FRAMES, STORE_NAME, frames_per_chunk, is_store, stage_complete
+from orpam_pipeline.store.layout import STORE_NAME, is_store
 from orpam_pipeline.store.lock import LOCK_NAME, describe_holder, holder_alive, read_lock
 from orpam_pipeline.store.resume import STATE_DIR, ChunkMarkers
+from orpam_pipeline.store.damage import WRITTEN_BY, find_damage, unreadable_arrays
 from orpam_pipeline.store.stage import stage_record, stage_state
 
 STAGES = ("ingest", "register", "report")
@@ -52,10 +52,14 @@ def scan_status(store: Path) -> dict[str, Any]:
     """Per stage: ``state`` (absent, partial, complete), chunks done of total, and the lock holder if any."""
     store = Path(store)
     group, problem = _open(store)
+    damaged = unreadable_arrays(store, group) if group is not None else []
+    if damaged:
+        problem = f"damaged metadata of {', '.join(damaged)}; run `orpam repair`"
+    damaged_stages = {WRITTEN_BY[name] for name in damaged}
     result: dict[str, Any] = {"scan": store.parent.name, "store": str(store), "problem": problem, "stages": {}}
     for stage in STAGES:
         record = stage_record(group, stage) if group is not None else None
-        state = stage_state(record)
+        state = "damaged" if stage in damaged_stages else stage_state(record)
         if record is None:
             result["stages"][stage] = {"state": state, "chunks_done": 0, "chunks_total": None}
             continue
@@ -89,11 +93,6 @@ class VerifyResult:
         return not self.problems
 
 
-def _fold(exc: BaseException, limit: int = 160) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return f"{type(exc).__name__}: {text if len(text) <= limit else text[: limit - 3] + '...'}"
-
-
 def _verify_sources(store: Path, group: zarr.Group, result: VerifyResult) -> None:
     for entry in group.attrs.get("source", {}).get("files", []):
         path = Path(entry["path"])
@@ -106,28 +105,6 @@ def _verify_sources(store: Path, group: zarr.Group, result: VerifyResult) -> Non
             result.problems.append(f"{store}: source {path} changed: {size} bytes, recorded {entry.get('size')}")
         elif sha256_file(path) != entry.get("sha256"):
             result.problems.append(f"{store}: source {path} changed: sha256 differs from the recorded one")
-
-
-def _verify_arrays(store: Path, group: zarr.Group, result: VerifyResult, progress: Callable[[str, int, int], None] | None) -> None:
-    for name in sorted(group.array_keys()):
-        array = group[name]
-        written_by = "ingest" if name == FRAMES else "register"
-        must_exist = stage_complete(group, written_by)
-        grid = list(itertools.product(*(range(n) for n in array.cdata_shape)))
-        per_chunk = frames_per_chunk(array)
-        for i, coords in enumerate(grid):
-            where = f"{store}: array {name} chunk {coords[0]} (frames {coords[0] * per_chunk}-{min((coords[0] + 1) * per_chunk, array.shape[0]) - 1})"
-            if not (store / name / array.metadata.encode_chunk_key(coords)).is_file():
-                if must_exist:
-                    result.problems.append(f"{where}: chunk file is missing")
-                continue
-            try:
-                array.get_block_selection(coords)
-            except Exception as exc:  # the codecs raise several types; every one means damaged bytes
-                result.problems.append(f"{where}: corrupted ({_fold(exc)})")
-            result.chunks += 1
-            if progress is not None:
-                progress(f"{store.parent.name}/{name}", i + 1, len(grid))
 
 
 def verify_outputs(path: Path, progress: Callable[[str, int, int], None] | None = None) -> VerifyResult:
@@ -155,5 +132,7 @@ def verify_outputs(path: Path, progress: Callable[[str, int, int], None] | None 
                     f"{store}: stage {stage} is incomplete ({s['chunks_done']}/{s['chunks_total']} chunks); "
                     "rerun the same command to continue"
                 )
-        _verify_arrays(store, group, result, progress)
+        damage = find_damage(store, group, progress)
+        result.chunks += damage.checked
+        result.problems.extend(damage.problems())
     return result

@@ -33,12 +33,12 @@ def status(out_dir: Outputs, as_json: AsJson = False) -> None:
     for stage in STAGES:
         table.add_column(stage, justify="right")
     table.add_column("writer")
-    colours = {"complete": "green", "partial": "yellow", "absent": "dim"}
+    colours = {"complete": "green", "partial": "yellow", "absent": "dim", "damaged": "bold red"}
     for scan in scans:
         cells = []
         for stage in STAGES:
             s = scan["stages"][stage]
-            text = "—" if s["state"] == "absent" else f"{s['state']} {s['chunks_done']}/{s['chunks_total']}"
+            text = {"absent": "—", "damaged": "damaged"}.get(s["state"], f"{s['state']} {s['chunks_done']}/{s['chunks_total']}")
             if s.get("method"):
                 text += f" ({s['method']})"
             cells.append(f"[{colours[s['state']]}]{text}[/]")
@@ -104,3 +104,31 @@ def info(as_json: AsJson = False) -> None:
         params = f"{m['parameters']:,}" if m.get("parameters") else "—"
         methods.add_row(m["name"], m["kind"], settings, params, ckpt, (sha or "")[:16])
     out.print(methods)
+
+
+@friendly
+def repair(out_dir: Outputs, as_json: AsJson = False) -> None:
+    """Recompute exactly the damaged chunks (and what depends on them) found by `orpam verify`; then check again."""
+    from orpam_pipeline.cli.console import StageProgress
+    from orpam_pipeline.repair import repair_outputs
+
+    with progress_bars(not as_json) as bars:
+        results = repair_outputs(out_dir, progress=StageProgress(bars))
+    failed = [r for r in results if not hasattr(r, "ok") or not r.ok]
+    if as_json:
+        print_json([r.summary() if hasattr(r, "summary") else {"ok": False, "error": str(r)} for r in results])
+    else:
+        for r in results:
+            if not hasattr(r, "ok"):
+                err.print(f"[bold red]failed[/] {r}", highlight=False, soft_wrap=True)
+            elif not r.problems:
+                out.print(f"[green]intact[/] {r.store}", highlight=False)
+            else:
+                done = ", ".join(f"{stage} chunks {v}" for stage, v in r.chunks_recomputed.items()) or "nothing"
+                meta = f"; metadata rewritten: {', '.join(r.metadata_rewritten)}" if r.metadata_rewritten else ""
+                verdict = "[green]repaired[/]" if r.ok else "[bold red]still damaged[/]"
+                out.print(f"{verdict} {r.store}: {len(r.problems)} problems, recomputed {done}{meta}", highlight=False)
+                for line in r.remaining:
+                    err.print(f"  {line}", highlight=False, soft_wrap=True)
+    if failed:
+        raise typer.Exit(1)
