@@ -73,10 +73,11 @@ def compute_context(
     except ImportError:  # pragma: no cover - a core dependency
         raise OrpamError("running on a cluster needs the 'distributed' package (pip install distributed)") from None
     if scheduler:
+        probe_scheduler(scheduler)
         try:
             client = Client(scheduler, timeout="20s", set_as_default=True)
-        except OSError as exc:
-            raise OrpamError(f"cannot reach the dask scheduler at {scheduler}: {exc}") from None
+        except (OSError, MemoryError, ValueError, TypeError) as exc:
+            raise OrpamError(f"cannot reach the dask scheduler at {scheduler}: {type(exc).__name__}: {exc}") from None
         with client:
             yield client
         return
@@ -85,11 +86,57 @@ def compute_context(
         n_workers=int(workers or 1),
         threads_per_worker=threads,
         processes=True,
-        dashboard_address=None,
+        host="127.0.0.1",
+        # The scheduler always runs an HTTP server (health routes); without these it binds port 8787,
+        # dashboard or not. Loopback, a free port and no dashboard: nothing extra answers.
+        dashboard_address="127.0.0.1:0",
+        scheduler_kwargs={"dashboard": False},
         resources=dict(worker_resources) if worker_resources else None,
     )
     with cluster, Client(cluster, set_as_default=True) as client:
         yield client
+
+
+PROBE_SECONDS = 5.0
+
+
+def probe_scheduler(address: str, seconds: float = PROBE_SECONDS) -> None:
+    """Check that a dask scheduler answers at a ``tcp://`` address before ``distributed`` connects.
+
+    A dask scheduler greets a new connection at once with a framed message (8-byte little-endian
+    total length, then the frame count). Something else on that port either says nothing (an HTTP
+    server waits for a request: ``distributed`` would then wait long past its timeout) or sends
+    bytes that ``distributed`` reads as an absurd frame length and tries to allocate. Both are one
+    line here instead. Other protocols (tls://, ucx://) are left to ``distributed``.
+    """
+    import socket
+    import struct
+
+    target = address.removeprefix("tcp://")
+    if "://" in target:
+        return
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        raise OrpamError(f"scheduler address {address!r}: expected tcp://HOST:PORT")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=seconds) as sock:
+            sock.settimeout(seconds)
+            greeting = b""
+            while len(greeting) < 16:
+                part = sock.recv(16 - len(greeting))
+                if not part:
+                    break
+                greeting += part
+    except TimeoutError:
+        raise OrpamError(f"{address}: something answers but sends no dask greeting within {seconds:.0f} s "
+                         "(is it a dask scheduler? the usual port is 8786)") from None  # fmt: skip
+    except OSError as exc:
+        raise OrpamError(f"cannot reach the dask scheduler at {address}: {exc.strerror or exc}") from None
+    if len(greeting) < 16:
+        raise OrpamError(f"{address}: the connection closed without a dask greeting (not a dask scheduler)")
+    total, frames = struct.unpack("<QQ", greeting)
+    if not (0 < frames <= 1024 and total < 2**30):
+        raise OrpamError(f"{address}: answers, but not like a dask scheduler (the usual port is 8786)")
 
 
 def cluster_resources(client: Any) -> dict[str, float]:
