@@ -73,6 +73,36 @@ def _datasets(path: Path, f: h5py.File, matlab: bool) -> dict[str, tuple[VarInfo
     return found
 
 
+def _links(f: h5py.File) -> dict[str, str]:
+    """Links that do not lead to an object inside this file: name -> what they point at."""
+    found: dict[str, str] = {}
+
+    def visit(name: str, link: object) -> None:
+        if isinstance(link, h5py.ExternalLink):
+            found[name] = f"an external link to {link.filename}:{link.path}"
+        elif isinstance(link, h5py.SoftLink) and link.path not in f:
+            found[name] = f"a soft link to {link.path!r}, which does not exist"
+
+    try:
+        f.visititems_links(visit)
+    except Exception:  # a damaged link table is reported by the dataset walk
+        pass
+    return found
+
+
+def _check_self_contained(path: Path, ds: h5py.Dataset) -> None:
+    """Refuse data stored in other files: only this file is fingerprinted, so a change there would
+    go unnoticed by resume, rerun and ``orpam verify``."""
+    if ds.is_virtual:
+        sources = sorted({m.file_name for m in ds.virtual_sources()})
+        raise ScanError(path, f"dataset {ds.name!r} is a virtual dataset whose data live in other files "
+                              f"({', '.join(sources)}); copy the data into one file first (e.g. h5repack)")  # fmt: skip
+    if ds.external:
+        files = sorted({str(entry[0]) for entry in ds.external})
+        raise ScanError(path, f"dataset {ds.name!r} keeps its data in external files ({', '.join(files)}); "
+                              "copy the data into one file first (e.g. h5repack)")  # fmt: skip
+
+
 def _check_storage(path: Path, ds: h5py.Dataset, size: int) -> None:
     """Contiguous, unfiltered data must lie inside the file; catches truncation before any read."""
     try:
@@ -88,8 +118,18 @@ def _layout(path: Path, f: h5py.File, variable: str | None, matlab: bool) -> tup
     size = file_size(path)
     found = _datasets(path, f, matlab)
     what = "variable" if matlab else "dataset"
-    info = choose_variable(path, [v[0] for v in found.values()], variable, what=what)
+    links = _links(f)
+    if variable is not None and variable.strip("/") in links:
+        raise ScanError(path, f"{what} {variable!r} is {links[variable.strip('/')]}: only data inside this file are read")
+    try:
+        info = choose_variable(path, [v[0] for v in found.values()], variable, what=what)
+    except ScanError as exc:
+        if not links:
+            raise
+        named = "; ".join(f"{name!r} is {text}" for name, text in sorted(links.items())[:4])
+        raise ScanError(path, f"{exc.reason} — {named} (only data inside this file are read)") from None
     ds = found[info.name][1]
+    _check_self_contained(path, ds)
     if matlab:
         cls = _attr_str(ds.attrs.get("MATLAB_class", b""))
         if cls not in MATLAB_NUMERIC:
