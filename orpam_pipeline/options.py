@@ -47,6 +47,7 @@ class RunOptions(ScanOptions):
     method: str = setting(DEFAULT_METHOD, "Registration method (see `orpam info`).")
     settings: dict[str, Any] = setting(default_factory=dict, help="Settings of the method (`--set key=value`).")
     overwrite: bool = setting(False, "Replace stores made with other parameters (same ones are continued or skipped).")
+    wait_for_locks: bool = setting(False, "Wait for scans another live orpam process is writing instead of skipping them as busy.")
 
 
 @dataclass

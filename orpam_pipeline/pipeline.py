@@ -8,6 +8,7 @@ command skips scans already complete, continues interrupted ones chunk by chunk,
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -15,17 +16,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from orpam_pipeline.errors import OrpamError
+from orpam_pipeline.errors import OrpamError, one_line
 from orpam_pipeline.io import ScanEntry, discover_scans, open_scan
 from orpam_pipeline.options import RunOptions
 from orpam_pipeline.register import RegistrationMethod, get_method
 from orpam_pipeline.register.engine import ProgressFn, register
 from orpam_pipeline.report.scan_report import current_report, write_report
 from orpam_pipeline.store.ingest import ingest
-from orpam_pipeline.store.lock import store_lock
+from orpam_pipeline.store.lock import LockBusy, store_lock
 from orpam_pipeline.store.names import scan_folder
 
-ScanStatus = Literal["processed", "resumed", "skipped", "failed"]
+ScanStatus = Literal["processed", "resumed", "skipped", "busy", "failed"]
+"""``busy``: another live orpam process is writing the scan (not a failure; rerun or wait)."""
 
 
 @dataclass
@@ -58,15 +60,6 @@ class ScanOutcome:
                 **{k: None if v is None else str(v) for k, v in paths.items()}, "report": report or None}  # fmt: skip
 
 
-def one_line(exc: BaseException, where: Path) -> str:
-    """A single-line description of any failure, naming the file."""
-    if isinstance(exc, OrpamError):
-        text = str(exc)
-    else:
-        text = f"{where}: unexpected {type(exc).__name__}: {exc}"
-    return " ".join(text.split())
-
-
 def process_scan(
     entry: ScanEntry | Path,
     out_dir: Path,
@@ -82,12 +75,16 @@ def process_scan(
     started = time.perf_counter()
     where = entry.paths[0] if isinstance(entry, ScanEntry) else Path(entry)
     name = entry.name if isinstance(entry, ScanEntry) else Path(entry).stem
+    folder: Path | None = None
+    existed = True
     try:
         method = method or get_method(options.method, **options.settings)
         with ExitStack() as stack:
             source = stack.enter_context(open_scan(entry, variable=options.variable, depth_axis=options.depth_axis))
             name = source.name
-            stack.enter_context(store_lock(scan_folder(Path(out_dir), name)))
+            folder = scan_folder(Path(out_dir), name)
+            existed = folder.exists()
+            stack.enter_context(store_lock(folder, wait=math.inf if options.wait_for_locks else 0.0))
             ingested = ingest(
                 source,
                 out_dir,
@@ -106,11 +103,12 @@ def process_scan(
             if progress is not None:
                 progress("report", 1, 1)
     except Exception as exc:  # one bad scan must not stop the batch
-        return ScanOutcome(
-            name, where, False, time.perf_counter() - started, error=one_line(exc, where), status="failed"
-        )
+        if folder is not None and not existed:
+            _remove_if_empty(folder)
+        status: ScanStatus = "busy" if isinstance(exc, LockBusy) else "failed"
+        return ScanOutcome(name, where, False, time.perf_counter() - started, error=one_line(exc, where), status=status)
     states = (ingested.state, registered.state, "complete" if existing is not None else "created")
-    status: ScanStatus = (
+    status = (
         "skipped" if all(s == "complete" for s in states) else "processed" if ingested.state == "created" else "resumed"
     )
     return ScanOutcome(
@@ -119,10 +117,20 @@ def process_scan(
     )  # fmt: skip
 
 
+def _remove_if_empty(folder: Path) -> None:
+    """Remove a scan folder this run created for a scan that failed before writing anything."""
+    try:
+        folder.rmdir()
+    except OSError:
+        pass
+
+
 def ingest_entry(entry: ScanEntry, out_dir: Path, options: RunOptions, progress: ProgressFn | None = None) -> ScanOutcome:
     """Only the ingest stage of one scan (``orpam ingest``); failures come back in the outcome."""
     started = time.perf_counter()
     where = entry.paths[0]
+    folder = Path(out_dir) / entry.name
+    existed = folder.exists()
     try:
         with open_scan(entry, variable=options.variable, depth_axis=options.depth_axis) as source:
             result = ingest(
@@ -131,8 +139,10 @@ def ingest_entry(entry: ScanEntry, out_dir: Path, options: RunOptions, progress:
                 progress=None if progress is None else (lambda d, n: progress("ingest", d, n)),
             )  # fmt: skip
     except Exception as exc:  # one bad scan must not stop the batch
+        if not existed:
+            _remove_if_empty(folder)
         return ScanOutcome(entry.name, where, False, time.perf_counter() - started, error=one_line(exc, where),
-                           status="failed")  # fmt: skip
+                           status="busy" if isinstance(exc, LockBusy) else "failed")  # fmt: skip
     status: ScanStatus = {"created": "processed", "resumed": "resumed", "complete": "skipped"}[result.state]
     return ScanOutcome(entry.name, where, True, time.perf_counter() - started, result.store, status=status)
 

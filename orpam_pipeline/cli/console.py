@@ -6,6 +6,7 @@ import functools
 import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
@@ -22,7 +23,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from orpam_pipeline.errors import OrpamError
+from orpam_pipeline.errors import OrpamError, one_line
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -38,7 +39,7 @@ def friendly(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except OrpamError as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            err.print(f"[bold red]error:[/] {esc(exc)}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             err.print("[bold red]interrupted[/]")
@@ -46,12 +47,20 @@ def friendly(fn: F) -> F:
         except (typer.Exit, typer.Abort, SystemExit):
             raise
         except Exception as exc:  # the last net: never a bare traceback
-            text = " ".join(str(exc).split())[:300]
-            err.print(f"[bold red]error:[/] unexpected {type(exc).__name__}: {text} (please report this; "
-                      "`orpam verify` checks stores for damage)", highlight=False, soft_wrap=True)  # fmt: skip
+            text = one_line(exc, Path("orpam"))
+            if "unexpected" in text:
+                text += " (please report this; `orpam verify` checks stores for damage)"
+            err.print(f"[bold red]error:[/] {text}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def esc(value: Any) -> str:
+    """Text from data (names, paths, error messages) made safe to print with rich markup around it."""
+    from rich.markup import escape
+
+    return escape(str(value))
 
 
 def deprecated(old: str, new: str) -> None:

@@ -167,7 +167,7 @@ class PhaseCorrelation(RegistrationMethod):
         cross = (fa * np.conj(fb)).sum(axis=2)
         power = np.sqrt((np.abs(fa) ** 2).sum(axis=2) * (np.abs(fb) ** 2).sum(axis=2))
         floor = 1e-12 * max(float(power.max(initial=0.0)), 1e-300)
-        coh = np.where(power > floor, cross / np.maximum(power, floor), 0.0)
+        coh = np.divide(cross, power, out=np.zeros_like(cross), where=power > floor)
         nf = coh.shape[1]
         weights = self._spectral_weights(nf, L)
         spec = coh * weights[None, :]

@@ -30,6 +30,18 @@ LOCK_NAME = ".orpam.lock"
 UNREADABLE_GRACE_S = 5.0
 """An unparsable lock file younger than this is assumed to be still being written by its holder."""
 
+WAIT_POLL_S = 0.5
+
+
+class LockBusy(StoreError):
+    """The folder is locked by a live process (not a failure of this scan: it is being written)."""
+
+    def __init__(self, folder: Path, holder: dict[str, Any]) -> None:
+        self.holder = holder
+        super().__init__(folder, f"being written by another orpam process ({describe_holder(holder)}); "
+                                 "rerun when it has finished, or pass --wait-for-locks")  # fmt: skip
+
+
 _held: dict[tuple[Path, int], int] = {}
 _held_guard = threading.Lock()
 
@@ -152,11 +164,7 @@ def _acquire(folder: Path) -> dict[str, Any]:
             if _is_stale(path, holder):
                 _take_over(path, raw)
                 continue
-            raise StoreError(
-                folder,
-                f"in use by another orpam process ({describe_holder(holder)}); wait for it to finish, "
-                f"or remove {path} if that process is gone",
-            ) from None
+            raise LockBusy(folder, holder)
         with os.fdopen(fd, "wb") as fh:
             fh.write(payload)
         return info
@@ -169,9 +177,25 @@ def _release(folder: Path, info: dict[str, Any]) -> None:
         lock_path(folder).unlink(missing_ok=True)
 
 
+def _acquire_waiting(folder: Path, wait: float) -> dict[str, Any]:
+    """:func:`_acquire`, retried while a live process holds the lock, for up to ``wait`` seconds."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return _acquire(folder)
+        except LockBusy:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(WAIT_POLL_S)
+
+
 @contextmanager
-def store_lock(folder: Path) -> Iterator[None]:
-    """Hold the exclusive lock of ``folder`` (created if missing) for the duration of the block."""
+def store_lock(folder: Path, wait: float = 0.0) -> Iterator[None]:
+    """Hold the exclusive lock of ``folder`` (created if missing) for the duration of the block.
+
+    ``wait`` > 0: while another live process holds it, wait up to that many seconds (``math.inf``:
+    until it is released) instead of raising :class:`LockBusy` at once.
+    """
     folder = Path(folder).absolute()
     key = (folder, threading.get_ident())
     with _held_guard:
@@ -187,7 +211,7 @@ def store_lock(folder: Path) -> Iterator[None]:
             with _held_guard:
                 _held[key] -= 1
         return
-    info = _acquire(folder)
+    info = _acquire_waiting(folder, wait) if wait > 0 else _acquire(folder)
     with _held_guard:
         _held[key] = 1
     try:
@@ -196,3 +220,48 @@ def store_lock(folder: Path) -> Iterator[None]:
         with _held_guard:
             del _held[key]
         _release(folder, info)
+
+
+QUIET_SECONDS = 600.0
+"""How long nothing in a scan folder may have changed before ``orpam unlock --force`` removes a lock
+held from another host (a live writer there touches chunk files and markers far more often)."""
+
+
+def _newest_change(folder: Path) -> float:
+    newest = 0.0
+    for root, _, files in os.walk(folder):
+        for name in files:
+            if name == LOCK_NAME:
+                continue
+            try:
+                newest = max(newest, os.stat(os.path.join(root, name)).st_mtime)
+            except FileNotFoundError:
+                continue
+    return newest
+
+
+def unlock(folder: Path, force: bool = False, quiet_seconds: float = QUIET_SECONDS) -> str:
+    """Remove the lock of a scan folder when that is safe; returns what was done, or raises why not.
+
+    The rule: a lock of a live process on this host is never removed; one of a dead process on this
+    host is (the next run would take it over anyway); one held from another host is removed only
+    with ``force`` and only when nothing in the folder changed for ``quiet_seconds``, because this
+    host cannot see whether that process still runs.
+    """
+    folder = Path(folder)
+    holder = read_lock(folder)
+    if holder is None:
+        return "not locked"
+    here = holder.get("host") == socket.gethostname()
+    if holder and here and holder_alive(holder):
+        raise StoreError(folder, f"locked by a live process on this host ({describe_holder(holder)}); stop it first")
+    if holder and not here:
+        if not force:
+            raise StoreError(folder, f"locked from another host ({describe_holder(holder)}); make sure that process has "
+                                     "ended, then pass --force")  # fmt: skip
+        idle = time.time() - _newest_change(folder)
+        if idle < quiet_seconds:
+            raise StoreError(folder, f"locked from another host and its files changed {idle:.0f} s ago; a writer may "
+                                     f"still be running (refusing until {quiet_seconds:.0f} s without changes)")  # fmt: skip
+    lock_path(folder).unlink(missing_ok=True)
+    return f"removed the lock of {describe_holder(holder)}"

@@ -26,7 +26,7 @@ def _wait_for(predicate, timeout: float = 60.0) -> None:
         time.sleep(0.002)
 
 
-def test_second_run_on_the_same_output_fails_fast_naming_the_holder(tmp_path, long_scan):
+def test_second_run_on_the_same_output_reports_the_scan_busy_at_once_naming_the_holder(tmp_path, long_scan):
     out = tmp_path / "out"
     first = orpam_process("run", long_scan, out, *RUN_ARGS)
     try:
@@ -40,9 +40,10 @@ def test_second_run_on_the_same_output_fails_fast_naming_the_holder(tmp_path, lo
         os.kill(first.pid, signal.SIGCONT)
     _, err1 = first.communicate(timeout=120)
     assert first.returncode == 0, err1
-    assert second.returncode == 1
+    assert second.returncode == 75  # busy is not a failure: retry later
     message = " ".join(err2.split())
-    assert f"in use by another orpam process (pid {first.pid} on {socket.gethostname()}, started" in message
+    assert "1 busy" in message and "failed" not in message
+    assert f"being written by another orpam process (pid {first.pid} on {socket.gethostname()}, started" in message
     assert elapsed < 30
     assert not lock_path(out / "scan").exists()
     assert (out / "scan" / "report.json").is_file()
@@ -66,7 +67,7 @@ def test_live_lock_on_another_host_is_refused_and_lock_is_released_on_exceptions
     folder = tmp_path / "scan"
     folder.mkdir()
     lock_path(folder).write_text(json.dumps({"pid": 1, "host": "elsewhere", "started": "2024-01-01T00:00:00+00:00"}))
-    with pytest.raises(StoreError, match=r"in use by another orpam process \(pid 1 on elsewhere, started 2024"):
+    with pytest.raises(StoreError, match=r"being written by another orpam process \(pid 1 on elsewhere, started 2024"):
         with store_lock(folder):
             pass
     lock_path(folder).unlink()
@@ -76,3 +77,44 @@ def test_live_lock_on_another_host_is_refused_and_lock_is_released_on_exceptions
         assert lock_path(folder).exists()
         raise RuntimeError("boom")
     assert not lock_path(folder).exists()
+
+
+def test_with_wait_for_locks_a_second_run_waits_and_ends_complete(tmp_path, long_scan):
+    out = tmp_path / "out"
+    first = orpam_process("run", long_scan, out, *RUN_ARGS)
+    try:
+        _wait_for(lambda: bool(read_lock(out / "scan")))
+        os.kill(first.pid, signal.SIGSTOP)
+        second = orpam_process("run", long_scan, out, *RUN_ARGS, "--wait-for-locks")
+        time.sleep(2.0)
+        assert second.poll() is None  # waiting, not failed
+    finally:
+        os.kill(first.pid, signal.SIGCONT)
+    _, err1 = first.communicate(timeout=120)
+    out2, err2 = second.communicate(timeout=120)
+    assert first.returncode == 0 and second.returncode == 0, err1 + err2
+    assert "already complete" in out2 + err2
+
+
+def test_unlock_follows_the_rule(tmp_path):
+    from orpam_pipeline.store.lock import unlock
+
+    folder = tmp_path / "scan"
+    folder.mkdir()
+    (folder / "chunk").write_text("x")
+    assert unlock(folder) == "not locked"
+    lock_path(folder).write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": "now"}))
+    with pytest.raises(StoreError, match="live process on this host"):
+        unlock(folder, force=True)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    lock_path(folder).write_text(json.dumps({"pid": dead.pid, "host": socket.gethostname(), "started": "then"}))
+    assert unlock(folder).startswith("removed the lock") and not lock_path(folder).exists()
+    lock_path(folder).write_text(json.dumps({"pid": 1, "host": "elsewhere", "started": "then"}))
+    with pytest.raises(StoreError, match="another host.*pass --force"):
+        unlock(folder)
+    with pytest.raises(StoreError, match="changed .* ago; a writer may still be running"):
+        unlock(folder, force=True)
+    old = time.time() - 3600
+    os.utime(folder / "chunk", (old, old))
+    assert unlock(folder, force=True).startswith("removed") and not lock_path(folder).exists()

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from orpam_pipeline.cli.console import err, friendly, out, progress_bars
+from orpam_pipeline.cli.console import esc, err, friendly, out, progress_bars
 from orpam_pipeline.cli.options import (
     SRC,
     ChunkFrames,
@@ -64,9 +64,9 @@ def ingest(
 
         def on_done(o) -> None:  # noqa: ANN001
             if o.ok:
-                bars.console.print(f"[green]ok[/] {o.store}{said[o.status]}", highlight=False)
+                bars.console.print(f"[green]ok[/] {esc(o.store)}{said[o.status]}", highlight=False)
             else:
-                bars.console.print(f"[bold red]failed[/] {o.error}", highlight=False)
+                bars.console.print(f"[bold red]failed[/] {esc(o.error)}", highlight=False)
 
         outcomes = run_batch(src, out_dir, options, lambda i, n, name: bars.update(task, description=f"ingest {name}"),
                              progress, on_done, ingest_only=True)  # fmt: skip
@@ -117,7 +117,7 @@ def manifest_check(
     loaded = load_manifest(manifest, allow_outside_root=allow_outside_root)
     problems = check_manifest(loaded)
     for problem in problems:
-        err.print(f"[bold red]problem:[/] {problem}", highlight=False)
+        err.print(f"[bold red]problem:[/] {esc(problem)}", highlight=False)
     if problems:
         raise typer.Exit(1)
     out.print(f"{manifest}: {len(loaded.scans)} scans, all files present and hashes match", highlight=False)

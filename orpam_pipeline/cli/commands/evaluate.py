@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from orpam_pipeline.cli.console import deprecated, err, fmt, friendly, out, print_json
+from orpam_pipeline.cli.console import esc, deprecated, err, fmt, friendly, out, print_json
 from orpam_pipeline.cli.options import (
     AsJson,
     BatchSize,
@@ -86,12 +86,12 @@ def evaluate(
         if as_json:
             return
         if kind == "scan":
-            err.print(f"[bold]{d['scan']}[/]: {d['frames']} frames, truth: {d['truth'] or 'none'}", highlight=False)
+            err.print(f"[bold]{esc(d['scan'])}[/]: {d['frames']} frames, truth: {d['truth'] or 'none'}", highlight=False)
         elif kind == "method":
             err.print(f"  {d['method']}: NCC vs truth {fmt(d['ncc_truth'])}, artefact {fmt(d['artefact'])}, "
                       f"leak excess {fmt(d['leak_excess'], 3)}, {fmt(d['ms_per_frame'], 1)} ms/frame", highlight=False)  # fmt: skip
         else:
-            err.print(f"  [bold red]failed[/] {d.get('method', '')} {d['error']}", highlight=False, soft_wrap=True)
+            err.print(f"  [bold red]failed[/] {d.get('method', '')} {esc(d['error'])}", highlight=False, soft_wrap=True)
 
     with computing(scheduler, workers), nullcontext() if as_json else err.status("evaluating"):
         result = run_evaluation(src, out_dir, options, benchmark=benchmark, on_event=on_event)

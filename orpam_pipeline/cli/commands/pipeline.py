@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from orpam_pipeline.cli.console import StageProgress, err, fmt, friendly, out, print_json, progress_bars, report_table
+from orpam_pipeline.cli.console import esc, StageProgress, err, fmt, friendly, out, print_json, progress_bars, report_table
 from orpam_pipeline.cli.options import (
     SRC,
     AsJson,
@@ -24,6 +24,7 @@ from orpam_pipeline.cli.options import (
     Method,
     Overwrite,
     Precision,
+    WaitForLocks,
     ScanLines,
     ScanLinesOpt,
     Scheduler,
@@ -107,15 +108,17 @@ def batch_hooks(bars: Any, visible: bool = True) -> tuple[Callable[..., None], A
             r = outcome.report
             how = {"skipped": " (already complete, skipped)", "resumed": " (continued)"}.get(outcome.status, "")
             if outcome.renamed_from is not None:
-                how += f" (named from {outcome.renamed_from!r})"
+                how += f" (named from {esc(repr(outcome.renamed_from))})"
             bars.console.print(
-                f"[green]ok[/] {outcome.name}{how}: NCC {fmt(r['ncc_mean'])} (unregistered "
+                f"[green]ok[/] {esc(outcome.name)}{how}: NCC {fmt(r['ncc_mean'])} (unregistered "
                 f"{fmt(r['ncc_mean_unregistered'])}), TNCC {fmt(r['tncc_merged'])} "
                 f"(odd-only {fmt(r['tncc_odd'])}), {outcome.seconds:.1f} s",
                 highlight=False,
             )
+        elif outcome.status == "busy":
+            bars.console.print(f"[yellow]busy[/] {esc(outcome.error)}", highlight=False)
         else:
-            bars.console.print(f"[bold red]failed[/] {outcome.error}", highlight=False)
+            bars.console.print(f"[bold red]failed[/] {esc(outcome.error)}", highlight=False)
 
     return on_start, stages, on_done
 
@@ -130,27 +133,41 @@ def _run_batch(src: Path, out_dir: Path, options: Any, show: bool = True) -> lis
     return outcomes
 
 
+EXIT_BUSY = 75
+"""Exit status when no scan failed but some were being written by another process (EX_TEMPFAIL: retry)."""
+
+
 def _summarise(outcomes: list[Any], started: float, as_json: bool = False) -> None:
-    """The closing lines: counts, where each report is, every failure; exit 1 if any scan failed."""
+    """The closing lines: counts, where each report is, every failure; exit 1 if any scan failed,
+    75 if none failed but some were busy (another live process is writing them)."""
     ok = [o for o in outcomes if o.ok]
-    failed = [o for o in outcomes if not o.ok]
+    busy = [o for o in outcomes if o.status == "busy"]
+    failed = [o for o in outcomes if not o.ok and o.status != "busy"]
     seconds = time.perf_counter() - started
     if as_json:
         print_json({"scans": [o.summary() for o in outcomes], "done": len(ok), "failed": len(failed),
-                    "frames": sum(o.report["frames"] for o in ok), "seconds": round(seconds, 3)})  # fmt: skip
+                    "busy": len(busy), "frames": sum(o.report["frames"] for o in ok),
+                    "seconds": round(seconds, 3)})  # fmt: skip
     else:
         frames = sum(o.report["frames"] for o in ok)
         skipped = sum(1 for o in ok if o.status == "skipped")
         note = f" ({skipped} already complete)" if skipped else ""
         out.print(f"{len(ok)} of {len(outcomes)} scans done{note}, {frames} frames in {seconds:.1f} s", highlight=False)
         for o in ok:
-            out.print(f"  {o.name}: {o.report_html}  ({o.report_json.name} beside it)", highlight=False)
+            out.print(f"  {esc(o.name)}: {esc(o.report_html)}  ({o.report_json.name} beside it)", highlight=False)
+        if busy:
+            err.print(f"[yellow]{len(busy)} busy[/] (another orpam process is writing them; rerun, or pass "
+                      "--wait-for-locks):", highlight=False)  # fmt: skip
+            for o in busy:
+                err.print(f"  {esc(o.error)}", highlight=False, soft_wrap=True)
         if failed:
             err.print(f"[bold red]{len(failed)} failed:[/]")
             for o in failed:
-                err.print(f"  {o.error}", highlight=False, soft_wrap=True)
+                err.print(f"  {esc(o.error)}", highlight=False, soft_wrap=True)
     if failed:
         raise typer.Exit(1)
+    if busy:
+        raise typer.Exit(EXIT_BUSY)
 
 
 @friendly
@@ -165,6 +182,7 @@ def run(
     chunk_frames: ChunkFrames = None,
     depth_axis: DepthAxis = None,
     overwrite: Overwrite = False,
+    wait_for_locks: WaitForLocks = False,
     checkpoint: Checkpoint = None,
     device: Device = None,
     precision: Precision = None,
@@ -180,7 +198,8 @@ def run(
     Ends by printing where each scan's report is.
     """
     chosen = method_settings([method], settings, checkpoint, device, precision, batch_size, line_profile)
-    options = run_options(method, chosen, variable, scan_lines, first_line, chunk_frames, depth_axis, overwrite)
+    options = run_options(method, chosen, variable, scan_lines, first_line, chunk_frames, depth_axis, overwrite,
+                          wait_for_locks)  # fmt: skip
     started = time.perf_counter()
     with computing(scheduler, workers):
         outcomes = _run_batch(src, out_dir, options, show=not as_json)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from orpam_pipeline.cli.console import err, friendly, out, print_json, progress_bars
+from orpam_pipeline.cli.console import esc, err, friendly, out, print_json, progress_bars
 from orpam_pipeline.cli.options import AsJson
 from orpam_pipeline.errors import OrpamError
 
@@ -63,7 +63,7 @@ def verify(out_dir: Outputs, as_json: AsJson = False) -> None:
                     "chunks": result.chunks, "problems": result.problems})  # fmt: skip
     else:
         for problem in result.problems:
-            err.print(f"[bold red]problem:[/] {problem}", highlight=False, soft_wrap=True)
+            err.print(f"[bold red]problem:[/] {esc(problem)}", highlight=False, soft_wrap=True)
         summary = f"{result.stores} stores, {result.source_files} source files, {result.chunks} chunks checked"
         if result.ok:
             out.print(f"ok: {summary}", highlight=False)
@@ -120,15 +120,39 @@ def repair(out_dir: Outputs, as_json: AsJson = False) -> None:
     else:
         for r in results:
             if not hasattr(r, "ok"):
-                err.print(f"[bold red]failed[/] {r}", highlight=False, soft_wrap=True)
+                err.print(f"[bold red]failed[/] {esc(r)}", highlight=False, soft_wrap=True)
             elif not r.problems:
-                out.print(f"[green]intact[/] {r.store}", highlight=False)
+                out.print(f"[green]intact[/] {esc(r.store)}", highlight=False)
             else:
                 done = ", ".join(f"{stage} chunks {v}" for stage, v in r.chunks_recomputed.items()) or "nothing"
                 meta = f"; metadata rewritten: {', '.join(r.metadata_rewritten)}" if r.metadata_rewritten else ""
                 verdict = "[green]repaired[/]" if r.ok else "[bold red]still damaged[/]"
-                out.print(f"{verdict} {r.store}: {len(r.problems)} problems, recomputed {done}{meta}", highlight=False)
+                out.print(f"{verdict} {esc(r.store)}: {len(r.problems)} problems, recomputed {done}{meta}", highlight=False)
                 for line in r.remaining:
-                    err.print(f"  {line}", highlight=False, soft_wrap=True)
+                    err.print(f"  {esc(line)}", highlight=False, soft_wrap=True)
     if failed:
+        raise typer.Exit(1)
+
+
+@friendly
+def unlock(
+    out_dir: Outputs,
+    force: Annotated[bool, typer.Option("--force", help="Also remove locks held from another host (after the quiet period).")] = False,
+    quiet_minutes: Annotated[float, typer.Option("--quiet-minutes", min=0.0, help="With --force: minutes without any change in the scan folder first.")] = 10.0,
+) -> None:
+    """Remove scan locks left by processes that are gone; never one of a live process on this host."""
+    from orpam_pipeline.store.lock import unlock as unlock_folder
+    from orpam_pipeline.store.status import find_stores
+
+    stores = find_stores(out_dir)
+    if not stores:
+        raise OrpamError(f"{out_dir}: no scan stores found")
+    refused = 0
+    for store in stores:
+        try:
+            out.print(esc(f"{store.parent}: {unlock_folder(store.parent, force, quiet_minutes * 60)}"), highlight=False)
+        except OrpamError as exc:
+            refused += 1
+            err.print(f"[bold red]refused[/] {esc(exc)}", highlight=False, soft_wrap=True)
+    if refused:
         raise typer.Exit(1)

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from orpam_pipeline.cli.commands.pipeline import batch_hooks
-from orpam_pipeline.cli.console import err, fmt, friendly, out, progress_bars
+from orpam_pipeline.cli.console import esc, err, fmt, friendly, out, progress_bars
 
 workflow_app = typer.Typer(help="Run declarative workflows (workflows/README.md).", no_args_is_help=True)
 
@@ -28,7 +28,7 @@ def workflow_run(
 
     wf = load_workflow(file, overrides or [])
     for note in wf.notes:
-        err.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
+        err.print(f"[yellow]note:[/] {esc(note)}", highlight=False, soft_wrap=True)
     if dry_run:
         print(json.dumps(wf.record(), indent=1))
         return
@@ -59,6 +59,6 @@ def workflow_run(
         out.print(f"model: {result.output / 'model.pt'} ({result.train.epochs_completed} epochs)", highlight=False)
     out.print(f"record: {result.record}", highlight=False)
     for problem in result.failed:
-        err.print(f"[bold red]failed[/] {problem}", highlight=False, soft_wrap=True)
+        err.print(f"[bold red]failed[/] {esc(problem)}", highlight=False, soft_wrap=True)
     if result.failed:
         raise typer.Exit(1)
