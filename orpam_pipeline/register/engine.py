@@ -37,6 +37,7 @@ from orpam_pipeline.store.layout import (
     MERGED,
     REGISTERED_EVEN,
     create_frame_array,
+    write_frames,
     frames_per_chunk,
     mark_stage,
     now_iso,
@@ -148,14 +149,9 @@ class _ChunkWriter:
         elif self.method.displacement == "field":
             outputs[DISPLACEMENT] = packed[..., self.n_moving :]
         for name in self.outputs:
-            write_chunk(group[name], start, stop, outputs[name])
+            write_frames(group[name], start, stop, outputs[name])
         self.markers.mark(index)
         return index
-
-
-def write_chunk(array: zarr.Array, start: int, stop: int, data: np.ndarray) -> None:
-    """Write frames ``start:stop`` of one output array (a whole chunk: one atomic zarr file write)."""
-    array[start:stop] = data
 
 
 def _output_shapes(method: RegistrationMethod, n_frames: int, height: int, width: int, n_moving: int) -> dict[str, tuple[int, ...]]:

@@ -29,6 +29,7 @@ from orpam_pipeline.store.layout import (
     STORE_NAME,
     auto_chunk_frames,
     create_frame_array,
+    write_frames,
     mark_stage,
     now_iso,
     remove_tree,
@@ -164,7 +165,7 @@ def ingest(
                 block = source.read(start, stop)
                 if scan_lines == "rows":
                     block = block.transpose(0, 2, 1)
-                frames[start:stop] = block
+                write_frames(frames, start, stop, block)
                 markers.mark(index)
                 written += 1
                 if progress is not None:

@@ -18,6 +18,7 @@ import zarr
 import zarr.codecs
 
 from orpam_pipeline.errors import StoreError
+from orpam_pipeline.store.files import sync_chunks, sync_dir, sync_file
 
 STORE_NAME = "scan.zarr"
 ZARR_JSON = "zarr.json"
@@ -113,10 +114,26 @@ def stage_complete(group: zarr.Group, stage: str) -> bool:
 
 
 def mark_stage(group: zarr.Group, stage: str, complete: bool, **info: Any) -> None:
-    """Record a stage's state; ``complete=True`` only after its data are on disk."""
+    """Record a stage's state; ``complete=True`` only after its data are on disk (the record is
+    flushed to the disk too, see ``store/files.py``)."""
     stages = dict(group.attrs.get("stages", {}))
     stages[stage] = {"complete": complete, "updated": now_iso(), **info}
     group.attrs["stages"] = stages
+    root = getattr(group.store, "root", None)
+    if root is not None:
+        sync_file(Path(root) / ZARR_JSON)
+        sync_dir(Path(root))
+
+
+def write_frames(array: zarr.Array, start: int, stop: int, data: np.ndarray) -> None:
+    """Write frames ``start:stop`` (one whole chunk: one atomic zarr file write) and flush that chunk
+    file to the disk, so that the chunk marker written next never vouches for data a power loss took."""
+    array[start:stop] = data
+    root = getattr(array.store, "root", None)
+    if root is not None:
+        index = start // int(array.chunks[0])
+        key = array.metadata.encode_chunk_key((index,) + (0,) * (array.ndim - 1))
+        sync_chunks(Path(root) / array.path, [key])
 
 
 def remove_tree(path: Path) -> None:

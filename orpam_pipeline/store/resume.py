@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from orpam_pipeline.store.files import OWN_PARTIAL, atomic_write
+from orpam_pipeline.store.files import sync_dir, OWN_PARTIAL, atomic_write
 from orpam_pipeline.store.layout import remove_tree
 
 STATE_DIR = ".orpam"
@@ -104,8 +104,10 @@ class ChunkMarkers:
     def mark(self, index: int) -> None:
         """Record chunk ``index`` as complete; call only after its data are written."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.dir / f"{int(index)}{MARKER_SUFFIX}", os.O_CREAT | os.O_WRONLY, 0o644)
+        path = self.dir / f"{int(index)}{MARKER_SUFFIX}"
+        fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o644)
         os.close(fd)
+        sync_dir(self.dir)
 
     def clear(self) -> None:
         """Forget every marker and the stage's saved intermediate files (empty state folders go too)."""

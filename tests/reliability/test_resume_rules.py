@@ -84,7 +84,7 @@ def test_other_chunking_continues_a_partial_registration_and_skips_a_complete_sc
     assert process_scan(src, tmp_path / "ref", RunOptions(method="phase", chunk_frames=2)).ok
     want = read_arrays(tmp_path / "ref" / "s" / "scan.zarr")
 
-    real_write = engine.write_chunk
+    real_write = engine.write_frames
     guard, writes = threading.Lock(), {"n": 0}
 
     def full_disk(array, start, stop, data):
@@ -95,10 +95,10 @@ def test_other_chunking_continues_a_partial_registration_and_skips_a_complete_sc
         real_write(array, start, stop, data)
 
     out = tmp_path / "out"
-    monkeypatch.setattr(engine, "write_chunk", full_disk)
+    monkeypatch.setattr(engine, "write_frames", full_disk)
     failed = process_scan(src, out, RunOptions(method="phase", chunk_frames=2))
     assert not failed.ok and "No space left" in failed.error
-    monkeypatch.setattr(engine, "write_chunk", real_write)
+    monkeypatch.setattr(engine, "write_frames", real_write)
     store = out / "s" / "scan.zarr"
     assert scan_status(store)["stages"]["register"]["state"] == "partial"
     done = ChunkMarkers(store, "register").done()
