@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import warnings
 from pathlib import Path
 
@@ -33,14 +32,21 @@ def test_a_scan_that_fails_validation_leaves_no_empty_folder(tmp_path):
     assert res.exit_code == 1 and not (tmp_path / "out2").exists()
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
-def test_a_read_only_output_folder_says_what_to_do(tmp_path):  # pragma: no cover - CI runs as root
+def test_a_read_only_output_folder_says_what_to_do(tmp_path, monkeypatch):
+    """As root the kernel ignores folder permissions, so the refusal a read-only mount gives is injected."""
     np.save(tmp_path / "s.npy", np.zeros((2, 16, 8), np.float32))
     out = tmp_path / "out"
-    out.mkdir()
-    out.chmod(0o500)
+    real_mkdir = Path.mkdir
+
+    def read_only_mkdir(self, *args, **kwargs):
+        if self.is_relative_to(out):
+            raise OSError(30, "Read-only file system", str(self))
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", read_only_mkdir)
     [outcome] = run_batch(tmp_path / "s.npy", out, RunOptions(method="none"))
-    assert "cannot write there" in outcome.error and "choose an output folder" in outcome.error
+    assert not outcome.ok and "cannot write there (Read-only file system)" in outcome.error
+    assert "choose an output folder you can write to" in outcome.error
 
 
 def test_permission_errors_are_one_line_saying_what_to_do():
