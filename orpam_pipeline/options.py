@@ -25,7 +25,27 @@ class ScanOptions:
     scan_lines: str = setting("columns", "Whether each fast-axis line is a column (default) or a row.")
     first_line: str = setting("forward", "Direction of the first line (column 0).")
     chunk_frames: int | None = setting(None, "Frames per zarr chunk (default: about 8 MiB per chunk).")
-    depth_axis: int | None = setting(None, "Reduce raw A-line volumes to a MAP along this axis.")
+    depth_axis: int | None = setting(None, "Reduce raw A-line volumes to a MAP along this axis (counted in the reader's "
+                                           "(T, Y, X) order; --axes says the same more plainly).")  # fmt: skip
+    axes: str | None = setting(None, "Name each axis of the stored array in the order you see it (NumPy order; MATLAB's "
+                                     "for .mat): t frame, y along a line, x line index, z depth; e.g. tzyx, zyxt. "
+                                     "Replaces --scan-lines and --depth-axis.")  # fmt: skip
+    map_method: str = setting("envelope", "How A-lines (a depth axis) become MAP values: envelope (Hilbert, default), "
+                                          "abs (max |x|), peak-to-peak.")  # fmt: skip
+    baseline: str | None = setting(None, "Per-A-line baseline removed first: median, mean or none (default: median for "
+                                         "envelope, none for abs and peak-to-peak).")  # fmt: skip
+    baseline_window: str | None = setting(None, "Depth samples A:B the baseline is taken from, e.g. a pre-signal window "
+                                                "(default: the whole A-line).")  # fmt: skip
+    band: str | None = setting(None, "Zero-phase band-pass LOW:HIGH in MHz before the envelope (needs --sampling-rate).")
+    sampling_rate: float | None = setting(None, "Digitiser sampling rate in MHz (for --band and the depth scale).")
+    speed_of_sound: float | None = setting(None, "Speed of sound in m/s; with --sampling-rate the store records "
+                                                 "micrometres per depth sample.")  # fmt: skip
+    depth_range: str | None = setting(None, "Only depth samples A:B count for the MAP and the depth map.")
+    dtype: str | None = setting(None, "Element type of headerless binary files (.dat/.bin/.raw), e.g. uint16, int16, <f4.")
+    shape: str | None = setting(None, "Shape of headerless binary files: comma list in the order --axes names, "
+                                      "e.g. 384,2000,2000.")  # fmt: skip
+    order: str = setting("C", "Memory order of headerless binary files: C (row-major) or F (column-major, as MATLAB's "
+                              "fwrite writes; the shape is then MATLAB's).")  # fmt: skip
 
     def __post_init__(self) -> None:
         if self.scan_lines not in SCAN_LINES:
@@ -34,6 +54,24 @@ class ScanOptions:
             raise OrpamError(f"first_line must be one of {', '.join(FIRST_LINES)}, not {self.first_line!r}")
         if self.chunk_frames is not None and int(self.chunk_frames) < 1:
             raise OrpamError(f"chunk_frames must be at least 1, not {self.chunk_frames}")
+        self.read_spec()
+
+    def read_spec(self) -> Any:
+        """The readers' :class:`~orpam_pipeline.io.spec.ReadSpec` for these options (checked: one-line errors)."""
+        from orpam_pipeline.io.binary import RawLayout, parse_shape
+        from orpam_pipeline.io.reduce import Reduction, parse_band, parse_window
+        from orpam_pipeline.io.spec import ReadSpec
+
+        if self.axes is not None and self.scan_lines != "columns":
+            raise OrpamError("--axes replaces --scan-lines: write x before y in --axes instead (e.g. --axes txy)")
+        reduction = Reduction(
+            method=self.map_method, baseline=self.baseline,
+            baseline_window=parse_window(self.baseline_window, "--baseline-window"), band=parse_band(self.band),
+            sampling_rate=self.sampling_rate, speed_of_sound=self.speed_of_sound,
+            depth_range=parse_window(self.depth_range, "--depth-range"),
+        )  # fmt: skip
+        raw = RawLayout(dtype=self.dtype, shape=parse_shape(self.shape), order=self.order)
+        return ReadSpec(variable=self.variable, axes=self.axes, depth_axis=self.depth_axis, reduction=reduction, raw=raw)
 
     def scan_fields(self) -> dict[str, Any]:
         """The :class:`ScanOptions` part as keyword arguments."""

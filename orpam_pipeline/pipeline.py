@@ -80,7 +80,7 @@ def process_scan(
     try:
         method = method or get_method(options.method, **options.settings)
         with ExitStack() as stack:
-            source = stack.enter_context(open_scan(entry, variable=options.variable, depth_axis=options.depth_axis))
+            source = stack.enter_context(open_scan(entry, spec=options.read_spec()))
             name = source.name
             folder = scan_folder(Path(out_dir), name)
             existed = folder.exists()
@@ -132,7 +132,7 @@ def ingest_entry(entry: ScanEntry, out_dir: Path, options: RunOptions, progress:
     folder = Path(out_dir) / entry.name
     existed = folder.exists()
     try:
-        with open_scan(entry, variable=options.variable, depth_axis=options.depth_axis) as source:
+        with open_scan(entry, spec=options.read_spec()) as source:
             result = ingest(
                 source, out_dir, scan_lines=options.scan_lines, first_line=options.first_line,  # type: ignore[arg-type]
                 chunk_frames=options.chunk_frames, overwrite=options.overwrite,
@@ -147,10 +147,13 @@ def ingest_entry(entry: ScanEntry, out_dir: Path, options: RunOptions, progress:
     return ScanOutcome(entry.name, where, True, time.perf_counter() - started, result.store, status=status)
 
 
-def scans_under(src: Path, out_dir: Path, variable: str | None = None) -> list[ScanEntry]:
-    """The scans under ``src``, leaving out anything inside ``out_dir`` (outputs are never re-read as inputs)."""
+def scans_under(src: Path, out_dir: Path, variable: str | None = None, raw: Any = None) -> list[ScanEntry]:
+    """The scans under ``src``, leaving out anything inside ``out_dir`` (outputs are never re-read as inputs).
+
+    ``raw`` (dtype, shape, order of headerless binary files) lets discovery probe those files too.
+    """
     out_resolved = Path(out_dir).resolve()
-    return [e for e in discover_scans(Path(src), variable=variable)
+    return [e for e in discover_scans(Path(src), variable=variable, raw=raw)
             if not any(p.resolve().is_relative_to(out_resolved) for p in e.paths)]  # fmt: skip
 
 
@@ -171,7 +174,7 @@ def run_batch(
     """
     method = None if ingest_only else get_method(options.method, **options.settings)
     out_dir = Path(out_dir).resolve()
-    entries = scans_under(src, out_dir, options.variable)
+    entries = scans_under(src, out_dir, options.variable, options.read_spec().raw)
     outcomes = []
     for i, entry in enumerate(entries):
         if on_start is not None:

@@ -3,9 +3,10 @@
 Damage becomes an interrupted run: damaged array metadata is rewritten (its chunks are untouched),
 damaged chunk files are removed, their chunk markers left out, and the stages that wrote them marked
 incomplete, so the ordinary resume machinery recomputes those chunks and nothing else. A damaged
-``frames`` chunk is read again from the source (refused if the source changed) and the registered
-chunks of the same frames are recomputed from it; the report is rewritten last. The result is
-bit-identical to an undamaged run, because every stage is chunk-invariant and deterministic.
+``frames`` or ``depth_map`` chunk (both are written by ingest) is read again from the source (refused
+if the source changed), which rewrites that chunk of both; the registered chunks of damaged frames
+are recomputed from them; the report is rewritten last. The result is bit-identical to an undamaged
+run, because every stage is chunk-invariant and deterministic.
 """
 
 from __future__ import annotations
@@ -17,11 +18,11 @@ from typing import Any
 import zarr
 
 from orpam_pipeline.errors import OrpamError, StoreError
-from orpam_pipeline.io import ScanEntry, open_scan
+from orpam_pipeline.io import ReadSpec, ScanEntry, open_scan
 from orpam_pipeline.register import accepted_settings, get_method
 from orpam_pipeline.register.engine import ProgressFn, register
 from orpam_pipeline.report.scan_report import write_report
-from orpam_pipeline.store.damage import expected_arrays, find_damage, metadata_bytes
+from orpam_pipeline.store.damage import INGEST_ARRAYS, expected_arrays, find_damage, metadata_bytes
 from orpam_pipeline.store.files import atomic_write
 from orpam_pipeline.store.ingest import ingest
 from orpam_pipeline.store.layout import FRAMES, ZARR_JSON, mark_stage, resolve_store_path
@@ -74,7 +75,7 @@ def _reingest(store: Path, group: zarr.Group) -> None:
     provenance = dict(group.attrs.get("source", {}))
     paths = tuple(Path(f["path"]) for f in provenance.get("files", []))
     entry = ScanEntry(store.parent.name, paths)
-    with open_scan(entry, variable=params.get("variable"), depth_axis=params.get("depth_axis")) as source:
+    with open_scan(entry, spec=ReadSpec.from_params(params)) as source:
         ingest(source, store.parent.parent, scan_lines=params.get("scan_lines", "columns"),
                first_line=params.get("first_line", "forward"), chunk_frames=recorded_chunk_frames(record))  # fmt: skip
 
@@ -106,13 +107,16 @@ def repair_store(path: Path, progress: ProgressFn | None = None) -> RepairResult
             atomic_write(store / name / ZARR_JSON, metadata_bytes(expected[name]))
             result.metadata_rewritten.append(name)
         damage = find_damage(store, group)
-        bad_frames = {c.chunk for c in damage.chunks if c.array == FRAMES}
-        bad_registered = {c.chunk for c in damage.chunks if c.array != FRAMES} | bad_frames
-        registered = [name for name in expected if name != FRAMES]
+        bad_frames = {c.chunk for c in damage.chunks if c.array in INGEST_ARRAYS}
+        bad_registered = {c.chunk for c in damage.chunks if c.array not in INGEST_ARRAYS}
+        bad_registered |= {c.chunk for c in damage.chunks if c.array == FRAMES}
+        ingested = [name for name in expected if name in INGEST_ARRAYS]
+        registered = [name for name in expected if name not in INGEST_ARRAYS]
         if not registered:
             bad_registered = set()
         for index in bad_frames:
-            _remove_chunk(store, FRAMES, index)
+            for name in ingested:
+                _remove_chunk(store, name, index)
         for index in bad_registered:
             for name in registered:
                 _remove_chunk(store, name, index)

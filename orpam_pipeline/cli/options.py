@@ -30,6 +30,23 @@ class FirstLineOpt(str, Enum):
     backward = "backward"
 
 
+class MapMethodOpt(str, Enum):
+    envelope = "envelope"
+    abs = "abs"
+    peak_to_peak = "peak-to-peak"
+
+
+class BaselineOpt(str, Enum):
+    median = "median"
+    mean = "mean"
+    none = "none"
+
+
+class OrderOpt(str, Enum):
+    C = "C"
+    F = "F"
+
+
 def _flag(name: str, help: str, *aliases: str, hidden: bool = False) -> Any:
     return typer.Option(name, *aliases, help=help, hidden=hidden)
 
@@ -40,6 +57,21 @@ ScanLines = Annotated[ScanLinesOpt, typer.Option("--scan-lines", help=option_hel
 FirstLine = Annotated[FirstLineOpt, typer.Option("--first-line", help=option_help(ScanOptions, "first_line"))]
 ChunkFrames = Annotated[int | None, typer.Option("--chunk-frames", min=1, help=option_help(ScanOptions, "chunk_frames"))]
 DepthAxis = Annotated[int | None, typer.Option("--depth-axis", help=option_help(ScanOptions, "depth_axis"))]
+def _scan(name: str, field: str, metavar: str | None = None) -> Any:
+    return typer.Option(name, metavar=metavar, help=option_help(ScanOptions, field))
+
+
+Axes = Annotated[str | None, _scan("--axes", "axes", "<letters>")]
+MapMethod = Annotated[MapMethodOpt, _scan("--map-method", "map_method")]
+Baseline = Annotated[BaselineOpt | None, _scan("--baseline", "baseline")]
+BaselineWindow = Annotated[str | None, _scan("--baseline-window", "baseline_window", "<A:B>")]
+Band = Annotated[str | None, _scan("--band", "band", "<LOW:HIGH>")]
+SamplingRate = Annotated[float | None, _scan("--sampling-rate", "sampling_rate", "<MHz>")]
+SpeedOfSound = Annotated[float | None, _scan("--speed-of-sound", "speed_of_sound", "<m/s>")]
+DepthRange = Annotated[str | None, _scan("--depth-range", "depth_range", "<A:B>")]
+Dtype = Annotated[str | None, _scan("--dtype", "dtype", "<type>")]
+Shape = Annotated[str | None, _scan("--shape", "shape", "<N,N,...>")]
+Order = Annotated[OrderOpt, _scan("--order", "order")]
 Overwrite = Annotated[bool, _flag("--overwrite", option_help(RunOptions, "overwrite"))]
 WaitForLocks = Annotated[bool, _flag("--wait-for-locks", option_help(RunOptions, "wait_for_locks"))]
 
@@ -109,13 +141,23 @@ def _declares(cls: Any, key: str) -> bool:
     return cls.settings_type is not None and key in {f.name for f in fields(cls.settings_type)}
 
 
+def reading(axes: str | None, map_method: MapMethodOpt, baseline: BaselineOpt | None, baseline_window: str | None,
+            band: str | None, sampling_rate: float | None, speed_of_sound: float | None, depth_range: str | None,
+            dtype: str | None, shape: str | None, order: OrderOpt) -> dict[str, Any]:  # fmt: skip
+    """The A-line and binary-file options as :class:`ScanOptions` fields."""
+    return {"axes": axes, "map_method": map_method.value, "baseline": None if baseline is None else baseline.value,
+            "baseline_window": baseline_window, "band": band, "sampling_rate": sampling_rate,
+            "speed_of_sound": speed_of_sound, "depth_range": depth_range, "dtype": dtype, "shape": shape,
+            "order": order.value}  # fmt: skip
+
+
 def run_options(method: str, settings: dict[str, Any], variable: str | None, scan_lines: ScanLinesOpt,
                 first_line: FirstLineOpt, chunk_frames: int | None, depth_axis: int | None,
-                overwrite: bool, wait_for_locks: bool = False) -> RunOptions:  # fmt: skip
-    """The library's options from the shared CLI options."""
+                overwrite: bool, wait_for_locks: bool = False, raw: dict[str, Any] | None = None) -> RunOptions:  # fmt: skip
+    """The library's options from the shared CLI options (``raw``: from :func:`reading`)."""
     return RunOptions(variable=variable, scan_lines=scan_lines.value, first_line=first_line.value,
                       chunk_frames=chunk_frames, depth_axis=depth_axis, method=method, settings=settings,
-                      overwrite=overwrite, wait_for_locks=wait_for_locks)  # fmt: skip
+                      overwrite=overwrite, wait_for_locks=wait_for_locks, **(raw or {}))  # fmt: skip
 
 
 def computing(scheduler: str | None, workers: int | None) -> Any:

@@ -179,7 +179,7 @@ def evaluate_scan(
     emit = on_event or (lambda kind, details: None)
     result: dict[str, Any] = {"name": entry.name, "source": [str(p) for p in entry.paths], "methods": {}}
     try:
-        with open_scan(entry, variable=options.variable, depth_axis=options.depth_axis) as source:
+        with open_scan(entry, spec=options.read_spec()) as source:
             result["name"] = source.name
             n_total = int(source.shape[0])
             use = source

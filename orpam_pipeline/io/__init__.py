@@ -4,13 +4,14 @@ from .discover import ScanEntry, discover_scans, natural_key
 from .frame_reader import FrameReader, open_frames
 from .hashing import sha256_file
 from .readers import FORMATS, SUPPORTED_SUFFIXES, Format, register_format, supported_suffixes, unregister_format
-from .source import ScanSource, open_scan
+from .source import ReadSpec, ScanSource, open_scan
 
 __all__ = [
     "FORMATS",
     "SUPPORTED_SUFFIXES",
     "Format",
     "FrameReader",
+    "ReadSpec",
     "ScanEntry",
     "ScanSource",
     "discover_scans",

@@ -2,8 +2,8 @@
 
 A reader turns a file into a :class:`Layout` (header only: what is stored and how its axes map to
 the pipeline orientation) and, when the scan is opened, into a :class:`Backend` that fetches blocks
-of frames. :class:`FileScanSource` adds what every format shares: the depth-axis MAP reduction,
-float32 conversion, the non-finite check and provenance.
+of frames. :class:`FileScanSource` adds what every format shares: the depth-axis MAP reduction
+(``reduce.py``), float32 conversion, the non-finite check and provenance.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import numpy as np
 from ..errors import ScanError
 from ..memory import check_memory
 from .hashing import sha256_file
+from .reduce import Reduction, reduce_frame
 
 MAX_FRAME_PIXELS = 2**28
 """A single ``(Y, X)`` frame larger than this is refused before anything is allocated."""
@@ -73,7 +74,8 @@ class Layout:
     """What a file stores, found from its header without reading the data.
 
     ``perm[i]`` is the stored axis that becomes axis ``i`` of the pipeline orientation, so the
-    pipeline view of the stored array is ``stored.transpose(perm)``.
+    pipeline view of the stored array is ``stored.transpose(perm)``. ``column_major``: the user sees
+    the stored axes reversed (MATLAB v7.3 through h5py, binary files read with ``--order F``).
     """
 
     path: Path
@@ -82,11 +84,17 @@ class Layout:
     source_dtype: np.dtype
     source_shape: tuple[int, ...]
     perm: tuple[int, ...]
+    column_major: bool = False
 
     @property
     def pipeline_shape(self) -> tuple[int, ...]:
         """Stored shape in pipeline orientation (before any depth reduction)."""
         return tuple(self.source_shape[p] for p in self.perm)
+
+    @property
+    def user_shape(self) -> tuple[int, ...]:
+        """The shape as the user sees it (MATLAB's for .mat files), the order ``--axes`` names."""
+        return self.source_shape[::-1] if self.column_major else self.source_shape
 
 
 @dataclass(frozen=True)
@@ -94,7 +102,8 @@ class FramePlan:
     """How the pipeline-oriented array becomes ``(T, Y, X)`` frames.
 
     ``frame_axis`` is the pipeline axis that indexes frames, or ``None`` when the whole array is one
-    frame; ``depth`` is the axis reduced by max(|x|), or ``None``.
+    frame; ``depth`` is the axis reduced to a MAP (``reduce.py``), or ``None``. The other axes are
+    ``(T, Y, X)`` (or ``(Y, X)``) in this order.
     """
 
     shape: tuple[int, int, int]
@@ -124,8 +133,8 @@ def plan_frames(path: Path, pshape: tuple[int, ...], depth_axis: int | None) -> 
         else:
             raise ScanError(
                 path,
-                f"{n}-D array of shape {shape_str(pshape)} (pipeline axis order); a raw A-line volume "
-                "needs depth_axis (--depth-axis N) to be reduced to MAP frames",
+                f"{n}-D array of shape {shape_str(pshape)} (pipeline axis order); a raw A-line volume needs its "
+                "axes named (--axes, e.g. tzyx) or its depth axis (--depth-axis N) to be reduced to MAP frames",
             )
     else:
         if not -n <= depth_axis < n:
@@ -200,11 +209,32 @@ class ArrayBackend:
             self._handle = None
 
 
-def reduce_depth(raw: np.ndarray, axis: int) -> np.ndarray:
-    """MAP along ``axis``: max(|x|), computed as max(max, -min) so integers never overflow."""
-    hi = raw.max(axis=axis).astype(np.float32)
-    lo = raw.min(axis=axis).astype(np.float32)
-    return np.maximum(hi, -lo)
+class MemmapBackend:
+    """Blocks of a C-ordered file through a memory map that lives only while one block is copied out."""
+
+    def __init__(
+        self, path: Path, shape: tuple[int, ...], dtype: np.dtype, perm: tuple[int, ...], offset: int = 0
+    ) -> None:
+        self.dtype = np.dtype(dtype)
+        self._path = path
+        self._offset = offset
+        self._shape = shape
+        self._perm = perm
+        self._closed = False
+
+    def block(self, axis: int | None, start: int, stop: int) -> np.ndarray:
+        if self._closed:
+            raise ValueError(f"{self._path} is closed")
+        index = [slice(None)] * len(self._perm)
+        if axis is not None:
+            index[self._perm[axis]] = slice(start, stop)
+        mapped = np.memmap(self._path, dtype=self.dtype, mode="r", offset=self._offset, shape=self._shape)
+        data = np.array(mapped[tuple(index)])
+        del mapped  # unmapped here: its pages leave the resident set
+        return data.transpose(self._perm)
+
+    def close(self) -> None:
+        self._closed = True
 
 
 def check_finite(path: Path, frames: np.ndarray, first: int) -> None:
@@ -225,6 +255,8 @@ class ScanSource:
 
     ``read(start, stop)`` returns float32 ``(stop - start, Y, X)`` frames; sources are context
     managers and ``close()`` releases file handles. Inputs are only ever opened read-only.
+    ``axes`` is what ``--axes`` said (None: not given); ``axes_used`` names the stored axes as they were
+    read, in the user's order; ``reduction`` is set when a depth axis is reduced to MAP frames.
     """
 
     name: str
@@ -235,11 +267,19 @@ class ScanSource:
     source_shape: tuple[int, ...]
     shape: tuple[int, int, int]
     depth_axis: int | None = None
+    axes: str | None = None
+    axes_used: str | None = None
+    reduction: Reduction | None = None
+    order: str | None = None
     _hashes: dict[Path, tuple[int, str]] = field(default_factory=dict, repr=False)
 
     def read(self, start: int, stop: int) -> np.ndarray:
         """Frames ``start:stop`` as C-contiguous float32; ScanError on NaN/Inf or unreadable data."""
         raise NotImplementedError
+
+    def read_maps(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """Frames ``start:stop`` and, where a depth axis is reduced, the depth of each MAP value (samples)."""
+        return self.read(start, stop), None
 
     def close(self) -> None:
         """Release file handles; reading afterwards is an error."""
@@ -258,7 +298,11 @@ class ScanSource:
             raise ValueError(f"frames {start}:{stop} out of range for {self.shape[0]} frames")
 
     def provenance(self) -> dict[str, Any]:
-        """JSON-able description of where the frames came from (sha256 computed once, cached)."""
+        """JSON-able description of where the frames came from (sha256 computed once, cached).
+
+        ``axes``, ``map`` and ``order`` appear only when given (``--axes``), used (a depth axis was
+        reduced) or meaningful (binary files), so stores read as before keep their fingerprint.
+        """
         files = []
         for p in self.paths:
             if p not in self._hashes:
@@ -271,6 +315,8 @@ class ScanSource:
             except UnicodeDecodeError:  # a file name that is not UTF-8: keep its exact bytes
                 entry["path_bytes_hex"] = raw.hex()
             files.append(entry)
+        optional = {"axes": self.axes, "map": None if self.reduction is None else self.reduction.params(),
+                    "order": self.order}  # fmt: skip
         return {
             "name": self.name,
             "reader": self.reader,
@@ -279,14 +325,31 @@ class ScanSource:
             "source_shape": [int(s) for s in self.source_shape],
             "shape": [int(s) for s in self.shape],
             "depth_axis": self.depth_axis,
+            **{k: v for k, v in optional.items() if v is not None},
             "files": files,
         }
+
+
+RAW_READ_BYTES = 16 * 2**20
+"""Stored bytes read at once while reducing a depth axis (at least one frame)."""
 
 
 class FileScanSource(ScanSource):
     """A scan held in one file, read through a format-specific :class:`Backend`."""
 
-    def __init__(self, name: str, layout: Layout, plan: FramePlan, backend: Backend, depth_axis: int | None) -> None:
+    def __init__(
+        self,
+        name: str,
+        layout: Layout,
+        plan: FramePlan,
+        backend: Backend,
+        depth_axis: int | None,
+        *,
+        axes: str | None = None,
+        axes_used: str | None = None,
+        reduction: Reduction | None = None,
+        order: str | None = None,
+    ) -> None:
         super().__init__(
             name=name,
             paths=(layout.path,),
@@ -296,43 +359,88 @@ class FileScanSource(ScanSource):
             source_shape=layout.source_shape,
             shape=plan.shape,
             depth_axis=depth_axis,
+            axes=axes,
+            axes_used=axes_used,
+            reduction=reduction if plan.depth is not None else None,
+            order=order,
         )
         self.layout = layout
         self.plan = plan
         self._backend: Backend | None = backend
 
-    def fetch(self, start: int, stop: int) -> np.ndarray:
-        """Frames ``start:stop`` as float32 without the non-finite check (used to prove a file whole)."""
-        self._check_range(start, stop)
+    def _block(self, start: int, stop: int) -> np.ndarray:
+        """Stored values of frames ``start:stop`` in pipeline orientation, as one-line ScanErrors on failure."""
         if self._backend is None:
             raise ValueError(f"{self.name}: scan source is closed")
-        _, y, x = self.shape
-        if start == stop:
-            return np.empty((0, y, x), dtype=np.float32)
-        path = self.layout.path
         try:
             raw = self._backend.block(self.plan.frame_axis, start, stop)
         except ScanError:
             raise
         except Exception as exc:
             which = f"frame {start}" if stop - start == 1 else f"frames {start}-{stop - 1}"
-            raise ScanError(path, f"cannot read {which}: {one_line(exc)}") from None
+            raise ScanError(self.layout.path, f"cannot read {which}: {one_line(exc)}") from None
         if raw.dtype.kind not in NUMERIC_KINDS:
-            check_dtype(path, raw.dtype)
+            check_dtype(self.layout.path, raw.dtype)
+        return raw
+
+    def alines(self, start: int, stop: int) -> np.ndarray:
+        """The A-lines of frames ``start:stop`` as stored, ``(n, Y, X, Z)`` (a view; depth axis last)."""
+        if self.plan.depth is None:
+            raise ValueError(f"{self.name}: no depth axis")
+        raw = np.moveaxis(self._block(start, stop), self.plan.depth, -1)
+        return raw if self.plan.frame_axis is not None else raw[None]
+
+    def fetch(self, start: int, stop: int) -> np.ndarray:
+        """Frames ``start:stop`` as float32 without the non-finite check (used to prove a file whole)."""
+        return self.fetch_maps(start, stop)[0]
+
+    def fetch_maps(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """Frames ``start:stop`` (and depth maps where a depth axis is reduced), without the non-finite check."""
+        self._check_range(start, stop)
+        if self._backend is None:
+            raise ValueError(f"{self.name}: scan source is closed")
+        _, y, x = self.shape
+        if start == stop:
+            empty = np.empty((0, y, x), dtype=np.float32)
+            return empty, (None if self.reduction is None else empty.copy())
+        if self.reduction is not None:
+            return self._reduce(start, stop)
+        raw = self._block(start, stop)
         with np.errstate(over="ignore", invalid="ignore"):
-            if self.plan.depth is not None:
-                raw = reduce_depth(raw, self.plan.depth)
             out = np.array(raw, dtype=np.float32, order="C")
         if out.ndim == 2:
             out = out[None]
         if out.shape != (stop - start, y, x):
+            path = self.layout.path
             raise ScanError(path, f"read frames of shape {shape_str(out.shape)}, expected {shape_str((stop - start, y, x))}")
-        return out
+        return out, None
+
+    def _reduce(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        """MAP and depth frames, reading a few frames' A-lines at a time (flat memory over long chunks)."""
+        assert self.reduction is not None
+        _, y, x = self.shape
+        out = np.empty((stop - start, y, x), dtype=np.float32)
+        depth = np.empty_like(out)
+        per_frame = nbytes_of(self.layout.pipeline_shape, self.layout.source_dtype) // max(self.shape[0], 1)
+        step = max(1, RAW_READ_BYTES // max(per_frame, 1))
+        for t0 in range(start, stop, step):
+            t1 = min(t0 + step, stop)
+            lines = self.alines(t0, t1)
+            if lines.shape != (t1 - t0, y, x, lines.shape[-1]):
+                got, want = shape_str(lines.shape[:3]), shape_str((t1 - t0, y, x))
+                raise ScanError(self.layout.path, f"read frames of shape {got}, expected {want}")
+            with np.errstate(over="ignore", invalid="ignore"):
+                for i in range(t1 - t0):
+                    out[t0 - start + i], depth[t0 - start + i] = reduce_frame(lines[i], self.reduction)
+        return out, depth
 
     def read(self, start: int, stop: int) -> np.ndarray:
-        frames = self.fetch(start, stop)
+        return self.read_maps(start, stop)[0]
+
+    def read_maps(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray | None]:
+        frames, depth = self.fetch_maps(start, stop)
         check_finite(self.layout.path, frames, start)
-        return frames
+        return frames, depth
 
     def verify(self) -> None:
         """Read the first and last frames: headers can look fine on a truncated file."""

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..errors import ScanError
 from ..store.names import safe_scan_name
+from .binary import RawLayout
 from .readers import inspect_file, is_supported, supported_suffixes, unsupported_error
 
 
@@ -33,10 +34,10 @@ def natural_key(name: str) -> tuple[tuple[int, object], ...]:
     return key + ((2, name),)
 
 
-def _probe_ndim(path: Path, variable: str | None) -> int | None:
+def _probe_ndim(path: Path, variable: str | None, raw: RawLayout | None = None) -> int | None:
     """Pipeline ndim from the header, or None when the file cannot be probed."""
     try:
-        return len(inspect_file(path, variable).pipeline_shape)
+        return len(inspect_file(path, variable, raw).pipeline_shape)
     except ScanError:
         return None
 
@@ -65,13 +66,14 @@ def _unique(entries: list[tuple[ScanEntry, str | None]]) -> list[ScanEntry]:
     return out
 
 
-def discover_scans(src: Path, *, variable: str | None = None) -> list[ScanEntry]:
+def discover_scans(src: Path, *, variable: str | None = None, raw: RawLayout | None = None) -> list[ScanEntry]:
     """The scans under ``src``: a file is one scan; a directory is walked recursively.
 
     In each directory the 2-D files form one scan named after the directory (relative path with
     ``/`` -> ``_``, ``src``'s own name at the top), and every 3-D+ file or file that cannot be
     probed is a scan of its own named by its relative path without suffix. Hidden entries and
-    unsupported files are skipped. ``variable`` is used when probing containers (.npz/.h5/.mat).
+    unsupported files are skipped. ``variable`` is used when probing containers (.npz/.h5/.mat),
+    ``raw`` (``--dtype``/``--shape``/``--order``) when probing headerless binary files.
     """
     src = Path(src)
     if not src.exists():
@@ -93,7 +95,7 @@ def discover_scans(src: Path, *, variable: str | None = None) -> list[ScanEntry]
         frames: list[Path] = []
         singles: list[Path] = []
         for f in files:
-            (frames if _probe_ndim(here / f, variable) == 2 else singles).append(here / f)
+            (frames if _probe_ndim(here / f, variable, raw) == 2 else singles).append(here / f)
         if frames:
             name = "_".join(rel.parts) if rel.parts else top_name
             entries.append((ScanEntry(name, tuple(frames)), None))

@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ScanError
-from ._base import Layout, ScanSource, check_finite, check_frame_memory, plan_frames, shape_str
-from .readers import inspect_file, open_file
+from ._base import Layout, ScanSource, check_finite, check_frame_memory, shape_str
+from .readers import open_file, plan_file
+from .spec import ReadSpec
 
 
 class FramesScanSource(ScanSource):
@@ -18,14 +19,18 @@ class FramesScanSource(ScanSource):
     result type of the files' dtypes.
     """
 
-    def __init__(self, name: str, paths: tuple[Path, ...], variable: str | None = None, depth_axis: int | None = None) -> None:
+    def __init__(
+        self, name: str, paths: tuple[Path, ...], variable: str | None = None, depth_axis: int | None = None,
+        spec: ReadSpec | None = None,
+    ) -> None:  # fmt: skip
         if not paths:
             raise ValueError("a frames scan needs at least one file")
+        spec = spec or ReadSpec(variable=variable, depth_axis=depth_axis)
         layouts: list[Layout] = []
         frame_shape: tuple[int, ...] | None = None
+        axes_used = None
         for path in paths:
-            layout = inspect_file(path, variable)
-            plan = plan_frames(path, layout.pipeline_shape, depth_axis)
+            layout, plan, axes_used = plan_file(path, spec)
             if plan.shape[0] != 1:
                 raise ScanError(path, f"holds {plan.shape[0]} frames; a frames directory needs one 2-D frame per file")
             if frame_shape is None:
@@ -47,33 +52,43 @@ class FramesScanSource(ScanSource):
             source_dtype=np.result_type(*[lay.source_dtype for lay in layouts]),
             source_shape=(len(paths), *layouts[0].source_shape),
             shape=(len(paths), frame_shape[0], frame_shape[1]),
-            depth_axis=depth_axis,
+            depth_axis=spec.depth_axis,
+            axes=spec.axes,
+            axes_used=f"t{axes_used}",
+            reduction=spec.reduction if plan.depth is not None else None,
         )
-        self._variable_arg = variable
+        self._spec = spec
         self._closed = False
         self._fetch(0, 1)
         if len(paths) > 1:
             self._fetch(len(paths) - 1, len(paths))
 
-    def _fetch(self, start: int, stop: int) -> np.ndarray:
+    def _fetch(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray | None]:
         out = np.empty((stop - start, *self.shape[1:]), dtype=np.float32)
+        depth = None if self.reduction is None else np.empty_like(out)
         for i, t in enumerate(range(start, stop)):
-            with open_file(self.paths[t], variable=self._variable_arg, depth_axis=self.depth_axis, verify=False) as one:
-                out[i] = one.fetch(0, 1)[0]
-        return out
+            with open_file(self.paths[t], verify=False, spec=self._spec) as one:
+                frame, frame_depth = one.fetch_maps(0, 1)
+                out[i] = frame[0]
+                if depth is not None and frame_depth is not None:
+                    depth[i] = frame_depth[0]
+        return out, depth
 
     def read(self, start: int, stop: int) -> np.ndarray:
+        return self.read_maps(start, stop)[0]
+
+    def read_maps(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray | None]:
         self._check_range(start, stop)
         if self._closed:
             raise ValueError(f"{self.name}: scan source is closed")
-        out = self._fetch(start, stop)
+        out, depth = self._fetch(start, stop)
         if out.size == 0:
-            return out
+            return out, depth
         bad = ~np.isfinite(out.reshape(out.shape[0], -1)).all(axis=1)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             check_finite(self.paths[start + i], out[i : i + 1], start + i)
-        return out
+        return out, depth
 
     def close(self) -> None:
         self._closed = True

@@ -139,7 +139,7 @@ def _layout(path: Path, f: h5py.File, variable: str | None, matlab: bool) -> tup
     perm = matlab_perm(len(shape), column_major=True) if matlab else tuple(range(len(shape)))
     _check_storage(path, ds, size)
     reader = "mat-v7.3" if matlab else "hdf5"
-    return Layout(path, reader, info.name, dtype, shape, perm), ds
+    return Layout(path, reader, info.name, dtype, shape, perm, column_major=matlab), ds
 
 
 def has_matlab_header(path: Path) -> bool:

@@ -9,7 +9,7 @@ from typing import IO
 import numpy as np
 
 from ..errors import ScanError
-from ._base import ArrayBackend, Layout, VarInfo, check_dtype, choose_variable, file_size, nbytes_of, one_line, shape_str
+from ._base import ArrayBackend, Layout, MemmapBackend, VarInfo, check_dtype, choose_variable, file_size, nbytes_of, one_line, shape_str
 
 DEFLATE_MAX_RATIO = 1100
 """zlib cannot expand data by more than about 1032:1; a larger claimed ratio is a corrupt header."""
@@ -58,11 +58,17 @@ class NpyFrameBackend:
     """Reads whole leading-axis blocks of a C-ordered ``.npy`` with plain positioned reads.
 
     A memory map would do the same work, but every page it touches stays in the process's resident
-    set until the kernel needs it back, so RSS would grow with the length of the scan.
+    set until the kernel needs it back, so RSS would grow with the length of the scan. ``perm``
+    orients the blocks; frames on another stored axis (``--axes``, ``--depth-axis 0``) are strided
+    through the file and read by a memory map that lives for one block.
     """
 
-    def __init__(self, path: Path, shape: tuple[int, ...], dtype: np.dtype, offset: int) -> None:
+    def __init__(
+        self, path: Path, shape: tuple[int, ...], dtype: np.dtype, offset: int, perm: tuple[int, ...] | None = None
+    ) -> None:
         self.dtype = dtype
+        self._perm = perm if perm is not None else tuple(range(len(shape)))
+        self._strided = MemmapBackend(path, shape, dtype, self._perm, offset)
         self._path = path
         self._shape = shape
         self._offset = offset
@@ -70,10 +76,10 @@ class NpyFrameBackend:
         self._fh: IO[bytes] | None = open(path, "rb")
 
     def block(self, axis: int | None, start: int, stop: int) -> np.ndarray:
+        if axis is not None and self._perm[axis] != 0:
+            return self._strided.block(axis, start, stop)
         if axis is None:
             start, stop = 0, self._shape[0]
-        elif axis != 0:
-            raise ValueError("NpyFrameBackend slices the leading axis only")
         if self._fh is None:
             raise ValueError(f"{self._path} is closed")
         out = np.empty((stop - start,) + self._shape[1:], dtype=self.dtype)
@@ -81,9 +87,10 @@ class NpyFrameBackend:
         got = self._fh.readinto(memoryview(out).cast("B"))
         if got != out.nbytes:
             raise ScanError(self._path, f"truncated: frames {start}-{stop - 1} end past the end of the file")
-        return out
+        return out.transpose(self._perm)
 
     def close(self) -> None:
+        self._strided.close()
         if self._fh is not None:
             self._fh.close()
             self._fh = None
@@ -96,7 +103,7 @@ def open_npy(layout: Layout) -> ArrayBackend | NpyFrameBackend:
             shape, fortran, dtype = _read_header(fh, layout.path)
             offset = fh.tell()
         if not fortran and len(shape) >= 1 and dtype.hasobject is False:
-            return NpyFrameBackend(layout.path, shape, dtype, offset)
+            return NpyFrameBackend(layout.path, shape, dtype, offset, layout.perm)
         array = np.load(layout.path, mmap_mode="r", allow_pickle=False)
     except ScanError:
         raise

@@ -8,14 +8,17 @@ layout into a :class:`Backend`. Adding a format means one module in ``io/`` and 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import ScanError
-from ._base import Backend, FileScanSource, Layout, check_frame_memory, one_line, plan_frames
+from ._base import Backend, FileScanSource, FramePlan, Layout, check_frame_memory, one_line, plan_frames, shape_str
+from .axes import axes_perm, named_axes, pipeline_letters
+from .binary import RawLayout, inspect_binary, open_binary
 from .hdf5 import inspect_hdf5, open_hdf5
 from .matlab import inspect_mat, open_mat
 from .numpy_files import inspect_npy, inspect_npz, open_npy, open_npz
+from .spec import ReadSpec
 from .tiff import inspect_tiff, open_tiff
 
 
@@ -24,14 +27,16 @@ class Format:
     """One input format: the file suffixes it claims, its header reader and its opener.
 
     ``readers`` are the ``Layout.reader`` values ``inspect`` yields (provenance records them); a
-    layout is opened by the format that lists its reader.
+    layout is opened by the format that lists its reader. ``raw_layout``: the file has no header, so
+    ``inspect`` takes the user's :class:`RawLayout` (``--dtype``, ``--shape``, ``--order``) as a third argument.
     """
 
     name: str
     suffixes: tuple[str, ...]
-    inspect: Callable[[Path, str | None], Layout]
+    inspect: Callable[..., Layout]
     open: Callable[[Layout], Backend]
     readers: tuple[str, ...]
+    raw_layout: bool = False
 
     def __post_init__(self) -> None:
         if not self.suffixes or any(not s.startswith(".") or s != s.lower() for s in self.suffixes):
@@ -46,6 +51,7 @@ FORMATS: tuple[Format, ...] = (
     Format("tiff", (".tif", ".tiff"), inspect_tiff, open_tiff, ("tiff",)),
     Format("hdf5", (".h5", ".hdf5"), inspect_hdf5, open_hdf5, ("hdf5",)),
     Format("mat", (".mat",), inspect_mat, open_mat, ("mat-v4", "mat-v5", "mat-v7.3")),
+    Format("binary", (".dat", ".bin", ".raw"), inspect_binary, open_binary, ("binary",), raw_layout=True),
 )
 """The built-in formats, in the order their suffixes are listed in messages."""
 
@@ -118,14 +124,17 @@ def unsupported_error(path: Path) -> ScanError:
     return ScanError(path, f"unsupported file type {path.suffix or '(no suffix)'!r} (supported: {supported})")
 
 
-def inspect_file(path: Path, variable: str | None = None) -> Layout:
-    """Header-only look at one file: which array, its dtype, stored shape and orientation."""
+def inspect_file(path: Path, variable: str | None = None, raw: RawLayout | None = None) -> Layout:
+    """Header-only look at one file: which array, its dtype, stored shape and orientation.
+
+    ``raw`` (dtype, shape and order the user gave) is what formats without a header read instead.
+    """
     path = Path(path)
     fmt = format_of(path)
     if fmt is None:
         raise unsupported_error(path)
     try:
-        return fmt.inspect(path, variable)
+        return fmt.inspect(path, variable, raw) if fmt.raw_layout else fmt.inspect(path, variable)
     except ScanError:
         raise
     except Exception as exc:
@@ -140,17 +149,43 @@ def _opener(layout: Layout) -> Callable[[Layout], Backend]:
     return fmt.open
 
 
+def plan_file(path: Path, spec: ReadSpec) -> tuple[Layout, FramePlan, str]:
+    """A file's layout oriented as ``spec`` says, how frames are read from it, and its axes' names.
+
+    With ``--axes`` the stored axes are put in pipeline order ``(t, y, x, z)``; otherwise the reader's
+    orientation applies (``--depth-axis`` counting its axes), as in earlier releases.
+    """
+    layout = inspect_file(path, spec.variable, spec.raw)
+    if spec.axes is not None:
+        perm = axes_perm(path, spec.axes, layout.user_shape, layout.column_major)
+        layout = replace(layout, perm=perm)
+        plan = plan_frames(path, layout.pipeline_shape, len(perm) - 1 if "z" in spec.axes else None)
+        letters = "".join(c for c in "tyxz" if c in spec.axes)
+    else:
+        plan = plan_frames(path, layout.pipeline_shape, spec.depth_axis)
+        letters = pipeline_letters(len(layout.perm), plan.frame_axis, plan.depth)
+    if plan.depth is not None:
+        problem = spec.reduction.check(layout.pipeline_shape[plan.depth])
+        if problem is not None:
+            raise ScanError(path, f"{problem} (shape {shape_str(layout.user_shape)})")
+    return layout, plan, named_axes(letters, layout.perm, layout.column_major)
+
+
 def open_file(
     path: Path,
     name: str | None = None,
     variable: str | None = None,
     depth_axis: int | None = None,
     verify: bool = True,
+    spec: ReadSpec | None = None,
 ) -> FileScanSource:
-    """Open one file as a scan; ``verify`` proves it readable by decoding its first and last frames."""
+    """Open one file as a scan; ``verify`` proves it readable by decoding its first and last frames.
+
+    ``spec`` says how to read it (default: ``variable`` and ``depth_axis`` alone).
+    """
     path = Path(path)
-    layout = inspect_file(path, variable)
-    plan = plan_frames(path, layout.pipeline_shape, depth_axis)
+    spec = spec or ReadSpec(variable=variable, depth_axis=depth_axis)
+    layout, plan, axes_used = plan_file(path, spec)
     check_frame_memory(path, layout, plan)
     try:
         backend = _opener(layout)(layout)
@@ -158,7 +193,10 @@ def open_file(
         raise
     except Exception as exc:
         raise ScanError(path, f"cannot open: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}") from None
-    source = FileScanSource(name or path.stem, layout, plan, backend, depth_axis)
+    source = FileScanSource(
+        name or path.stem, layout, plan, backend, spec.depth_axis, axes=spec.axes, axes_used=axes_used,
+        reduction=spec.reduction, order=spec.raw.order if layout.reader == "binary" and spec.raw else None,
+    )  # fmt: skip
     if not verify:
         return source
     try:

@@ -275,6 +275,16 @@ class _Renderer:
         xx = np.broadcast_to((cols + (m + dx))[None, :], (rows.size, cols.size))
         return ndimage.map_coordinates(coef, [yy, xx], order=3, mode="mirror", prefilter=False)
 
+    def positions(self, t: int) -> tuple[np.ndarray, np.ndarray]:
+        """Scene rows and columns (frame pixels, drift included) that each pixel of frame ``t`` sees."""
+        h, w = self.params.height, self.params.width
+        dy, dx = self.traj.drift[t]
+        rows = np.empty((h, w))
+        rows[:, 0::2] = (self.rows + dy)[:, None]
+        rows[:, 1::2] = (_source_rows(self.params, self.traj.disp_drift[t]) + dy)[:, None]
+        cols = np.broadcast_to(self.all_x + dx, (h, w)).copy()
+        return rows, cols
+
     def frame(self, t: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Acquired frame, clean forward-appearance scene, and displacement profile of frame ``t``."""
         p, tr = self.params, self.traj
@@ -327,12 +337,15 @@ def simulate(params: SimulationParams) -> Simulation:
 
 def write_simulation(
     out_dir: Path, params: SimulationParams, name: str | None = None, chunk_frames: int = 32,
-    overwrite: bool = False,
+    overwrite: bool = False, raw: Any = None,
 ) -> SimulationPaths:
     """Write ``out_dir/scans/<name>.npy`` (T, Y, X float32) and its truth ``out_dir/truth/<name>.zarr``.
 
-    Frames are streamed in blocks; both outputs are written under temporary names and renamed at
-    the end (truth last), so an interrupted write never looks complete.
+    With ``raw`` (:class:`~orpam_pipeline.simulate.raw.RawParams`) the scan is instead the A-line
+    volume ``(T, Z, Y, X)`` uint16 whose envelope MAP is the noiseless frames, and the truth also holds
+    ``amplitude`` (that MAP) and ``depth`` (samples). Frames are streamed in blocks; both outputs are
+    written under temporary names and renamed at the end (truth last), so an interrupted write never
+    looks complete.
     """
     import zarr
 
@@ -355,25 +368,46 @@ def write_simulation(
     t, h, w = params.frames, params.height, params.width
     try:
         group = zarr.open_group(truth_tmp, mode="w-", zarr_format=3)
+        truth_arrays = [
+            ("scene", (t, h, w), ("t", "y", "x")),
+            ("even_true", (t, h, w // 2), ("t", "y", "x")),
+            ("displacement", (t, h), ("t", "y")),
+        ]
+        if raw is not None:
+            truth_arrays += [("amplitude", (t, h, w), ("t", "y", "x")), ("depth", (t, h, w), ("t", "y", "x"))]
         arrays = {
             key: group.create_array(
                 key, shape=shape, chunks=(chunk_frames,) + shape[1:], dtype="float32", dimension_names=dims
             )
-            for key, shape, dims in (
-                ("scene", (t, h, w), ("t", "y", "x")),
-                ("even_true", (t, h, w // 2), ("t", "y", "x")),
-                ("displacement", (t, h), ("t", "y")),
-            )
+            for key, shape, dims in truth_arrays
         }
-        out = np.lib.format.open_memmap(scan_tmp, mode="w+", dtype=np.float32, shape=(t, h, w))
+        volumes = None
+        if raw is None:
+            scan_shape = [t, h, w]
+            out = np.lib.format.open_memmap(scan_tmp, mode="w+", dtype=np.float32, shape=(t, h, w))
+        else:
+            from orpam_pipeline.simulate.raw import RawVolumes
+
+            volumes = RawVolumes(params, raw)
+            scan_shape = [t, raw.depth_samples, h, w]
+            out = np.lib.format.open_memmap(scan_tmp, mode="w+", dtype=np.uint16, shape=tuple(scan_shape))
         for t0, frames, scene, disp in simulate_blocks(params, chunk_frames):
             t1 = t0 + frames.shape[0]
-            out[t0:t1] = frames
+            if volumes is None:
+                out[t0:t1] = frames
+            else:
+                amplitude, depth = np.empty_like(frames), np.empty_like(frames)
+                for i in range(t1 - t0):
+                    out[t0 + i], amplitude[i], depth[i] = volumes.frame(t0 + i)
+                arrays["amplitude"][t0:t1] = amplitude
+                arrays["depth"][t0:t1] = depth
             arrays["scene"][t0:t1] = scene
             arrays["even_true"][t0:t1] = scene[..., 1::2]
             arrays["displacement"][t0:t1] = disp
         out.flush()
         del out
+        if volumes is not None:
+            group.attrs.update({"raw": raw.to_dict(), "axes": "tzyx"})
         group.attrs.update(
             {
                 "params": params.to_dict(),
@@ -382,7 +416,7 @@ def write_simulation(
                 "scan_path": f"scans/{scan.name}",
                 "scan_path_base": "parent of the truth/ folder",
                 "scan_sha256": sha256_file(scan_tmp),
-                "scan_shape": [t, h, w],
+                "scan_shape": scan_shape,
                 "displacement_convention": DISPLACEMENT_CONVENTION,
                 "scan_lines": "columns",
                 "first_line": "forward",

@@ -19,6 +19,7 @@ import zarr
 
 from orpam_pipeline.geometry import moving_width
 from orpam_pipeline.store.layout import (
+    DEPTH_MAP,
     DIMS_FRAMES,
     DISPLACEMENT,
     FRAMES,
@@ -30,7 +31,9 @@ from orpam_pipeline.store.layout import (
 )
 from orpam_pipeline.store.stage import recorded_chunk_frames, stage_record
 
-WRITTEN_BY = {FRAMES: "ingest", REGISTERED_EVEN: "register", MERGED: "register", DISPLACEMENT: "register"}
+WRITTEN_BY = {FRAMES: "ingest", DEPTH_MAP: "ingest", REGISTERED_EVEN: "register", MERGED: "register", DISPLACEMENT: "register"}
+INGEST_ARRAYS = tuple(name for name, stage in WRITTEN_BY.items() if stage == "ingest")
+"""Arrays the ingest stage writes: a damaged chunk of any of them is read again from the source."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,8 @@ def expected_arrays(group: zarr.Group) -> dict[str, dict[str, Any]]:
     height, width = (rows, cols) if params.get("scan_lines", "columns") == "columns" else (cols, rows)
     chunk = recorded_chunk_frames(ingest) or n
     out: dict[str, dict[str, Any]] = {FRAMES: {"shape": (n, height, width), "chunk": chunk, "dims": DIMS_FRAMES}}
+    if ingest.get("depth_map"):
+        out[DEPTH_MAP] = dict(out[FRAMES])
     register = stage_record(group, "register") or {}
     if not register.get("complete"):
         return out

@@ -1,12 +1,13 @@
 """Copy one scan from its source file(s) into a zarr store, a chunk of frames at a time, resumably.
 
 The store skeleton (group attributes with an incomplete ``ingest`` stage record and its parameter
-fingerprint, and the empty ``frames`` array) is built under a hidden temporary name and renamed into
-place, so the final path only ever holds a store that says what it is. Frames are then written into
-the final store chunk by chunk, each chunk followed by its completion marker; the stage is marked
+fingerprint, and the empty ``frames`` array, plus ``depth_map`` when a depth axis is reduced) is built
+under a hidden temporary name and renamed into place, so the final path only ever holds a store that
+says what it is. Frames (and depth maps) are then written into the final store chunk by chunk, each chunk followed by its completion marker; the stage is marked
 complete only after the last chunk. A rerun with the same source and parameters continues where an
 interrupted run stopped (or starts afresh when asked for another chunking; a complete store keeps its
 own); different ones are refused unless ``overwrite``. Sources are opened read-only and never touched.
+Checks of the axes (``checks/axes.py``) run alongside and record their warnings before completion.
 """
 
 from __future__ import annotations
@@ -16,15 +17,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import zarr
 
 from orpam_pipeline import __version__
+from orpam_pipeline.checks import Finding, record_warnings
+from orpam_pipeline.checks.axes import UnnamedAxesProbe, ingest_checks
 from orpam_pipeline.errors import ScanError, StoreError
 from orpam_pipeline.geometry import FirstLine, fixed_parity
 from orpam_pipeline.io import ScanSource
+from orpam_pipeline.io.axes import swap_lines
 from orpam_pipeline.memory import check_memory
 from orpam_pipeline.store.files import partial_path
 from orpam_pipeline.store.layout import (
+    DEPTH_MAP,
     FRAMES,
     STORE_NAME,
     auto_chunk_frames,
@@ -74,13 +80,17 @@ def _existing_record(target: Path) -> dict[str, Any] | None:
     return dict(record) if record else {}
 
 
-def _create_skeleton(target: Path, attrs: dict[str, Any], shape: tuple[int, int, int], chunk: int) -> None:
-    """Build group attributes and the empty frames array aside, then move them into place at once."""
+def _create_skeleton(
+    target: Path, attrs: dict[str, Any], shape: tuple[int, int, int], chunk: int, depth_map: bool = False
+) -> None:
+    """Build group attributes and the empty arrays aside, then move them into place at once."""
     partial = partial_path(target)
     try:
         group = zarr.open_group(partial, mode="w")
         group.attrs.update(attrs)
         create_frame_array(group, FRAMES, shape, chunk)
+        if depth_map:
+            create_frame_array(group, DEPTH_MAP, shape, chunk)
         clear_state(target)
         partial.rename(target)
     except BaseException:
@@ -115,7 +125,9 @@ def ingest(
         )
     chunk = int(chunk_frames or auto_chunk_frames((height, width), n_frames))
     chunk = max(1, min(chunk, n_frames))
-    check_memory(where, chunk * height * width * 4, f"a chunk of {chunk} frames of {height}x{width}")
+    depth_map = getattr(source, "reduction", None) is not None and hasattr(source, "read_maps")
+    arrays = 2 if depth_map else 1
+    check_memory(where, arrays * chunk * height * width * 4, f"a chunk of {chunk} frames of {height}x{width}")
     n_chunks = -(-n_frames // chunk)
 
     with store_lock(target.parent):
@@ -136,10 +148,11 @@ def ingest(
         if decision == "fresh" and record is not None:  # a partial store chunked otherwise
             remove_tree(target)
             clear_state(target)
+        extra = {"depth_map": True} if depth_map else {}
         if decision == "fresh":
             attrs = {
                 "scan": source.name,
-                "source": source.provenance(),
+                "source": _source_attrs(source, scan_lines),
                 "conventions": {
                     "scan_lines": scan_lines,
                     "first_line": first_line,
@@ -150,22 +163,36 @@ def ingest(
                 "package_version": __version__,
                 "created": now_iso(),
                 "stages": {"ingest": {"complete": False, "updated": now_iso(), "fingerprint": fp,
-                                      "params": params, "chunk_frames": chunk, "chunks": n_chunks}},
+                                      "params": params, "chunk_frames": chunk, "chunks": n_chunks, **extra}},
             }  # fmt: skip
-            _create_skeleton(target, attrs, (n_frames, height, width), chunk)
+            physical = _physical(source)
+            if physical is not None:
+                attrs["physical"] = physical
+            _create_skeleton(target, attrs, (n_frames, height, width), chunk, depth_map)
         group = zarr.open_group(target, mode="r+")
         frames = group[FRAMES]
+        depths = group[DEPTH_MAP] if depth_map else None
         done = markers.done()
         written = 0
         try:
+            findings, probe = ingest_checks(source)
             for index in range(n_chunks):
-                if index in done:
-                    continue
                 start, stop = index * chunk, min((index + 1) * chunk, n_frames)
-                block = source.read(start, stop)
+                if index in done:
+                    _feed_stored(probe, frames, start, stop, scan_lines)
+                    continue
+                if depths is not None:
+                    block, depth = source.read_maps(start, stop)
+                else:
+                    block, depth = source.read(start, stop), None
+                if probe is not None and probe.wants(start):
+                    probe.feed(start, block)
                 if scan_lines == "rows":
                     block = block.transpose(0, 2, 1)
+                    depth = None if depth is None else depth.transpose(0, 2, 1)
                 write_frames(frames, start, stop, block)
+                if depths is not None:
+                    write_frames(depths, start, stop, depth)
                 markers.mark(index)
                 written += 1
                 if progress is not None:
@@ -178,9 +205,41 @@ def ingest(
             raise StoreError(
                 target, f"writing frames failed ({exc.strerror or exc}); fix the cause and rerun to continue"
             ) from None
-        mark_stage(group, "ingest", True, frames=n_frames, chunk_frames=chunk, fingerprint=fp, params=params, chunks=n_chunks)
+        _record(group, findings, probe)
+        mark_stage(group, "ingest", True, frames=n_frames, chunk_frames=chunk, fingerprint=fp, params=params,
+                   chunks=n_chunks, **extra)  # fmt: skip
         markers.clear()
     return IngestResult(target, "resumed" if decision == "resume" else "created", n_chunks, written)
+
+
+def _source_attrs(source: ScanSource, scan_lines: str) -> dict[str, Any]:
+    """Provenance for the group attributes, with ``axes``: the stored axes' names as they were read."""
+    prov = dict(source.provenance())
+    used = getattr(source, "axes_used", None)
+    if used:
+        prov["axes"] = swap_lines(used) if scan_lines == "rows" else used
+    return prov
+
+
+def _physical(source: ScanSource) -> dict[str, Any] | None:
+    """The ``physical`` group attribute: the depth scale, when the source reduces a depth axis and knows it."""
+    reduction = getattr(source, "reduction", None)
+    return None if reduction is None else reduction.physical()
+
+
+def _feed_stored(probe: UnnamedAxesProbe | None, frames: zarr.Array, start: int, stop: int, scan_lines: str) -> None:
+    """Feed the probe frames an interrupted run already wrote (read back from the store)."""
+    if probe is None or not probe.wants(start):
+        return
+    block = np.asarray(frames[start:stop])
+    probe.feed(start, block.transpose(0, 2, 1) if scan_lines == "rows" else block)
+
+
+def _record(group: zarr.Group, findings: list[Finding], probe: UnnamedAxesProbe | None) -> None:
+    """Record the axes checks' warnings (nothing is written when there are none)."""
+    found = findings + (probe.findings() if probe is not None else [])
+    if found:
+        record_warnings(group, "ingest", found)
 
 
 def ingest_scan(source: ScanSource, out_dir: Path, **options: Any) -> Path:

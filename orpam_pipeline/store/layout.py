@@ -23,6 +23,7 @@ from orpam_pipeline.store.files import sync_chunks, sync_dir, sync_file
 STORE_NAME = "scan.zarr"
 ZARR_JSON = "zarr.json"
 FRAMES = "frames"
+DEPTH_MAP = "depth_map"
 REGISTERED_EVEN = "registered_even"
 MERGED = "merged"
 DISPLACEMENT = "displacement"

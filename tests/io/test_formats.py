@@ -58,7 +58,7 @@ def open_raw(layout: Layout) -> ArrayBackend:
     return ArrayBackend(np.memmap(layout.path, dtype=dtype, mode="r", offset=offset, shape=shape), layout.perm)
 
 
-TOY = Format("toyraw", (".raw",), inspect_raw, open_raw, ("toyraw",))
+TOY = Format("toyraw", (".toy",), inspect_raw, open_raw, ("toyraw",))
 
 
 @pytest.fixture
@@ -78,7 +78,7 @@ def test_builtin_format_declares_the_reader_its_inspect_yields(tmp_path, reader,
 
 
 def test_supported_suffixes_come_from_formats():
-    assert SUPPORTED_SUFFIXES == (".npy", ".npz", ".tif", ".tiff", ".h5", ".hdf5", ".mat")
+    assert SUPPORTED_SUFFIXES == (".npy", ".npz", ".tif", ".tiff", ".h5", ".hdf5", ".mat", ".dat", ".bin", ".raw")
     assert SUPPORTED_SUFFIXES == tuple(s for fmt in FORMATS for s in fmt.suffixes)
     assert supported_suffixes() == SUPPORTED_SUFFIXES
 
@@ -86,16 +86,16 @@ def test_supported_suffixes_come_from_formats():
 def test_registered_format_is_discovered_and_read(tmp_path, toy_format):
     stack = np.random.default_rng(0).integers(0, 1000, size=(4, 5, 6)).astype(np.uint16)
     frames = np.random.default_rng(1).normal(size=(3, 5, 6))
-    write_raw(tmp_path / "stack.raw", stack)
+    write_raw(tmp_path / "stack.toy", stack)
     (tmp_path / "run").mkdir()
     for i, frame in enumerate(frames):
-        write_raw(tmp_path / "run" / f"f{i + 1}.raw", frame)
+        write_raw(tmp_path / "run" / f"f{i + 1}.toy", frame)
     write_npy(tmp_path / "other.npy", frames)
 
-    assert ".raw" in supported_suffixes()
+    assert ".toy" in supported_suffixes()
     entries = {e.name: e for e in discover_scans(tmp_path)}
     assert sorted(entries) == ["other", "run", "stack"]
-    assert [p.name for p in entries["run"].paths] == ["f1.raw", "f2.raw", "f3.raw"]
+    assert [p.name for p in entries["run"].paths] == ["f1.toy", "f2.toy", "f3.toy"]
 
     with open_scan(entries["stack"]) as src:
         assert src.reader == "toyraw" and src.source_dtype == np.uint16 and src.shape == stack.shape
@@ -104,18 +104,18 @@ def test_registered_format_is_discovered_and_read(tmp_path, toy_format):
     with open_scan(entries["run"]) as src:
         assert src.reader == "frames:toyraw" and src.shape == frames.shape
         np.testing.assert_array_equal(src.read(0, 3), frames.astype(np.float32))
-    (tmp_path / "bad.raw").write_bytes(MAGIC + b" <f4 2 2\n" + b"\0" * 5)
+    (tmp_path / "bad.toy").write_bytes(MAGIC + b" <f4 2 2\n" + b"\0" * 5)
     with pytest.raises(ScanError, match="size does not match"):
-        open_scan(tmp_path / "bad.raw")
+        open_scan(tmp_path / "bad.toy")
 
 
 def test_unregistered_format_is_not_read(tmp_path):
-    write_raw(tmp_path / "stack.raw", np.zeros((2, 3, 4), np.float32))
-    assert ".raw" not in supported_suffixes()
+    write_raw(tmp_path / "stack.toy", np.zeros((2, 3, 4), np.float32))
+    assert ".toy" not in supported_suffixes()
     with pytest.raises(ScanError, match="no scan files found"):
         discover_scans(tmp_path)
-    with pytest.raises(ScanError, match="unsupported file type '.raw'"):
-        open_scan(tmp_path / "stack.raw")
+    with pytest.raises(ScanError, match="unsupported file type '.toy'"):
+        open_scan(tmp_path / "stack.toy")
 
 
 def test_register_refuses_a_clash(toy_format):

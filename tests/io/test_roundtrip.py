@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from orpam_pipeline.io import open_scan, sha256_file
+from orpam_pipeline.io import ReadSpec, open_scan, sha256_file
+from orpam_pipeline.io.reduce import Reduction
 
 from .conftest import WRITERS, to_matlab, write_h5, write_mat5, write_mat73, write_npy, write_tiff
 
@@ -100,23 +101,27 @@ def test_fortran_npy_and_big_endian(tmp_path, float_stack):
         np.testing.assert_array_equal(src.read(0, 5), float_stack.astype(np.float32))
 
 
+ABS = Reduction("abs")
+"""max |x|: the MAP of earlier releases (``--map-method abs``); envelope is tested in test_reduce.py."""
+
+
 def test_depth_axis_4d(tmp_path):
     rng = np.random.default_rng(3)
     raw = rng.normal(size=(3, 4, 5, 6)).astype(np.float32)  # (T, Z, Y, X)
     want = np.abs(raw).max(axis=1)
     for path in (write_npy(tmp_path / "v.npy", raw), write_h5(tmp_path / "v.h5", raw)):
-        with open_scan(path, depth_axis=1) as src:
+        with open_scan(path, spec=ReadSpec(depth_axis=1, reduction=ABS)) as src:
             assert src.shape == (3, 5, 6)
             np.testing.assert_array_equal(src.read(0, 3), want)
             np.testing.assert_array_equal(src.read(1, 2), want[1:2])
     mat = write_mat73(tmp_path / "v.mat", {"raw": np.moveaxis(raw, 0, -1).astype(np.float64)})
-    with open_scan(mat, depth_axis=1) as src:
+    with open_scan(mat, spec=ReadSpec(depth_axis=1, reduction=ABS)) as src:
         np.testing.assert_array_equal(src.read(0, 3), want)
 
 
 def test_depth_axis_int_no_overflow(tmp_path):
     raw = np.array([[[-32768, 5], [3, -2]], [[7, 1], [-9, 0]]], dtype=np.int16)  # (Z, Y, X)
-    with open_scan(write_npy(tmp_path / "v.npy", raw), depth_axis=0) as src:
+    with open_scan(write_npy(tmp_path / "v.npy", raw), spec=ReadSpec(depth_axis=0, reduction=ABS)) as src:
         assert src.shape == (1, 2, 2)
         np.testing.assert_array_equal(src.read(0, 1)[0], [[32768, 5], [9, 2]])
 
@@ -124,7 +129,7 @@ def test_depth_axis_int_no_overflow(tmp_path):
 def test_tiff_hyperstack_depth(tmp_path):
     raw = np.arange(2 * 3 * 4 * 5, dtype=np.uint16).reshape(2, 3, 4, 5)
     path = write_tiff(tmp_path / "h.tif", raw, imagej=True, metadata={"axes": "TZYX"})
-    with open_scan(path, depth_axis=1) as src:
+    with open_scan(path, spec=ReadSpec(depth_axis=1, reduction=ABS)) as src:
         np.testing.assert_array_equal(src.read(1, 2), raw[1:2].max(axis=1).astype(np.float32))
 
 

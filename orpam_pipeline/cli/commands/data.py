@@ -10,14 +10,28 @@ import typer
 from orpam_pipeline.cli.console import esc, err, friendly, out, progress_bars
 from orpam_pipeline.cli.options import (
     SRC,
+    Axes,
+    Band,
+    Baseline,
+    BaselineWindow,
     ChunkFrames,
     DepthAxis,
+    DepthRange,
+    Dtype,
     FirstLine,
     FirstLineOpt,
+    MapMethod,
+    MapMethodOpt,
+    Order,
+    OrderOpt,
     Overwrite,
+    SamplingRate,
     ScanLines,
     ScanLinesOpt,
+    Shape,
+    SpeedOfSound,
     Variable,
+    reading,
     run_options,
 )
 
@@ -29,14 +43,19 @@ def simulate(
     size: Annotated[tuple[int, int], typer.Option("--size", help="Frame height (Y, fast axis) and width (X).")] = (256, 256),
     seed: Annotated[int, typer.Option("--seed", help="Seed of the first scan.")] = 0,
     scans: Annotated[int, typer.Option("--scans", min=1, help="Number of scans (seeds seed, seed+1, ...).")] = 1,
+    raw: Annotated[bool, typer.Option("--raw", help="Write A-line volumes (T, Z, Y, X) uint16 with a DC offset and "
+                                      "carrier pulses instead of MAP frames (read them with --axes tzyx).")] = False,
+    depth_samples: Annotated[int, typer.Option("--depth-samples", min=16, help="With --raw: samples per A-line.")] = 128,
     overwrite: Overwrite = False,
 ) -> None:
     """Simulate bidirectional sequences of OR-PAM vasculature with ground truth beside them."""
     from orpam_pipeline.simulate import SimulationParams, write_simulation
+    from orpam_pipeline.simulate.raw import RawParams
 
+    raw_params = RawParams(depth_samples=depth_samples) if raw else None
     for i in range(scans):
         params = SimulationParams.randomised(seed + i, frames=frames, height=size[0], width=size[1])
-        paths = write_simulation(out_dir, params, overwrite=overwrite)
+        paths = write_simulation(out_dir, params, overwrite=overwrite, raw=raw_params)
         out.print(f"scan  {paths.scan}\ntruth {paths.truth}", highlight=False)
 
 
@@ -49,12 +68,25 @@ def ingest(
     first_line: FirstLine = FirstLineOpt.forward,
     chunk_frames: ChunkFrames = None,
     depth_axis: DepthAxis = None,
+    axes: Axes = None,
+    map_method: MapMethod = MapMethodOpt.envelope,
+    baseline: Baseline = None,
+    baseline_window: BaselineWindow = None,
+    band: Band = None,
+    sampling_rate: SamplingRate = None,
+    speed_of_sound: SpeedOfSound = None,
+    depth_range: DepthRange = None,
+    dtype: Dtype = None,
+    shape: Shape = None,
+    order: Order = OrderOpt.C,
     overwrite: Overwrite = False,
 ) -> None:
     """Copy scans into zarr stores (float32, chunked by frames, checksummed, with provenance)."""
     from orpam_pipeline.pipeline import run_batch
 
-    options = run_options("none", {}, variable, scan_lines, first_line, chunk_frames, depth_axis, overwrite)
+    raw = reading(axes, map_method, baseline, baseline_window, band, sampling_rate, speed_of_sound, depth_range, dtype,
+                  shape, order)
+    options = run_options("none", {}, variable, scan_lines, first_line, chunk_frames, depth_axis, overwrite, raw=raw)
     said = {"processed": "", "resumed": " (continued an interrupted ingest)", "skipped": " (already complete)"}
     with progress_bars() as bars:
         task = bars.add_task("ingest", total=None)

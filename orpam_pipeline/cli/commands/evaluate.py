@@ -11,23 +11,37 @@ import typer
 from orpam_pipeline.cli.console import esc, deprecated, err, fmt, friendly, out, print_json
 from orpam_pipeline.cli.options import (
     AsJson,
+    Axes,
+    Band,
+    Baseline,
+    BaselineWindow,
     BatchSize,
     Checkpoint,
     ChunkFrames,
     DepthAxis,
+    DepthRange,
     Device,
+    Dtype,
     FirstLine,
     FirstLineOpt,
     LineProfile,
+    MapMethod,
+    MapMethodOpt,
+    Order,
+    OrderOpt,
     Precision,
+    SamplingRate,
     ScanLines,
     ScanLinesOpt,
     Scheduler,
     Settings,
+    Shape,
+    SpeedOfSound,
     Variable,
     Workers,
     computing,
     method_settings,
+    reading,
     split_methods,
 )
 from orpam_pipeline.errors import OrpamError
@@ -52,6 +66,17 @@ def evaluate(
     first_line: FirstLine = FirstLineOpt.forward,
     chunk_frames: ChunkFrames = None,
     depth_axis: DepthAxis = None,
+    axes: Axes = None,
+    map_method: MapMethod = MapMethodOpt.envelope,
+    baseline: Baseline = None,
+    baseline_window: BaselineWindow = None,
+    band: Band = None,
+    sampling_rate: SamplingRate = None,
+    speed_of_sound: SpeedOfSound = None,
+    depth_range: DepthRange = None,
+    dtype: Dtype = None,
+    shape: Shape = None,
+    order: Order = OrderOpt.C,
     checkpoint: Checkpoint = None,
     device: Device = None,
     precision: Precision = None,
@@ -75,11 +100,13 @@ def evaluate(
     if out_dir is None or (src is not None and benchmark):
         raise OrpamError("usage: orpam evaluate SRC OUT, or orpam evaluate --benchmark OUT")
     names = split_methods(method) or list(METHODS)
+    raw = reading(axes, map_method, baseline, baseline_window, band, sampling_rate, speed_of_sound, depth_range, dtype,
+                  shape, order)
     options = EvaluateOptions(
         methods=tuple(names), max_frames=max_frames, leak_frames=leak_frames, leak_threshold=leak_threshold,
         settings=method_settings(names, settings, checkpoint, device, precision, batch_size, line_profile),
         variable=variable, scan_lines=scan_lines.value, first_line=first_line.value, chunk_frames=chunk_frames,
-        depth_axis=depth_axis,
+        depth_axis=depth_axis, **raw,
     )  # fmt: skip
 
     def on_event(kind: str, d: dict[str, Any]) -> None:

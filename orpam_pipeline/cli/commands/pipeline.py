@@ -13,26 +13,40 @@ from orpam_pipeline.cli.console import esc, StageProgress, err, fmt, friendly, o
 from orpam_pipeline.cli.options import (
     SRC,
     AsJson,
+    Axes,
+    Band,
+    Baseline,
+    BaselineWindow,
     BatchSize,
     Checkpoint,
     ChunkFrames,
     DepthAxis,
+    DepthRange,
     Device,
+    Dtype,
     FirstLine,
     FirstLineOpt,
     LineProfile,
+    MapMethod,
+    MapMethodOpt,
     Method,
+    Order,
+    OrderOpt,
     Overwrite,
     Precision,
-    WaitForLocks,
+    SamplingRate,
     ScanLines,
     ScanLinesOpt,
     Scheduler,
     Settings,
+    Shape,
+    SpeedOfSound,
     Variable,
+    WaitForLocks,
     Workers,
     computing,
     method_settings,
+    reading,
     run_options,
 )
 from orpam_pipeline.register.registry import DEFAULT_METHOD
@@ -181,6 +195,17 @@ def run(
     first_line: FirstLine = FirstLineOpt.forward,
     chunk_frames: ChunkFrames = None,
     depth_axis: DepthAxis = None,
+    axes: Axes = None,
+    map_method: MapMethod = MapMethodOpt.envelope,
+    baseline: Baseline = None,
+    baseline_window: BaselineWindow = None,
+    band: Band = None,
+    sampling_rate: SamplingRate = None,
+    speed_of_sound: SpeedOfSound = None,
+    depth_range: DepthRange = None,
+    dtype: Dtype = None,
+    shape: Shape = None,
+    order: Order = OrderOpt.C,
     overwrite: Overwrite = False,
     wait_for_locks: WaitForLocks = False,
     checkpoint: Checkpoint = None,
@@ -198,8 +223,10 @@ def run(
     Ends by printing where each scan's report is.
     """
     chosen = method_settings([method], settings, checkpoint, device, precision, batch_size, line_profile)
+    raw = reading(axes, map_method, baseline, baseline_window, band, sampling_rate, speed_of_sound, depth_range, dtype,
+                  shape, order)
     options = run_options(method, chosen, variable, scan_lines, first_line, chunk_frames, depth_axis, overwrite,
-                          wait_for_locks)  # fmt: skip
+                          wait_for_locks, raw)  # fmt: skip
     started = time.perf_counter()
     with computing(scheduler, workers):
         outcomes = _run_batch(src, out_dir, options, show=not as_json)
