@@ -26,6 +26,7 @@ class ScanOptions:
     first_line: str = setting("forward", "Direction of the first line (column 0).")
     chunk_frames: int | None = setting(None, "Frames per zarr chunk (default: about 8 MiB per chunk).")
     depth_axis: int | None = setting(None, "Reduce raw A-line volumes to a MAP along this axis.")
+    reverse_backward: bool = setting(False, "Backward lines are stored in scan order (reversed along the line): flip them along Y on ingest.")
 
     def __post_init__(self) -> None:
         if self.scan_lines not in SCAN_LINES:
@@ -48,6 +49,7 @@ class RunOptions(ScanOptions):
     settings: dict[str, Any] = setting(default_factory=dict, help="Settings of the method (`--set key=value`).")
     overwrite: bool = setting(False, "Replace stores made with other parameters (same ones are continued or skipped).")
     wait_for_locks: bool = setting(False, "Wait for scans another live orpam process is writing instead of skipping them as busy.")
+    strict: bool = setting(False, "Count a scan with any warning (docs/warnings.md) as failed (exit status 1), for batch use.")
 
 
 @dataclass

@@ -42,6 +42,8 @@ ChunkFrames = Annotated[int | None, typer.Option("--chunk-frames", min=1, help=o
 DepthAxis = Annotated[int | None, typer.Option("--depth-axis", help=option_help(ScanOptions, "depth_axis"))]
 Overwrite = Annotated[bool, _flag("--overwrite", option_help(RunOptions, "overwrite"))]
 WaitForLocks = Annotated[bool, _flag("--wait-for-locks", option_help(RunOptions, "wait_for_locks"))]
+ReverseBackward = Annotated[bool, _flag("--reverse-backward", option_help(ScanOptions, "reverse_backward"))]
+Strict = Annotated[bool, _flag("--strict", option_help(RunOptions, "strict"))]
 
 Method = Annotated[
     str, typer.Option("--method", "-m", metavar="METHOD", help=f"Registration method: {', '.join(METHODS)}.")
@@ -111,11 +113,13 @@ def _declares(cls: Any, key: str) -> bool:
 
 def run_options(method: str, settings: dict[str, Any], variable: str | None, scan_lines: ScanLinesOpt,
                 first_line: FirstLineOpt, chunk_frames: int | None, depth_axis: int | None,
-                overwrite: bool, wait_for_locks: bool = False) -> RunOptions:  # fmt: skip
+                overwrite: bool, wait_for_locks: bool = False, *, reverse_backward: bool = False,
+                strict: bool = False) -> RunOptions:  # fmt: skip
     """The library's options from the shared CLI options."""
     return RunOptions(variable=variable, scan_lines=scan_lines.value, first_line=first_line.value,
                       chunk_frames=chunk_frames, depth_axis=depth_axis, method=method, settings=settings,
-                      overwrite=overwrite, wait_for_locks=wait_for_locks)  # fmt: skip
+                      overwrite=overwrite, wait_for_locks=wait_for_locks, reverse_backward=reverse_backward,
+                      strict=strict)  # fmt: skip
 
 
 def computing(scheduler: str | None, workers: int | None) -> Any:

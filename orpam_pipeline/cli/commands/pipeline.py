@@ -9,7 +9,18 @@ from typing import Annotated, Any
 
 import typer
 
-from orpam_pipeline.cli.console import esc, StageProgress, err, fmt, friendly, out, print_json, progress_bars, report_table
+from orpam_pipeline.cli.console import (
+    StageProgress,
+    err,
+    esc,
+    fmt,
+    friendly,
+    out,
+    print_json,
+    print_warnings,
+    progress_bars,
+    report_table,
+)
 from orpam_pipeline.cli.options import (
     SRC,
     AsJson,
@@ -21,6 +32,8 @@ from orpam_pipeline.cli.options import (
     FirstLine,
     FirstLineOpt,
     LineProfile,
+    ReverseBackward,
+    Strict,
     Method,
     Overwrite,
     Precision,
@@ -90,7 +103,8 @@ def report(
         print_json({**summary, "report_json": str(json_path), "report_html": str(html_path)})
         return
     out.print(report_table(summary))
-    out.print(f"report: {html_path}\njson:   {json_path}", highlight=False)
+    print_warnings(out, summary.get("warnings"))
+    out.print(f"report: {esc(html_path)}\njson:   {esc(json_path)}", highlight=False)
 
 
 def batch_hooks(bars: Any, visible: bool = True) -> tuple[Callable[..., None], Any, Callable[[Any], None]]:
@@ -119,6 +133,7 @@ def batch_hooks(bars: Any, visible: bool = True) -> tuple[Callable[..., None], A
             bars.console.print(f"[yellow]busy[/] {esc(outcome.error)}", highlight=False)
         else:
             bars.console.print(f"[bold red]failed[/] {esc(outcome.error)}", highlight=False)
+        print_warnings(bars.console, outcome.warnings)
 
     return on_start, stages, on_done
 
@@ -183,6 +198,8 @@ def run(
     depth_axis: DepthAxis = None,
     overwrite: Overwrite = False,
     wait_for_locks: WaitForLocks = False,
+    reverse_backward: ReverseBackward = False,
+    strict: Strict = False,
     checkpoint: Checkpoint = None,
     device: Device = None,
     precision: Precision = None,
@@ -195,11 +212,12 @@ def run(
     """Ingest, register and report every scan under SRC; failed scans are listed and skipped.
 
     Registration chunks run on local threads, or on a dask cluster with --workers or --scheduler.
-    Ends by printing where each scan's report is.
+    Settings that look wrong are warned about under each scan (docs/warnings.md); --strict fails
+    such scans. Ends by printing where each scan's report is.
     """
     chosen = method_settings([method], settings, checkpoint, device, precision, batch_size, line_profile)
     options = run_options(method, chosen, variable, scan_lines, first_line, chunk_frames, depth_axis, overwrite,
-                          wait_for_locks)  # fmt: skip
+                          wait_for_locks, reverse_backward=reverse_backward, strict=strict)  # fmt: skip
     started = time.perf_counter()
     with computing(scheduler, workers):
         outcomes = _run_batch(src, out_dir, options, show=not as_json)
