@@ -46,6 +46,7 @@ class ScanOptions:
                                       "e.g. 384,2000,2000.")  # fmt: skip
     order: str = setting("C", "Memory order of headerless binary files: C (row-major) or F (column-major, as MATLAB's "
                               "fwrite writes; the shape is then MATLAB's).")  # fmt: skip
+    reverse_backward: bool = setting(False, "Backward lines are stored in scan order (reversed along the line): flip them along Y on ingest.")
 
     def __post_init__(self) -> None:
         if self.scan_lines not in SCAN_LINES:
@@ -86,6 +87,7 @@ class RunOptions(ScanOptions):
     settings: dict[str, Any] = setting(default_factory=dict, help="Settings of the method (`--set key=value`).")
     overwrite: bool = setting(False, "Replace stores made with other parameters (same ones are continued or skipped).")
     wait_for_locks: bool = setting(False, "Wait for scans another live orpam process is writing instead of skipping them as busy.")
+    strict: bool = setting(False, "Count a scan with any warning (docs/warnings.md) as failed (exit status 1), for batch use.")
 
 
 @dataclass

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from orpam_pipeline.checks.run import update_checks
 from orpam_pipeline.errors import OrpamError, one_line
 from orpam_pipeline.io import ScanEntry, discover_scans, open_scan
 from orpam_pipeline.options import RunOptions
@@ -45,6 +46,8 @@ class ScanOutcome:
     """``skipped``: already complete with the same parameters; ``resumed``: an interrupted run continued."""
     renamed_from: str | None = None
     """The name the files suggested, when it was not a safe folder name or clashed with another scan."""
+    warnings: list[dict[str, str]] = field(default_factory=list)
+    """The checks' warnings (``{code, message, stage}``, docs/warnings.md), also for a scan ``--strict`` failed."""
 
     @property
     def report_json(self) -> Path | None:
@@ -56,7 +59,7 @@ class ScanOutcome:
         paths = {"store": self.store, "report_json": self.report_json, "report_html": self.report_html}
         return {"name": self.name, "renamed_from": self.renamed_from, "source": str(self.source), "ok": self.ok,
                 "status": self.status,
-                "seconds": round(self.seconds, 3), "error": self.error,
+                "seconds": round(self.seconds, 3), "error": self.error, "warnings": self.warnings,
                 **{k: None if v is None else str(v) for k, v in paths.items()}, "report": report or None}  # fmt: skip
 
 
@@ -93,6 +96,7 @@ def process_scan(
                 chunk_frames=options.chunk_frames,
                 overwrite=options.overwrite,
                 progress=None if progress is None else (lambda d, n: progress("ingest", d, n)),
+                reverse_backward=options.reverse_backward,
             )
             source.close()
             registered = register(ingested.store, method, progress=progress, overwrite=options.overwrite)
@@ -111,10 +115,23 @@ def process_scan(
     status = (
         "skipped" if all(s == "complete" for s in states) else "processed" if ingested.state == "created" else "resumed"
     )
-    return ScanOutcome(
+    outcome = ScanOutcome(
         name, where, True, time.perf_counter() - started, ingested.store, report, html,
-        registration=registered.info, status=status,
+        registration=registered.info, status=status, warnings=list(report.get("warnings") or []),
     )  # fmt: skip
+    return strict_outcome(outcome) if options.strict else outcome
+
+
+def strict_outcome(outcome: ScanOutcome) -> ScanOutcome:
+    """``--strict``: a scan with any warning fails (its store and report stay for reading)."""
+    if not outcome.ok or not outcome.warnings:
+        return outcome
+    codes = ", ".join(dict.fromkeys(w["code"] for w in outcome.warnings))
+    n = len(outcome.warnings)
+    outcome.ok, outcome.status = False, "failed"
+    where = outcome.report_json or outcome.store
+    outcome.error = f"{outcome.source}: --strict: {n} warning{'s' if n != 1 else ''} ({codes}); see {where}"
+    return outcome
 
 
 def _remove_if_empty(folder: Path) -> None:
@@ -137,14 +154,18 @@ def ingest_entry(entry: ScanEntry, out_dir: Path, options: RunOptions, progress:
                 source, out_dir, scan_lines=options.scan_lines, first_line=options.first_line,  # type: ignore[arg-type]
                 chunk_frames=options.chunk_frames, overwrite=options.overwrite,
                 progress=None if progress is None else (lambda d, n: progress("ingest", d, n)),
+                reverse_backward=options.reverse_backward,
             )  # fmt: skip
+        found = [w.to_dict() for w in update_checks(result.store)]
     except Exception as exc:  # one bad scan must not stop the batch
         if not existed:
             _remove_if_empty(folder)
         return ScanOutcome(entry.name, where, False, time.perf_counter() - started, error=one_line(exc, where),
                            status="busy" if isinstance(exc, LockBusy) else "failed")  # fmt: skip
     status: ScanStatus = {"created": "processed", "resumed": "resumed", "complete": "skipped"}[result.state]
-    return ScanOutcome(entry.name, where, True, time.perf_counter() - started, result.store, status=status)
+    outcome = ScanOutcome(entry.name, where, True, time.perf_counter() - started, result.store, status=status,
+                          warnings=found)  # fmt: skip
+    return strict_outcome(outcome) if options.strict else outcome
 
 
 def scans_under(src: Path, out_dir: Path, variable: str | None = None, raw: Any = None) -> list[ScanEntry]:

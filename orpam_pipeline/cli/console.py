@@ -63,6 +63,13 @@ def esc(value: Any) -> str:
     return escape(str(value))
 
 
+def print_warnings(console: Console, warnings: Any) -> None:
+    """The checks' warnings (``{code, message, stage}`` dicts), one indented line each."""
+    for w in warnings or []:
+        console.print(f"  [yellow]warning[/] {esc(w.get('code'))}: {esc(w.get('message'))}", highlight=False,
+                      soft_wrap=True)  # fmt: skip
+
+
 def deprecated(old: str, new: str) -> None:
     """Say on stderr that an option spelling is going away (old spellings stay for one release)."""
     err.print(f"[yellow]note:[/] {old} is deprecated and will be removed; use {new}", highlight=False)

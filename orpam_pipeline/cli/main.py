@@ -49,6 +49,7 @@ def _terminated(signum: int, frame: Any) -> None:
 
 
 app.command()(data.simulate)
+app.command()(data.inspect)
 app.command()(data.ingest)
 app.command()(pipeline.register)
 app.command()(pipeline.report)

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
+from orpam_pipeline.cli.groups import Group
 from orpam_pipeline.errors import OrpamError
 from orpam_pipeline.options import ComputeOptions, RunOptions, ScanOptions, option_help
 from orpam_pipeline.register import METHODS
@@ -57,6 +58,8 @@ ScanLines = Annotated[ScanLinesOpt, typer.Option("--scan-lines", help=option_hel
 FirstLine = Annotated[FirstLineOpt, typer.Option("--first-line", help=option_help(ScanOptions, "first_line"))]
 ChunkFrames = Annotated[int | None, typer.Option("--chunk-frames", min=1, help=option_help(ScanOptions, "chunk_frames"))]
 DepthAxis = Annotated[int | None, typer.Option("--depth-axis", help=option_help(ScanOptions, "depth_axis"))]
+
+
 def _scan(name: str, field: str, metavar: str | None = None) -> Any:
     return typer.Option(name, metavar=metavar, help=option_help(ScanOptions, field))
 
@@ -74,6 +77,8 @@ Shape = Annotated[str | None, _scan("--shape", "shape", "<N,N,...>")]
 Order = Annotated[OrderOpt, _scan("--order", "order")]
 Overwrite = Annotated[bool, _flag("--overwrite", option_help(RunOptions, "overwrite"))]
 WaitForLocks = Annotated[bool, _flag("--wait-for-locks", option_help(RunOptions, "wait_for_locks"))]
+ReverseBackward = Annotated[bool, _flag("--reverse-backward", option_help(ScanOptions, "reverse_backward"))]
+Strict = Annotated[bool, _flag("--strict", option_help(RunOptions, "strict"))]
 
 Method = Annotated[
     str, typer.Option("--method", "-m", metavar="METHOD", help=f"Registration method: {', '.join(METHODS)}.")
@@ -141,30 +146,42 @@ def _declares(cls: Any, key: str) -> bool:
     return cls.settings_type is not None and key in {f.name for f in fields(cls.settings_type)}
 
 
-def reading(axes: str | None, map_method: MapMethodOpt, baseline: BaselineOpt | None, baseline_window: str | None,
-            band: str | None, sampling_rate: float | None, speed_of_sound: float | None, depth_range: str | None,
-            dtype: str | None, shape: str | None, order: OrderOpt) -> dict[str, Any]:  # fmt: skip
-    """The A-line and binary-file options as :class:`ScanOptions` fields."""
-    return {"axes": axes, "map_method": map_method.value, "baseline": None if baseline is None else baseline.value,
-            "baseline_window": baseline_window, "band": band, "sampling_rate": sampling_rate,
-            "speed_of_sound": speed_of_sound, "depth_range": depth_range, "dtype": dtype, "shape": shape,
-            "order": order.value}  # fmt: skip
+SCAN = Group.of(
+    variable=(Variable, None), scan_lines=(ScanLines, ScanLinesOpt.columns), first_line=(FirstLine, FirstLineOpt.forward),
+    chunk_frames=(ChunkFrames, None), axes=(Axes, None), depth_axis=(DepthAxis, None),
+    map_method=(MapMethod, MapMethodOpt.envelope), baseline=(Baseline, None), baseline_window=(BaselineWindow, None),
+    band=(Band, None), sampling_rate=(SamplingRate, None), speed_of_sound=(SpeedOfSound, None),
+    depth_range=(DepthRange, None), dtype=(Dtype, None), shape=(Shape, None), order=(Order, OrderOpt.C),
+    reverse_backward=(ReverseBackward, False),
+)  # fmt: skip
+"""How source files are read: every :class:`ScanOptions` field, for run, ingest and evaluate."""
+
+NETWORK = Group.of(
+    settings=(Settings, None), checkpoint=(Checkpoint, None), device=(Device, None), precision=(Precision, None),
+    batch_size=(BatchSize, None), line_profile=(LineProfile, False),
+)  # fmt: skip
+"""A method's settings: ``--set`` and the flags of the settings most used."""
+
+COMPUTE = Group.of(scheduler=(Scheduler, None), workers=(Workers, None))
+"""Where chunk tasks run."""
 
 
-def run_options(method: str, settings: dict[str, Any], variable: str | None, scan_lines: ScanLinesOpt,
-                first_line: FirstLineOpt, chunk_frames: int | None, depth_axis: int | None,
-                overwrite: bool, wait_for_locks: bool = False, raw: dict[str, Any] | None = None) -> RunOptions:  # fmt: skip
-    """The library's options from the shared CLI options (``raw``: from :func:`reading`)."""
-    return RunOptions(variable=variable, scan_lines=scan_lines.value, first_line=first_line.value,
-                      chunk_frames=chunk_frames, depth_axis=depth_axis, method=method, settings=settings,
-                      overwrite=overwrite, wait_for_locks=wait_for_locks, **(raw or {}))  # fmt: skip
+def scan_fields(values: dict[str, Any]) -> dict[str, Any]:
+    """The :data:`SCAN` group's values as :class:`ScanOptions` fields (choices as their text)."""
+    return {k: v.value if isinstance(v, Enum) else v for k, v in values.items()}
 
 
-def computing(scheduler: str | None, workers: int | None) -> Any:
-    """The compute context for ``--scheduler``/``--workers`` (local threads when neither is given)."""
+def network_settings(names: list[str] | tuple[str, ...], values: dict[str, Any]) -> dict[str, Any]:
+    """The :data:`NETWORK` group's values as method settings, checked against the methods ``names``."""
+    return method_settings(names, values["settings"], values["checkpoint"], values["device"], values["precision"],
+                           values["batch_size"], values["line_profile"])  # fmt: skip
+
+
+def computing(values: dict[str, Any]) -> Any:
+    """The compute context for the :data:`COMPUTE` group (local threads when neither is given)."""
     from orpam_pipeline.scheduling import compute_context
 
-    return compute_context(scheduler=scheduler, workers=workers)
+    return compute_context(scheduler=values["scheduler"], workers=values["workers"])
 
 
 def split_methods(values: list[str] | None) -> list[str]:

@@ -187,7 +187,7 @@ def evaluate_scan(
                 use = _FirstFrames(source, int(options.max_frames))
             ingested = ingest_scan(
                 use, out_dir / INGESTED, scan_lines=options.scan_lines, first_line=options.first_line,  # type: ignore[arg-type]
-                chunk_frames=options.chunk_frames, overwrite=True,
+                chunk_frames=options.chunk_frames, overwrite=True, reverse_backward=options.reverse_backward,
             )  # fmt: skip
     except Exception as exc:  # one bad scan must not stop the evaluation
         result.update(ok=False, error=one_line(exc, entry.paths[0]))
@@ -200,7 +200,7 @@ def evaluate_scan(
     result.update(ok=True, frames=shape[0], frames_in_source=n_total, frame_shape=list(shape[1:]),
                   ingested=str(ingested), truth=None, truth_note=None)  # fmt: skip
     if truth is not None:
-        if options.scan_lines != "columns" or options.first_line != "forward":
+        if options.scan_lines != "columns" or options.first_line != "forward" or options.reverse_backward:
             result["truth_note"] = "truth ignored: it is in the simulator's geometry (columns, forward first)"
         else:
             problem = truth_problem(truth, *shape)

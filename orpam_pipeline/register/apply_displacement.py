@@ -104,6 +104,7 @@ def _open_displacement(store: Path) -> tuple[Any, FirstLine, bool, dict[str, Any
     if DISPLACEMENT not in group:
         raise OrpamError(f"{store}: holds no displacement (method {info.get('method')} reports none); {hint}")
     transposed = bool(conventions.get("transposed_on_ingest"))
+    info["reverse_backward"] = bool(conventions.get("reverse_backward"))
     return group[DISPLACEMENT], conventions.get("first_line", "forward"), transposed, info
 
 
@@ -222,7 +223,9 @@ def apply_displacement_store(
     ``src_path`` is a .npy or zarr array ((T, Y, X) or (T, Z, Y, X), lab orientation) or any scan
     ``open_scan`` reads ((T, Y, X); ``variable`` names the dataset). A store ingested with
     ``scan_lines="rows"`` had its frames transposed, so the array is transposed the same way before
-    the warp and back after it. ``out_path`` ending in ``.npy`` gets a .npy file, anything else a zarr
+    the warp and back after it. A store ingested with ``reverse_backward`` had its backward columns
+    flipped along Y: the array's are flipped the same way before the warp (and stay so: the result is
+    the corrected image). ``out_path`` ending in ``.npy`` gets a .npy file, anything else a zarr
     v3 array chunked by whole frames; it is written under a temporary name and never replaces an
     input. Returns a small summary (shapes, paths, method, frames).
     """
@@ -250,6 +253,7 @@ def apply_displacement_store(
             "displacement": info.get("displacement"),
             "first_line": first_line,
             "transposed_like_store": transposed,
+            "backward_flipped_like_store": info["reverse_backward"],
             "note": "backward columns resampled along the fast axis at y + displacement (Keys cubic); "
             "forward columns copied",
         }
@@ -259,6 +263,10 @@ def apply_displacement_store(
                 block = source.read(start, stop)
                 if transposed:
                     block = np.swapaxes(block, -1, -2)
+                if info["reverse_backward"]:
+                    block = np.array(block, copy=True)
+                    moving = 1 - fixed_parity(first_line)
+                    block[..., moving::2] = block[..., ::-1, moving::2]
                 warped = apply_displacement(block, disp_z[start:stop], first_line)
                 target[start:stop] = np.swapaxes(warped, -1, -2) if transposed else warped
                 if progress is not None:

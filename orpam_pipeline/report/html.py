@@ -42,6 +42,8 @@ figure.full img { width: 440px; height: auto; }
 img.pixelated { image-rendering: pixelated; image-rendering: crisp-edges; }
 figcaption { font-size: 0.9em; color: #444; margin-top: 0.3em; max-width: 440px; }
 .note { background: #fff8e1; border-left: 4px solid #f0b400; padding: 0.5em 1em; max-width: 60em; }
+.warnings { background: #fdecea; border-left: 4px solid #d93025; padding: 0.5em 1em; max-width: 60em; }
+.warnings code { font-weight: bold; }
 pre { background: #f6f6f6; padding: 0.6em; overflow-x: auto; font-size: 0.85em; }
 .plots svg { display: block; margin: 0.5em 0; max-width: 100%; height: auto; }
 """
@@ -134,6 +136,22 @@ def _summary_table(report: Mapping[str, Any]) -> str:
     return (
         '<table class="summary"><thead><tr><th>Metric</th><th>Registered</th><th>Unregistered</th>'
         "<th>Odd-only reference</th></tr></thead><tbody>" + "".join(body) + "</tbody></table>"
+    )
+
+
+def _warnings_box(report: Mapping[str, Any]) -> str:
+    """The checks' warnings (docs/warnings.md), shown first so a wrong setting is seen before the numbers."""
+    found = [w for w in report.get("warnings") or [] if isinstance(w, Mapping)]
+    if not found:
+        return ""
+    items = "".join(
+        f"<li><code>{escape(str(w.get('code', '')))}</code> ({escape(str(w.get('stage', '')))}): "
+        f"{escape(str(w.get('message', '')))}</li>"
+        for w in found
+    )
+    return (
+        f'<div class="warnings" id="warnings"><p><strong>{len(found)} warning{"s" if len(found) != 1 else ""}'
+        f"</strong>: a setting may be wrong; read these before the numbers.</p><ul>{items}</ul></div>"
     )
 
 
@@ -299,6 +317,7 @@ def render_report_html(
         f"<title>OR-PAM registration report: {escape(scan)}</title>",
         f"<style>{_CSS}</style></head><body>",
         f"<h1>OR-PAM registration report: {escape(scan)}</h1>",
+        _warnings_box(report),
         _meta_table(report),
         "<h2>Summary</h2>",
         _summary_table(report),

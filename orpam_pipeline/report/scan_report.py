@@ -10,6 +10,7 @@ import numpy as np
 import zarr
 
 from orpam_pipeline import __version__
+from orpam_pipeline.checks.run import update_checks
 from orpam_pipeline.errors import OrpamError, StoreError
 from orpam_pipeline.geometry import split
 from orpam_pipeline.jsonsafe import json_safe
@@ -164,7 +165,10 @@ def current_report(store: Path) -> tuple[dict[str, Any], Path, Path] | None:
 
 
 def write_report(store: Path) -> tuple[dict[str, Any], Path, Path]:
-    """Compute the report of ``store`` and write report.json and report.html beside it."""
+    """Compute the report of ``store`` and write report.json and report.html beside it.
+
+    The checks the store is due for run first (``checks.run``); ``warnings`` holds every recorded one.
+    """
     store = resolve_store_path(store)
     with store_lock(store.parent):
         clean_strays(store)
@@ -173,6 +177,7 @@ def write_report(store: Path) -> tuple[dict[str, Any], Path, Path]:
             if missing:
                 raise StoreError(store, f"{missing[0]} ({len(missing)} missing in all); `orpam repair` recomputes them")
             report, figures = compute_report(store)
+            report["warnings"] = [w.to_dict() for w in update_checks(store)]
         except OrpamError:
             raise
         except Exception as exc:  # damaged metadata or chunk bytes surface as several zarr/codec errors

@@ -61,12 +61,26 @@ class IngestResult:
     chunks_written: int
 
 
-def ingest_params(source: ScanSource, scan_lines: str, first_line: str) -> dict[str, Any]:
-    """What the ingested frames depend on: the source bytes and how they are read (not the chunking)."""
+def ingest_params(source: ScanSource, scan_lines: str, first_line: str, reverse_backward: bool = False) -> dict[str, Any]:
+    """What the ingested frames depend on: the source bytes and how they are read (not the chunking).
+
+    ``reverse_backward`` is recorded only when set, so stores made before the option keep their fingerprint.
+    """
     prov = dict(source.provenance())
     prov.pop("name", None)
     files = [{"name": Path(f["path"]).name, "size": f["size"], "sha256": f["sha256"]} for f in prov.pop("files")]
-    return {**prov, "files": files, "scan_lines": scan_lines, "first_line": first_line}
+    params = {**prov, "files": files, "scan_lines": scan_lines, "first_line": first_line}
+    if reverse_backward:
+        params["reverse_backward"] = True
+    return params
+
+
+def flip_backward(block: np.ndarray, first_line: FirstLine) -> np.ndarray:
+    """Frames ``(t, Y, X)`` with the backward columns flipped along Y (for ``--reverse-backward``)."""
+    out = np.array(block, copy=True)
+    moving = 1 - fixed_parity(first_line)
+    out[:, :, moving::2] = out[:, ::-1, moving::2]
+    return out
 
 
 def _existing_record(target: Path) -> dict[str, Any] | None:
@@ -107,8 +121,13 @@ def ingest(
     chunk_frames: int | None = None,
     overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    reverse_backward: bool = False,
 ) -> IngestResult:
-    """Write (or continue writing) ``source`` to ``out_dir/<scan name>/scan.zarr``."""
+    """Write (or continue writing) ``source`` to ``out_dir/<scan name>/scan.zarr``.
+
+    ``reverse_backward`` flips the backward columns along Y (after any ``scan_lines`` transposition),
+    for acquisitions that store backward lines in scan order.
+    """
     fixed_parity(first_line)
     if scan_lines not in ("columns", "rows"):
         raise ValueError(f"scan_lines must be 'columns' or 'rows', not {scan_lines!r}")
@@ -135,7 +154,7 @@ def ingest(
         if overwrite and target.exists():
             remove_tree(target)
             clear_state(target)
-        params = ingest_params(source, scan_lines, first_line)
+        params = ingest_params(source, scan_lines, first_line, reverse_backward)
         fp = fingerprint(params)
         record = _existing_record(target)
         decision = decide("ingest", record, fp, params, overwrite=overwrite, path=target, chunk_frames=chunk)
@@ -159,6 +178,7 @@ def ingest(
                     "fast_axis": "y",
                     "frame_axes": ["t", "y", "x"],
                     "transposed_on_ingest": scan_lines == "rows",
+                    "reverse_backward": bool(reverse_backward),
                 },
                 "package_version": __version__,
                 "created": now_iso(),
@@ -190,6 +210,9 @@ def ingest(
                 if scan_lines == "rows":
                     block = block.transpose(0, 2, 1)
                     depth = None if depth is None else depth.transpose(0, 2, 1)
+                if reverse_backward:
+                    block = flip_backward(block, first_line)
+                    depth = None if depth is None else flip_backward(depth, first_line)
                 write_frames(frames, start, stop, block)
                 if depths is not None:
                     write_frames(depths, start, stop, depth)

@@ -1,38 +1,25 @@
-"""Commands that make or bring in data: ``simulate``, ``ingest`` and ``manifest create|check``."""
+"""Commands that make, look at or bring in data: ``simulate``, ``inspect``, ``ingest`` and ``manifest create|check``."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from orpam_pipeline.cli.console import esc, err, friendly, out, progress_bars
+from orpam_pipeline.cli.console import esc, err, friendly, out, print_warnings, progress_bars
+from orpam_pipeline.cli.groups import FROM_GROUP, with_groups
 from orpam_pipeline.cli.options import (
+    SCAN,
     SRC,
-    Axes,
-    Band,
-    Baseline,
-    BaselineWindow,
-    ChunkFrames,
-    DepthAxis,
-    DepthRange,
-    Dtype,
+    AsJson,
     FirstLine,
     FirstLineOpt,
-    MapMethod,
-    MapMethodOpt,
-    Order,
-    OrderOpt,
     Overwrite,
-    SamplingRate,
     ScanLines,
     ScanLinesOpt,
-    Shape,
-    SpeedOfSound,
     Variable,
-    reading,
-    run_options,
+    scan_fields,
 )
 
 
@@ -43,50 +30,130 @@ def simulate(
     size: Annotated[tuple[int, int], typer.Option("--size", help="Frame height (Y, fast axis) and width (X).")] = (256, 256),
     seed: Annotated[int, typer.Option("--seed", help="Seed of the first scan.")] = 0,
     scans: Annotated[int, typer.Option("--scans", min=1, help="Number of scans (seeds seed, seed+1, ...).")] = 1,
-    raw: Annotated[bool, typer.Option("--raw", help="Write A-line volumes (T, Z, Y, X) uint16 with a DC offset and "
-                                      "carrier pulses instead of MAP frames (read them with --axes tzyx).")] = False,
-    depth_samples: Annotated[int, typer.Option("--depth-samples", min=16, help="With --raw: samples per A-line.")] = 128,
     overwrite: Overwrite = False,
 ) -> None:
     """Simulate bidirectional sequences of OR-PAM vasculature with ground truth beside them."""
     from orpam_pipeline.simulate import SimulationParams, write_simulation
-    from orpam_pipeline.simulate.raw import RawParams
 
-    raw_params = RawParams(depth_samples=depth_samples) if raw else None
     for i in range(scans):
         params = SimulationParams.randomised(seed + i, frames=frames, height=size[0], width=size[1])
-        paths = write_simulation(out_dir, params, overwrite=overwrite, raw=raw_params)
+        paths = write_simulation(out_dir, params, overwrite=overwrite)
         out.print(f"scan  {paths.scan}\ntruth {paths.truth}", highlight=False)
 
 
 @friendly
+def inspect(
+    path: Annotated[Path, typer.Argument(metavar="PATH", help="A scan file or a directory of scans.")],
+    variable: Variable = None,
+    as_json: AsJson = False,
+) -> None:
+    """Show what PATH holds, what the readers will do with it, a guess of its axes and the `orpam run` line.
+
+    Reads only headers, small values and a bounded sample of the data. Axes are letters in the file's
+    own order (NumPy's; MATLAB's for .mat): t frames, y along a line, x line index, z depth.
+    """
+    from orpam_pipeline.cli.console import print_json
+    from orpam_pipeline.io.inspect import inspect_path
+
+    result = inspect_path(path, variable)
+    if as_json:
+        print_json(result)
+        return
+    for scan in result["scans"]:
+        _print_scan(scan)
+    if result.get("command") and result["kind"] == "directory":
+        out.print(f"[bold]for the whole directory:[/] {esc(result['command'])}", highlight=False)
+
+
+def _range_text(array: dict[str, Any]) -> str:
+    if array["range"] is None:
+        return f"range not read ({array['range_from']})" if array["range_from"] else ""
+    lo, hi = array["range"]
+    return f"range {lo:.4g} .. {hi:.4g} ({array['range_from']})"
+
+
+def _print_scan(scan: dict[str, Any]) -> None:
+    """One scan of an inspection, for a person."""
+    if scan.get("files", 1) > 1:
+        out.print(f"[bold]{esc(scan['name'])}[/]: a directory scan of {scan['files']} frame files", highlight=False)
+        detail = scan.get("first_file") or {}
+        _print_file(detail, "  first file ")
+    else:
+        _print_file(scan, "")
+    if scan.get("error"):
+        out.print(f"  [bold red]cannot read:[/] {esc(scan['error'])}", highlight=False)
+    axes = scan.get("axes")
+    if axes:
+        letters = axes.get("letters_per_file") or axes["letters"]
+        where = "per file" if "letters_per_file" in axes else "in the file's order"
+        out.print(f"  axes (guess, {where}): [bold]{esc(letters)}[/]   "
+                  "(t frames, y along a line, x line index, z depth)", highlight=False)  # fmt: skip
+        cols, rows = axes.get("comb_between_columns"), axes.get("comb_between_rows")
+        if cols is not None and rows is not None:
+            out.print(f"    comb between columns {cols:.3g}, between rows {rows:.3g}: lines are {axes['lines']}",
+                      highlight=False)  # fmt: skip
+        scores = [("-" if v is None else f"{v:.3g}") for v in axes.get("depth_scores") or []]
+        if any(v != "-" for v in scores):
+            out.print(f"    depth score per axis (oscillation; depth above 4): {' '.join(scores)}", highlight=False)
+        for note in axes.get("notes") or []:
+            out.print(f"    note: {esc(note)}", highlight=False)
+    frames = scan.get("frames")
+    if frames:
+        depth = f", {frames['depth']} depth samples reduced to a MAP" if frames.get("depth") else ""
+        y, x = frames["frame_shape"]
+        out.print(f"  gives {frames['frames']} frames of {y} x {x} (Y along the lines x X lines){depth}",
+                  highlight=False)  # fmt: skip
+    suggestion = scan.get("suggestion") or {}
+    if suggestion.get("command"):
+        out.print(f"  [bold]run:[/] {esc(suggestion['command'])}", highlight=False)
+    if suggestion.get("equivalent"):
+        out.print(f"  (the same with --depth-axis: {esc(suggestion['equivalent'])})", highlight=False)
+
+
+def _print_file(report: dict[str, Any], prefix: str) -> None:
+    if not report:
+        return
+    order = "MATLAB" if report.get("order") == "matlab" else "NumPy"
+    out.print(f"{prefix}[bold]{esc(report['path'])}[/] ({esc(report['format'])}, shapes in {order} order)",
+              highlight=False)  # fmt: skip
+    chosen = (report.get("scan") or {}).get("variable")
+    for array in report.get("arrays", []):
+        name = array["name"] if array["name"] is not None else "(array)"
+        mark = "  <- the scan" if array["name"] == chosen and report.get("scan") else ""
+        shape = "x".join(str(s) for s in array["shape"])
+        out.print(f"    {esc(name)}  {shape}  {esc(array['dtype'])}  {esc(_range_text(array))}{mark}", highlight=False)
+    metadata = report.get("metadata") or {}
+    physical = set(report.get("physical") or [])
+    if metadata:
+        out.print("    metadata (physical-looking first):", highlight=False)
+        for key in sorted(metadata, key=lambda k: (k not in physical, k))[:40]:
+            out.print(f"      {esc(key)} = {esc(metadata[key])}", highlight=False)
+    reading = report.get("reading") or {}
+    if reading.get("ok"):
+        var = f"variable {esc(reading['variable'])}, " if reading.get("variable") else ""
+        y, x = reading["frame_shape"]
+        n = reading["frames"]
+        out.print(f"    readers as is: {var}{n} frame{'s' if n != 1 else ''} of {y} x {x}", highlight=False)
+    elif reading:
+        out.print(f"    readers as is: [yellow]refuse it[/]: {esc(reading['error'])}", highlight=False)
+
+
+@friendly
+@with_groups(scan=SCAN)
 def ingest(
     src: SRC,
     out_dir: Annotated[Path, typer.Argument(metavar="OUT", help="Output folder; each scan gets OUT/<scan>/scan.zarr.")],
-    variable: Variable = None,
-    scan_lines: ScanLines = ScanLinesOpt.columns,
-    first_line: FirstLine = FirstLineOpt.forward,
-    chunk_frames: ChunkFrames = None,
-    depth_axis: DepthAxis = None,
-    axes: Axes = None,
-    map_method: MapMethod = MapMethodOpt.envelope,
-    baseline: Baseline = None,
-    baseline_window: BaselineWindow = None,
-    band: Band = None,
-    sampling_rate: SamplingRate = None,
-    speed_of_sound: SpeedOfSound = None,
-    depth_range: DepthRange = None,
-    dtype: Dtype = None,
-    shape: Shape = None,
-    order: Order = OrderOpt.C,
+    scan: dict[str, Any] = FROM_GROUP,
     overwrite: Overwrite = False,
 ) -> None:
-    """Copy scans into zarr stores (float32, chunked by frames, checksummed, with provenance)."""
+    """Copy scans into zarr stores (float32, chunked by frames, checksummed, with provenance).
+
+    Settings that look wrong are warned about under each scan (docs/warnings.md).
+    """
+    from orpam_pipeline.options import RunOptions
     from orpam_pipeline.pipeline import run_batch
 
-    raw = reading(axes, map_method, baseline, baseline_window, band, sampling_rate, speed_of_sound, depth_range, dtype,
-                  shape, order)
-    options = run_options("none", {}, variable, scan_lines, first_line, chunk_frames, depth_axis, overwrite, raw=raw)
+    options = RunOptions(overwrite=overwrite, **scan_fields(scan))
     said = {"processed": "", "resumed": " (continued an interrupted ingest)", "skipped": " (already complete)"}
     with progress_bars() as bars:
         task = bars.add_task("ingest", total=None)
@@ -99,6 +166,7 @@ def ingest(
                 bars.console.print(f"[green]ok[/] {esc(o.store)}{said[o.status]}", highlight=False)
             else:
                 bars.console.print(f"[bold red]failed[/] {esc(o.error)}", highlight=False)
+            print_warnings(bars.console, o.warnings)
 
         outcomes = run_batch(src, out_dir, options, lambda i, n, name: bars.update(task, description=f"ingest {name}"),
                              progress, on_done, ingest_only=True)  # fmt: skip

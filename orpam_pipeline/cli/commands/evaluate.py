@@ -9,81 +9,28 @@ from typing import Annotated, Any
 import typer
 
 from orpam_pipeline.cli.console import esc, deprecated, err, fmt, friendly, out, print_json
-from orpam_pipeline.cli.options import (
-    AsJson,
-    Axes,
-    Band,
-    Baseline,
-    BaselineWindow,
-    BatchSize,
-    Checkpoint,
-    ChunkFrames,
-    DepthAxis,
-    DepthRange,
-    Device,
-    Dtype,
-    FirstLine,
-    FirstLineOpt,
-    LineProfile,
-    MapMethod,
-    MapMethodOpt,
-    Order,
-    OrderOpt,
-    Precision,
-    SamplingRate,
-    ScanLines,
-    ScanLinesOpt,
-    Scheduler,
-    Settings,
-    Shape,
-    SpeedOfSound,
-    Variable,
-    Workers,
-    computing,
-    method_settings,
-    reading,
-    split_methods,
-)
+from orpam_pipeline.cli.groups import FROM_GROUP, with_groups
+from orpam_pipeline.cli.options import COMPUTE, NETWORK, SCAN, AsJson, computing, network_settings, scan_fields, split_methods
 from orpam_pipeline.errors import OrpamError
 from orpam_pipeline.register import METHODS
 
 
 @friendly
+@with_groups(network=NETWORK, scan=SCAN, compute=COMPUTE)
 def evaluate(
     src: Annotated[Path | None, typer.Argument(metavar="SRC", help="Scans to evaluate (file or tree); with --benchmark give only OUT.")] = None,
     out_dir: Annotated[Path | None, typer.Argument(metavar="OUT", help="Output folder: evaluation.{json,md,png} and one store per method.")] = None,
     method: Annotated[list[str] | None, typer.Option("--method", "-m", metavar="METHOD[,METHOD...]",
                       help=f"Methods to compare (repeatable, or a comma list; default: all of {', '.join(METHODS)}).")] = None,
     methods_old: Annotated[str | None, typer.Option("--methods", hidden=True)] = None,
-    settings: Settings = None,
+    network: dict[str, Any] = FROM_GROUP,
     benchmark: Annotated[bool, typer.Option("--benchmark", help="Evaluate on the held-out simulated benchmark (generated into OUT/benchmark-data).")] = False,
     max_frames: Annotated[int | None, typer.Option("--max-frames", min=1, help="Use only the first N frames of each scan.")] = None,
     frames_old: Annotated[int | None, typer.Option("--frames", min=1, hidden=True)] = None,
     leak_frames: Annotated[int, typer.Option("--leak-frames", min=1, help="Frames per scan for the leak check.")] = 16,
     leak_threshold: Annotated[float, typer.Option("--leak-threshold", help="Largest allowed leak excess (NCC).")] = 0.2,
-    variable: Variable = None,
-    scan_lines: ScanLines = ScanLinesOpt.columns,
-    first_line: FirstLine = FirstLineOpt.forward,
-    chunk_frames: ChunkFrames = None,
-    depth_axis: DepthAxis = None,
-    axes: Axes = None,
-    map_method: MapMethod = MapMethodOpt.envelope,
-    baseline: Baseline = None,
-    baseline_window: BaselineWindow = None,
-    band: Band = None,
-    sampling_rate: SamplingRate = None,
-    speed_of_sound: SpeedOfSound = None,
-    depth_range: DepthRange = None,
-    dtype: Dtype = None,
-    shape: Shape = None,
-    order: Order = OrderOpt.C,
-    checkpoint: Checkpoint = None,
-    device: Device = None,
-    precision: Precision = None,
-    batch_size: BatchSize = None,
-    line_profile: LineProfile = False,
-    scheduler: Scheduler = None,
-    workers: Workers = None,
+    scan: dict[str, Any] = FROM_GROUP,
+    compute: dict[str, Any] = FROM_GROUP,
     as_json: AsJson = False,
 ) -> None:
     """Compare methods on the same scans: papers' metrics, ground truth, leak check, artefact score, time."""
@@ -100,13 +47,9 @@ def evaluate(
     if out_dir is None or (src is not None and benchmark):
         raise OrpamError("usage: orpam evaluate SRC OUT, or orpam evaluate --benchmark OUT")
     names = split_methods(method) or list(METHODS)
-    raw = reading(axes, map_method, baseline, baseline_window, band, sampling_rate, speed_of_sound, depth_range, dtype,
-                  shape, order)
     options = EvaluateOptions(
         methods=tuple(names), max_frames=max_frames, leak_frames=leak_frames, leak_threshold=leak_threshold,
-        settings=method_settings(names, settings, checkpoint, device, precision, batch_size, line_profile),
-        variable=variable, scan_lines=scan_lines.value, first_line=first_line.value, chunk_frames=chunk_frames,
-        depth_axis=depth_axis, **raw,
+        settings=network_settings(names, network), **scan_fields(scan),
     )  # fmt: skip
 
     def on_event(kind: str, d: dict[str, Any]) -> None:
@@ -120,7 +63,7 @@ def evaluate(
         else:
             err.print(f"  [bold red]failed[/] {d.get('method', '')} {esc(d['error'])}", highlight=False, soft_wrap=True)
 
-    with computing(scheduler, workers), nullcontext() if as_json else err.status("evaluating"):
+    with computing(compute), nullcontext() if as_json else err.status("evaluating"):
         result = run_evaluation(src, out_dir, options, benchmark=benchmark, on_event=on_event)
     paths = write_outputs(result, out_dir)
     failed = [s for s in result["scans"] if not s.get("ok") or not all(m.get("ok") for m in s["methods"].values())]

@@ -9,45 +9,32 @@ from typing import Annotated, Any
 
 import typer
 
-from orpam_pipeline.cli.console import esc, StageProgress, err, fmt, friendly, out, print_json, progress_bars, report_table
+from orpam_pipeline.cli.console import (
+    StageProgress,
+    err,
+    esc,
+    fmt,
+    friendly,
+    out,
+    print_json,
+    print_warnings,
+    progress_bars,
+    report_table,
+)
+from orpam_pipeline.cli.groups import FROM_GROUP, with_groups
 from orpam_pipeline.cli.options import (
+    COMPUTE,
+    NETWORK,
+    SCAN,
     SRC,
     AsJson,
-    Axes,
-    Band,
-    Baseline,
-    BaselineWindow,
-    BatchSize,
-    Checkpoint,
-    ChunkFrames,
-    DepthAxis,
-    DepthRange,
-    Device,
-    Dtype,
-    FirstLine,
-    FirstLineOpt,
-    LineProfile,
-    MapMethod,
-    MapMethodOpt,
     Method,
-    Order,
-    OrderOpt,
     Overwrite,
-    Precision,
-    SamplingRate,
-    ScanLines,
-    ScanLinesOpt,
-    Scheduler,
-    Settings,
-    Shape,
-    SpeedOfSound,
-    Variable,
+    Strict,
     WaitForLocks,
-    Workers,
     computing,
-    method_settings,
-    reading,
-    run_options,
+    network_settings,
+    scan_fields,
 )
 from orpam_pipeline.register.registry import DEFAULT_METHOD
 
@@ -55,18 +42,13 @@ Store = Annotated[Path, typer.Argument(metavar="STORE", help="A scan store (OUT/
 
 
 @friendly
+@with_groups(network=NETWORK, compute=COMPUTE)
 def register(
     store: Store,
     method: Method = DEFAULT_METHOD,
-    settings: Settings = None,
-    checkpoint: Checkpoint = None,
-    device: Device = None,
-    precision: Precision = None,
-    batch_size: BatchSize = None,
-    line_profile: LineProfile = False,
+    network: dict[str, Any] = FROM_GROUP,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a registration made with other parameters.")] = False,
-    scheduler: Scheduler = None,
-    workers: Workers = None,
+    compute: dict[str, Any] = FROM_GROUP,
     as_json: AsJson = False,
 ) -> None:
     """Register the backward lines of a store and write registered_even, merged and displacement.
@@ -76,8 +58,8 @@ def register(
     from orpam_pipeline.register import get_method
     from orpam_pipeline.register.engine import register as run_register
 
-    chosen = get_method(method, **method_settings([method], settings, checkpoint, device, precision, batch_size, line_profile))
-    with computing(scheduler, workers), progress_bars(not as_json) as bars:
+    chosen = get_method(method, **network_settings([method], network))
+    with computing(compute), progress_bars(not as_json) as bars:
         result = run_register(store, chosen, progress=StageProgress(bars), overwrite=overwrite)
     info = result.info
     if as_json:
@@ -104,7 +86,8 @@ def report(
         print_json({**summary, "report_json": str(json_path), "report_html": str(html_path)})
         return
     out.print(report_table(summary))
-    out.print(f"report: {html_path}\njson:   {json_path}", highlight=False)
+    print_warnings(out, summary.get("warnings"))
+    out.print(f"report: {esc(html_path)}\njson:   {esc(json_path)}", highlight=False)
 
 
 def batch_hooks(bars: Any, visible: bool = True) -> tuple[Callable[..., None], Any, Callable[[Any], None]]:
@@ -133,6 +116,7 @@ def batch_hooks(bars: Any, visible: bool = True) -> tuple[Callable[..., None], A
             bars.console.print(f"[yellow]busy[/] {esc(outcome.error)}", highlight=False)
         else:
             bars.console.print(f"[bold red]failed[/] {esc(outcome.error)}", highlight=False)
+        print_warnings(bars.console, outcome.warnings)
 
     return on_start, stages, on_done
 
@@ -185,50 +169,31 @@ def _summarise(outcomes: list[Any], started: float, as_json: bool = False) -> No
 
 
 @friendly
+@with_groups(scan=SCAN, network=NETWORK, compute=COMPUTE)
 def run(
     src: SRC,
     out_dir: Annotated[Path, typer.Argument(metavar="OUT", help="Output folder: OUT/<scan>/{scan.zarr,report.json,report.html}.")],
     method: Method = DEFAULT_METHOD,
-    settings: Settings = None,
-    variable: Variable = None,
-    scan_lines: ScanLines = ScanLinesOpt.columns,
-    first_line: FirstLine = FirstLineOpt.forward,
-    chunk_frames: ChunkFrames = None,
-    depth_axis: DepthAxis = None,
-    axes: Axes = None,
-    map_method: MapMethod = MapMethodOpt.envelope,
-    baseline: Baseline = None,
-    baseline_window: BaselineWindow = None,
-    band: Band = None,
-    sampling_rate: SamplingRate = None,
-    speed_of_sound: SpeedOfSound = None,
-    depth_range: DepthRange = None,
-    dtype: Dtype = None,
-    shape: Shape = None,
-    order: Order = OrderOpt.C,
+    network: dict[str, Any] = FROM_GROUP,
+    scan: dict[str, Any] = FROM_GROUP,
     overwrite: Overwrite = False,
     wait_for_locks: WaitForLocks = False,
-    checkpoint: Checkpoint = None,
-    device: Device = None,
-    precision: Precision = None,
-    batch_size: BatchSize = None,
-    line_profile: LineProfile = False,
-    scheduler: Scheduler = None,
-    workers: Workers = None,
+    strict: Strict = False,
+    compute: dict[str, Any] = FROM_GROUP,
     as_json: AsJson = False,
 ) -> None:
     """Ingest, register and report every scan under SRC; failed scans are listed and skipped.
 
     Registration chunks run on local threads, or on a dask cluster with --workers or --scheduler.
-    Ends by printing where each scan's report is.
+    Settings that look wrong are warned about under each scan (docs/warnings.md); --strict fails
+    such scans. Ends by printing where each scan's report is.
     """
-    chosen = method_settings([method], settings, checkpoint, device, precision, batch_size, line_profile)
-    raw = reading(axes, map_method, baseline, baseline_window, band, sampling_rate, speed_of_sound, depth_range, dtype,
-                  shape, order)
-    options = run_options(method, chosen, variable, scan_lines, first_line, chunk_frames, depth_axis, overwrite,
-                          wait_for_locks, raw)  # fmt: skip
+    from orpam_pipeline.options import RunOptions
+
+    options = RunOptions(method=method, settings=network_settings([method], network), overwrite=overwrite,
+                         wait_for_locks=wait_for_locks, strict=strict, **scan_fields(scan))  # fmt: skip
     started = time.perf_counter()
-    with computing(scheduler, workers):
+    with computing(compute):
         outcomes = _run_batch(src, out_dir, options, show=not as_json)
     _summarise(outcomes, started, as_json)
 
