@@ -30,14 +30,19 @@ def simulate(
     size: Annotated[tuple[int, int], typer.Option("--size", help="Frame height (Y, fast axis) and width (X).")] = (256, 256),
     seed: Annotated[int, typer.Option("--seed", help="Seed of the first scan.")] = 0,
     scans: Annotated[int, typer.Option("--scans", min=1, help="Number of scans (seeds seed, seed+1, ...).")] = 1,
+    raw: Annotated[bool, typer.Option("--raw", help="Write A-line volumes (T, Z, Y, X) uint16 with a DC offset and "
+                                      "carrier pulses instead of MAP frames (read them with --axes tzyx).")] = False,
+    depth_samples: Annotated[int, typer.Option("--depth-samples", min=16, help="With --raw: samples per A-line.")] = 128,
     overwrite: Overwrite = False,
 ) -> None:
     """Simulate bidirectional sequences of OR-PAM vasculature with ground truth beside them."""
     from orpam_pipeline.simulate import SimulationParams, write_simulation
+    from orpam_pipeline.simulate.raw import RawParams
 
+    raw_params = RawParams(depth_samples=depth_samples) if raw else None
     for i in range(scans):
         params = SimulationParams.randomised(seed + i, frames=frames, height=size[0], width=size[1])
-        paths = write_simulation(out_dir, params, overwrite=overwrite)
+        paths = write_simulation(out_dir, params, overwrite=overwrite, raw=raw_params)
         out.print(f"scan  {paths.scan}\ntruth {paths.truth}", highlight=False)
 
 
