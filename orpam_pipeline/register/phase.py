@@ -62,10 +62,15 @@ def monotone_map(values: np.ndarray, src_q: np.ndarray, dst_q: np.ndarray) -> np
     span = xp[-1] - xp[0]
     if not np.isfinite(span) or span <= 1e-12 * max(1.0, abs(xp[-1])):
         return (values + (np.median(fp) - np.median(xp))).astype(np.float32)
-    xp = xp + np.arange(xp.size) * (span * 1e-9)
     k = max(2, xp.size // 8)
-    lo_slope = max((fp[k] - fp[0]) / (xp[k] - xp[0]), 0.0)
-    hi_slope = max((fp[-1] - fp[-1 - k]) / (xp[-1] - xp[-1 - k]), 0.0)
+    # A tail whose quantiles tie (clipped or saturated data) has no slope of its own; the spread
+    # added below would make it enormous and send resampling overshoot to absurd values.
+    overall = max((fp[-1] - fp[0]) / span, 0.0)
+    tied_lo = xp[k] - xp[0] <= 1e-6 * span
+    tied_hi = xp[-1] - xp[-1 - k] <= 1e-6 * span
+    xp = xp + np.arange(xp.size) * (span * 1e-9)
+    lo_slope = overall if tied_lo else max((fp[k] - fp[0]) / (xp[k] - xp[0]), 0.0)
+    hi_slope = overall if tied_hi else max((fp[-1] - fp[-1 - k]) / (xp[-1] - xp[-1 - k]), 0.0)
     out = np.interp(values, xp, fp)
     out = np.where(values < xp[0], fp[0] + lo_slope * (values - xp[0]), out)
     out = np.where(values > xp[-1], fp[-1] + hi_slope * (values - xp[-1]), out)

@@ -87,3 +87,16 @@ def test_phase_profile_accuracy_across_random_scenes(tmp_path, seed):
     reg = ncc_frames(group["registered_even"][:], sim.even_true).mean()
     copy = ncc_frames(sim.frames[..., 0::2][..., :128], sim.even_true).mean()
     assert reg > copy, (reg, copy)
+
+
+def test_intensity_map_of_clipped_data_stays_in_range():
+    """Saturated uint16 data tie the top quantiles; the map's extension must not explode on overshoot."""
+    from orpam_pipeline.register.phase import monotone_map
+
+    src = np.concatenate([np.linspace(0, 60000, 40), np.full(25, 65535.0)])
+    dst = np.concatenate([np.linspace(0, 61000, 40), np.full(25, 65535.0)])
+    out = monotone_map(np.array([65535.0, 65600.0, 66000.0, -50.0]), src, dst)
+    assert np.all(np.abs(out) < 1e5), out
+    clipped_low = monotone_map(np.array([-30.0]), np.concatenate([np.zeros(30), np.linspace(1, 100, 35)]),
+                               np.concatenate([np.zeros(30), np.linspace(2, 120, 35)]))  # fmt: skip
+    assert -100 < clipped_low[0] <= 0
