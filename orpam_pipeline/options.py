@@ -21,9 +21,14 @@ FIRST_LINES = ("forward", "backward")
 class ScanOptions:
     """How source files are read into a store."""
 
-    variable: str | None = setting(None, "Variable (.mat/.npz) or dataset path (.h5) holding the frames.")
+    variable: str | None = setting(None, "Variable (.mat/.npz) or dataset path (.h5) holding the frames (with "
+                                         "--positions: the A-lines).")  # fmt: skip
+    positions: str | None = setting(None, "Point scans: the array of stage positions (N, 2|3) of the N A-lines, in "
+                                          "the same file (.mat/.npz/.h5); frames are assembled on the grid the "
+                                          "positions define and --first-line follows the first line's direction.")  # fmt: skip
     scan_lines: str = setting("columns", "Whether each fast-axis line is a column (default) or a row.")
-    first_line: str = setting("forward", "Direction of the first line (column 0).")
+    first_line: str = setting("forward", "Direction of the first line (column 0); point scans (--positions) take it "
+                                         "from the positions.")  # fmt: skip
     chunk_frames: int | None = setting(None, "Frames per zarr chunk (default: about 8 MiB per chunk).")
     depth_axis: int | None = setting(None, "Reduce raw A-line volumes to a MAP along this axis (counted in the reader's "
                                            "(T, Y, X) order; --axes says the same more plainly).")  # fmt: skip
@@ -65,6 +70,10 @@ class ScanOptions:
 
         if self.axes is not None and self.scan_lines != "columns":
             raise OrpamError("--axes replaces --scan-lines: write x before y in --axes instead (e.g. --axes txy)")
+        if self.positions is not None and (self.scan_lines != "columns" or self.reverse_backward):
+            flag = "--scan-lines rows" if self.scan_lines != "columns" else "--reverse-backward"
+            raise OrpamError(f"--positions puts every A-line at its place on the grid (lines as columns, backward "
+                             f"lines in their physical order); {flag} does not apply")  # fmt: skip
         reduction = Reduction(
             method=self.map_method, baseline=self.baseline,
             baseline_window=parse_window(self.baseline_window, "--baseline-window"), band=parse_band(self.band),
@@ -72,7 +81,8 @@ class ScanOptions:
             depth_range=parse_window(self.depth_range, "--depth-range"),
         )  # fmt: skip
         raw = RawLayout(dtype=self.dtype, shape=parse_shape(self.shape), order=self.order)
-        return ReadSpec(variable=self.variable, axes=self.axes, depth_axis=self.depth_axis, reduction=reduction, raw=raw)
+        return ReadSpec(variable=self.variable, axes=self.axes, depth_axis=self.depth_axis, reduction=reduction, raw=raw,
+                        positions=self.positions)  # fmt: skip
 
     def scan_fields(self) -> dict[str, Any]:
         """The :class:`ScanOptions` part as keyword arguments."""

@@ -168,13 +168,16 @@ def ingest_entry(entry: ScanEntry, out_dir: Path, options: RunOptions, progress:
     return strict_outcome(outcome) if options.strict else outcome
 
 
-def scans_under(src: Path, out_dir: Path, variable: str | None = None, raw: Any = None) -> list[ScanEntry]:
+def scans_under(
+    src: Path, out_dir: Path, variable: str | None = None, raw: Any = None, positions: str | None = None
+) -> list[ScanEntry]:
     """The scans under ``src``, leaving out anything inside ``out_dir`` (outputs are never re-read as inputs).
 
-    ``raw`` (dtype, shape, order of headerless binary files) lets discovery probe those files too.
+    ``raw`` (dtype, shape, order of headerless binary files) lets discovery probe those files too;
+    ``positions`` (point scans) makes every file a scan of its own.
     """
     out_resolved = Path(out_dir).resolve()
-    return [e for e in discover_scans(Path(src), variable=variable, raw=raw)
+    return [e for e in discover_scans(Path(src), variable=variable, raw=raw, positions=positions)
             if not any(p.resolve().is_relative_to(out_resolved) for p in e.paths)]  # fmt: skip
 
 
@@ -195,7 +198,7 @@ def run_batch(
     """
     method = None if ingest_only else get_method(options.method, **options.settings)
     out_dir = Path(out_dir).resolve()
-    entries = scans_under(src, out_dir, options.variable, options.read_spec().raw)
+    entries = scans_under(src, out_dir, options.variable, options.read_spec().raw, options.positions)
     outcomes = []
     for i, entry in enumerate(entries):
         if on_start is not None:

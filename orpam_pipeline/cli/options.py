@@ -65,6 +65,7 @@ def _scan(name: str, field: str, metavar: str | None = None) -> Any:
 
 
 Axes = Annotated[str | None, _scan("--axes", "axes", "<letters>")]
+Positions = Annotated[str | None, _scan("--positions", "positions", "<NAME>")]
 MapMethod = Annotated[MapMethodOpt, _scan("--map-method", "map_method")]
 Baseline = Annotated[BaselineOpt | None, _scan("--baseline", "baseline")]
 BaselineWindow = Annotated[str | None, _scan("--baseline-window", "baseline_window", "<A:B>")]
@@ -147,8 +148,9 @@ def _declares(cls: Any, key: str) -> bool:
 
 
 SCAN = Group.of(
-    variable=(Variable, None), scan_lines=(ScanLines, ScanLinesOpt.columns), first_line=(FirstLine, FirstLineOpt.forward),
-    chunk_frames=(ChunkFrames, None), axes=(Axes, None), depth_axis=(DepthAxis, None),
+    variable=(Variable, None), positions=(Positions, None), scan_lines=(ScanLines, ScanLinesOpt.columns),
+    first_line=(FirstLine, FirstLineOpt.forward), chunk_frames=(ChunkFrames, None), axes=(Axes, None),
+    depth_axis=(DepthAxis, None),
     map_method=(MapMethod, MapMethodOpt.envelope), baseline=(Baseline, None), baseline_window=(BaselineWindow, None),
     band=(Band, None), sampling_rate=(SamplingRate, None), speed_of_sound=(SpeedOfSound, None),
     depth_range=(DepthRange, None), dtype=(Dtype, None), shape=(Shape, None), order=(Order, OrderOpt.C),

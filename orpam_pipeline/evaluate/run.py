@@ -277,7 +277,7 @@ def evaluate(
     else:
         if src is None:
             raise OrpamError("give a source of scans, or --benchmark")
-        entries = scans_under(Path(src), out_dir, options.variable)
+        entries = scans_under(Path(src), out_dir, options.variable, positions=options.positions)
     scans = [evaluate_scan(e, out_dir, options, on_event) for e in entries]
     if bench_index is not None:
         described = {s["name"]: s for s in bench_index["scans"]}

@@ -271,6 +271,8 @@ class ScanSource:
     axes_used: str | None = None
     reduction: Reduction | None = None
     order: str | None = None
+    first_line: str | None = None
+    """The direction of column 0 when the file itself says it (point scans); None: ``--first-line`` decides."""
     _hashes: dict[Path, tuple[int, str]] = field(default_factory=dict, repr=False)
 
     def read(self, start: int, stop: int) -> np.ndarray:
@@ -283,6 +285,14 @@ class ScanSource:
 
     def close(self) -> None:
         """Release file handles; reading afterwards is an error."""
+
+    def physical(self) -> dict[str, Any] | None:
+        """The store's ``physical`` attribute: the depth scale, when a depth axis is reduced and its scale known."""
+        return None if self.reduction is None else self.reduction.physical()
+
+    def findings(self) -> list[Any]:
+        """Warnings the reader itself found (``checks.Finding``; point scans); none by default."""
+        return []
 
     def __enter__(self) -> ScanSource:
         return self

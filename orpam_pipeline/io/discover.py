@@ -66,14 +66,17 @@ def _unique(entries: list[tuple[ScanEntry, str | None]]) -> list[ScanEntry]:
     return out
 
 
-def discover_scans(src: Path, *, variable: str | None = None, raw: RawLayout | None = None) -> list[ScanEntry]:
+def discover_scans(
+    src: Path, *, variable: str | None = None, raw: RawLayout | None = None, positions: str | None = None
+) -> list[ScanEntry]:
     """The scans under ``src``: a file is one scan; a directory is walked recursively.
 
     In each directory the 2-D files form one scan named after the directory (relative path with
     ``/`` -> ``_``, ``src``'s own name at the top), and every 3-D+ file or file that cannot be
     probed is a scan of its own named by its relative path without suffix. Hidden entries and
     unsupported files are skipped. ``variable`` is used when probing containers (.npz/.h5/.mat),
-    ``raw`` (``--dtype``/``--shape``/``--order``) when probing headerless binary files.
+    ``raw`` (``--dtype``/``--shape``/``--order``) when probing headerless binary files. With
+    ``positions`` (point scans) every file is a scan of its own: its A-lines may be 2-D.
     """
     src = Path(src)
     if not src.exists():
@@ -95,7 +98,8 @@ def discover_scans(src: Path, *, variable: str | None = None, raw: RawLayout | N
         frames: list[Path] = []
         singles: list[Path] = []
         for f in files:
-            (frames if _probe_ndim(here / f, variable, raw) == 2 else singles).append(here / f)
+            two_d = positions is None and _probe_ndim(here / f, variable, raw) == 2
+            (frames if two_d else singles).append(here / f)
         if frames:
             name = "_".join(rel.parts) if rel.parts else top_name
             entries.append((ScanEntry(name, tuple(frames)), None))

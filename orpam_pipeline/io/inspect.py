@@ -14,9 +14,11 @@ from typing import Any
 import numpy as np
 
 from ..errors import ScanError
-from ._base import plan_frames
+from ._base import one_line, plan_frames
 from .axes_guess import AxesGuess, guess_axes
 from .discover import ScanEntry, discover_scans
+from .grid import GridError, build_grid
+from .pointscan import aline_axes, as_table, find_pair
 from .readers import inspect_file
 from .survey import ArrayInfo, FileSurvey, fill_ranges, physical, survey_file
 
@@ -72,6 +74,8 @@ def _command(path: Path, options: dict[str, Any], axes: bool = True) -> str:
     parts = ["orpam", "run", str(path), OUT_PLACEHOLDER]
     if "variable" in options:
         parts += ["--variable", str(options["variable"])]
+    if "positions" in options:
+        parts += ["--positions", str(options["positions"])]
     if axes and "axes" in options:
         parts += ["--axes", str(options["axes"])]
     else:
@@ -115,6 +119,13 @@ def inspect_file_report(path: Path, variable: str | None = None) -> dict[str, An
         "physical": sorted(k for k in survey.metadata if physical(k)),
     }
     as_is = _reading(path, variable, None)
+    pair = find_pair([(a.name, a.shape, a.numeric) for a in survey.arrays if a.name is not None])
+    if pair is not None and variable in (None, pair[1]):
+        point = _point_scan(path, survey, pair, variable, as_is)
+        if "error" not in point["point_scan"]:
+            report.update(point)
+            return report
+        report["point_scan"] = point["point_scan"]  # named, but the suggestion stays the readers' own
     chosen_name = as_is.get("variable") if as_is["ok"] else variable
     need_variable = variable
     if not as_is["ok"] and variable is None:
@@ -140,6 +151,31 @@ def inspect_file_report(path: Path, variable: str | None = None) -> dict[str, An
         suggestion=_suggestion(path, options),
     )
     return report
+
+
+def _point_scan(
+    path: Path, survey: FileSurvey, pair: tuple[str, str, int, bool], variable: str | None, as_is: dict[str, Any]
+) -> dict[str, Any]:
+    """A positions table ``(N, 2|3)`` beside A-lines ``(N, Z)``: the grid the positions give, and ``--positions``."""
+    positions, alines, n, alone = pair
+    info = next(a for a in survey.arrays if a.name == alines)
+    fit = aline_axes(info.shape, n)
+    assert fit is not None
+    found: dict[str, Any] = {"positions": positions, "alines": alines, "count": n}
+    frames = None
+    try:
+        table = survey.read(positions, tuple(slice(None) for _ in range(2)))
+        if table is None:
+            raise GridError("the positions are too large to read here")
+        grid = build_grid(as_table(table))
+        found.update({k: v for k, v in grid.record().items() if k in ("pattern", "first_line", "frames_from", "step")})
+        frames = {"frames": grid.frames, "frame_shape": [grid.rows, grid.cols], "depth": int(info.shape[fit[1]])}
+    except Exception as exc:  # a table that cannot be read or gives no grid is named, not fatal
+        found["error"] = str(exc) if isinstance(exc, GridError) else f"cannot read the positions: {one_line(exc)}"
+    options: dict[str, Any] = {} if alone and variable is None else {"variable": alines}
+    options["positions"] = positions
+    return {"scan": {"variable": alines, "shape": list(info.shape), "dtype": info.dtype}, "reading": as_is,
+            "axes": None, "point_scan": found, "frames": frames, "suggestion": _suggestion(path, options)}  # fmt: skip
 
 
 def _frames(letters: str, shape: tuple[int, ...]) -> dict[str, Any] | None:

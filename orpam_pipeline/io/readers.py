@@ -181,10 +181,15 @@ def open_file(
 ) -> FileScanSource:
     """Open one file as a scan; ``verify`` proves it readable by decoding its first and last frames.
 
-    ``spec`` says how to read it (default: ``variable`` and ``depth_axis`` alone).
+    ``spec`` says how to read it (default: ``variable`` and ``depth_axis`` alone); with ``spec.positions``
+    the file is a point scan (``pointscan.py``).
     """
     path = Path(path)
     spec = spec or ReadSpec(variable=variable, depth_axis=depth_axis)
+    if spec.positions is not None:
+        from .pointscan import open_point_scan
+
+        return open_point_scan(path, name or path.stem, spec, verify)
     layout, plan, axes_used = plan_file(path, spec)
     check_frame_memory(path, layout, plan)
     try:

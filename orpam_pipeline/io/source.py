@@ -37,7 +37,7 @@ def open_scan(
     else:
         path = Path(entry_or_path)
         if path.is_dir():
-            entries = discover_scans(path, variable=spec.variable, raw=spec.raw)
+            entries = discover_scans(path, variable=spec.variable, raw=spec.raw, positions=spec.positions)
             if len(entries) != 1:
                 names = ", ".join(e.name for e in entries[:8])
                 raise ScanError(path, f"holds {len(entries)} scans ({names}); open them one at a time")

@@ -1,7 +1,8 @@
 """``ReadSpec``: how a file's array becomes frames, apart from the file itself.
 
 Which variable, how its axes are named (``--axes``, or the older ``--depth-axis``), how a depth axis
-is reduced, and for headerless binary files their dtype, shape and order. Built from the options
+is reduced, for headerless binary files their dtype, shape and order, and for point scans the name
+of the positions table (``--positions``). Built from the options
 (``ScanOptions.read_spec``) and rebuilt from a store's ingest record (``orpam repair``).
 """
 
@@ -25,8 +26,13 @@ class ReadSpec:
     depth_axis: int | None = None
     reduction: Reduction = field(default_factory=Reduction)
     raw: RawLayout | None = None
+    positions: str | None = None
 
     def __post_init__(self) -> None:
+        if self.positions is not None and (self.axes is not None or self.depth_axis is not None):
+            flag = "--axes" if self.axes is not None else "--depth-axis"
+            raise OrpamError(f"--positions places every A-line on the grid its positions define; {flag} does not "
+                             "apply (the depth axis is the one that does not count the A-lines)")  # fmt: skip
         if self.axes is not None:
             object.__setattr__(self, "axes", check_axes(self.axes))
             if self.depth_axis is not None:
@@ -42,4 +48,4 @@ class ReadSpec:
             raw = RawLayout(dtype=params["source_dtype"], shape=stored[::-1] if order == "F" else stored, order=order)
         reduction = Reduction.from_params(params["map"]) if params.get("map") else Reduction()
         return cls(variable=params.get("variable"), axes=params.get("axes"), depth_axis=params.get("depth_axis"),
-                   reduction=reduction, raw=raw)  # fmt: skip
+                   reduction=reduction, raw=raw, positions=params.get("positions"))  # fmt: skip

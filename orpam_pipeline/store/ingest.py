@@ -136,6 +136,7 @@ def ingest(
     n_frames, rows, cols = source.shape
     height, width = (rows, cols) if scan_lines == "columns" else (cols, rows)
     where = source.paths[0] if len(source.paths) == 1 else source.paths[0].parent
+    first_line = _first_line(source, first_line, where)
     if width < MIN_LINES or height < MIN_LINE_LENGTH:
         raise ScanError(
             where,
@@ -196,6 +197,7 @@ def ingest(
         written = 0
         try:
             findings, probe = ingest_checks(source)
+            findings = [*findings, *_source_findings(source)]
             for index in range(n_chunks):
                 start, stop = index * chunk, min((index + 1) * chunk, n_frames)
                 if index in done:
@@ -245,9 +247,32 @@ def _source_attrs(source: ScanSource, scan_lines: str) -> dict[str, Any]:
 
 
 def _physical(source: ScanSource) -> dict[str, Any] | None:
-    """The ``physical`` group attribute: the depth scale, when the source reduces a depth axis and knows it."""
+    """The ``physical`` group attribute: the depth scale when the source reduces a depth axis and knows it,
+    and what the source itself knows (a point scan's pixel size)."""
+    if callable(getattr(source, "physical", None)):
+        return source.physical()
     reduction = getattr(source, "reduction", None)
     return None if reduction is None else reduction.physical()
+
+
+def _source_findings(source: ScanSource) -> list[Finding]:
+    """Warnings the reader found (a point scan without backward lines), if the source has any."""
+    found = getattr(source, "findings", None)
+    return list(found()) if callable(found) else []
+
+
+def _first_line(source: ScanSource, given: str, where: Path) -> FirstLine:
+    """The direction of column 0: the source's own where it knows it (point scans), else ``given``.
+
+    ``--first-line`` defaults to forward, so only an explicit ``backward`` can contradict the source.
+    """
+    known = getattr(source, "first_line", None)
+    if known is None:
+        return given  # type: ignore[return-value]
+    if given == "backward" and known == "forward":
+        raise ScanError(where, "--first-line backward contradicts the positions: the first line runs toward increasing "
+                               "fast-axis positions (forward); leave --first-line out for point scans")  # fmt: skip
+    return known  # type: ignore[return-value]
 
 
 def _feed_stored(probe: UnnamedAxesProbe | None, frames: zarr.Array, start: int, stop: int, scan_lines: str) -> None:

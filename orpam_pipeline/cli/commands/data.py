@@ -87,6 +87,12 @@ def _print_scan(scan: dict[str, Any]) -> None:
         _print_file(scan, "")
     if scan.get("error"):
         out.print(f"  [bold red]cannot read:[/] {esc(scan['error'])}", highlight=False)
+    point = scan.get("point_scan")
+    if point:
+        what = (f"{point['pattern']}, first line {point['first_line']}, frames from {point['frames_from']}"
+                if "error" not in point else f"[yellow]no grid[/]: {esc(point['error'])}")  # fmt: skip
+        out.print(f"  point scan: positions table {esc(point['positions'])} beside the {point['count']} A-lines "
+                  f"{esc(point['alines'])} ({what})", highlight=False)  # fmt: skip
     axes = scan.get("axes")
     if axes:
         letters = axes.get("letters_per_file") or axes["letters"]
