@@ -52,6 +52,8 @@ class ScanOptions:
     order: str = setting("C", "Memory order of headerless binary files: C (row-major) or F (column-major, as MATLAB's "
                               "fwrite writes; the shape is then MATLAB's).")  # fmt: skip
     reverse_backward: bool = setting(False, "Backward lines are stored in scan order (reversed along the line): flip them along Y on ingest.")
+    keep_volume: bool = setting(False, "Also store the depth profiles of A-line data as volume (T, Z, Y, X) and, after "
+                                       "registration, volume_registered with the MAP's displacement applied.")  # fmt: skip
 
     def __post_init__(self) -> None:
         if self.scan_lines not in SCAN_LINES:

@@ -26,6 +26,7 @@ from orpam_pipeline.report.scan_report import current_report, write_report
 from orpam_pipeline.store.ingest import ingest
 from orpam_pipeline.store.lock import LockBusy, store_lock
 from orpam_pipeline.store.names import scan_folder
+from orpam_pipeline.store.volume import register_volume, write_volume
 
 ScanStatus = Literal["processed", "resumed", "skipped", "busy", "failed"]
 """``busy``: another live orpam process is writing the scan (not a failure; rerun or wait)."""
@@ -98,8 +99,12 @@ def process_scan(
                 progress=None if progress is None else (lambda d, n: progress("ingest", d, n)),
                 reverse_backward=options.reverse_backward,
             )
+            if options.keep_volume:
+                write_volume(source, ingested.store, options.scan_lines, options.first_line, options.reverse_backward)
             source.close()
             registered = register(ingested.store, method, progress=progress, overwrite=options.overwrite)
+            if options.keep_volume:
+                register_volume(ingested.store)
             if progress is not None:
                 progress("report", 0, 1)
             existing = current_report(ingested.store) if registered.state == "complete" else None
@@ -156,6 +161,8 @@ def ingest_entry(entry: ScanEntry, out_dir: Path, options: RunOptions, progress:
                 progress=None if progress is None else (lambda d, n: progress("ingest", d, n)),
                 reverse_backward=options.reverse_backward,
             )  # fmt: skip
+            if options.keep_volume:
+                write_volume(source, result.store, options.scan_lines, options.first_line, options.reverse_backward)
         found = [w.to_dict() for w in update_checks(result.store)]
     except Exception as exc:  # one bad scan must not stop the batch
         if not existed:

@@ -79,6 +79,7 @@ Order = Annotated[OrderOpt, _scan("--order", "order")]
 Overwrite = Annotated[bool, _flag("--overwrite", option_help(RunOptions, "overwrite"))]
 WaitForLocks = Annotated[bool, _flag("--wait-for-locks", option_help(RunOptions, "wait_for_locks"))]
 ReverseBackward = Annotated[bool, _flag("--reverse-backward", option_help(ScanOptions, "reverse_backward"))]
+KeepVolume = Annotated[bool, _flag("--keep-volume", option_help(ScanOptions, "keep_volume"))]
 Strict = Annotated[bool, _flag("--strict", option_help(RunOptions, "strict"))]
 
 Method = Annotated[
@@ -154,7 +155,7 @@ SCAN = Group.of(
     map_method=(MapMethod, MapMethodOpt.envelope), baseline=(Baseline, None), baseline_window=(BaselineWindow, None),
     band=(Band, None), sampling_rate=(SamplingRate, None), speed_of_sound=(SpeedOfSound, None),
     depth_range=(DepthRange, None), dtype=(Dtype, None), shape=(Shape, None), order=(Order, OrderOpt.C),
-    reverse_backward=(ReverseBackward, False),
+    reverse_backward=(ReverseBackward, False), keep_volume=(KeepVolume, False),
 )  # fmt: skip
 """How source files are read: every :class:`ScanOptions` field, for run, ingest and evaluate."""
 

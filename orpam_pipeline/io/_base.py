@@ -425,6 +425,15 @@ class FileScanSource(ScanSource):
             raise ScanError(path, f"read frames of shape {shape_str(out.shape)}, expected {shape_str((stop - start, y, x))}")
         return out, None
 
+    def read_volume(self, start: int, stop: int) -> np.ndarray:
+        """The depth profiles whose maxima are the MAP, ``(n, Zw, Y, X)`` float32 (``--keep-volume``)."""
+        assert self.reduction is not None
+        from .reduce import volume_frame
+
+        lines = self.alines(start, stop)
+        with np.errstate(over="ignore", invalid="ignore"):
+            return np.stack([volume_frame(lines[i], self.reduction) for i in range(stop - start)])
+
     def _reduce(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
         """MAP and depth frames, reading a few frames' A-lines at a time (flat memory over long chunks)."""
         assert self.reduction is not None

@@ -204,6 +204,41 @@ def reduce_lines(lines: np.ndarray, r: Reduction) -> tuple[np.ndarray, np.ndarra
     return peak.astype(np.float32), (depth + a).astype(np.float32)
 
 
+def depth_profiles(lines: np.ndarray, r: Reduction) -> np.ndarray:
+    """A-lines ``(n, Z)`` -> float32 ``(n, Zw)``: the signal whose maximum is the MAP, inside the depth range.
+
+    ``envelope``: the Hilbert envelope after baseline removal and band-pass; ``abs``: |x - baseline|;
+    ``peak-to-peak``: x - baseline. This is the volume ``--keep-volume`` stores.
+    """
+    a, b = r.depth_range or (0, lines.shape[1])
+    x = np.array(lines, dtype=np.float64)
+    if r.baseline != "none":
+        x -= _baseline(x, r)
+    if r.band is not None:
+        from scipy import signal
+
+        sos = _sos(r)
+        x = signal.sosfiltfilt(sos, x, axis=1, padlen=min(3 * (2 * len(sos) + 1), x.shape[1] - 1))
+    if r.method == "envelope":
+        from scipy import signal
+
+        x = np.abs(signal.hilbert(x, axis=1))
+    elif r.method == "abs":
+        x = np.abs(x)
+    return x[:, a:b].astype(np.float32)
+
+
+def volume_frame(raw: np.ndarray, r: Reduction) -> np.ndarray:
+    """One frame of A-lines ``(Y, X, Z)`` -> float32 ``(Zw, Y, X)`` depth profiles (:func:`depth_profiles`)."""
+    y, x, z = raw.shape
+    rows = max(1, SLAB_SAMPLES // max(x * z, 1))
+    parts = []
+    for y0 in range(0, y, rows):
+        profiles = depth_profiles(np.ascontiguousarray(raw[y0 : y0 + rows]).reshape(-1, z), r)
+        parts.append(profiles.reshape(-1, x, profiles.shape[1]))
+    return np.ascontiguousarray(np.concatenate(parts, axis=0).transpose(2, 0, 1))
+
+
 def reduce_frame(raw: np.ndarray, r: Reduction) -> tuple[np.ndarray, np.ndarray]:
     """One frame of A-lines ``(Y, X, Z)`` (any strides) -> float32 MAP and depth map ``(Y, X)``."""
     y, x, z = raw.shape
