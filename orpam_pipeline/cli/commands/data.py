@@ -29,13 +29,19 @@ def simulate(
     size: Annotated[tuple[int, int], typer.Option("--size", help="Frame height (Y, fast axis) and width (X).")] = (256, 256),
     seed: Annotated[int, typer.Option("--seed", help="Seed of the first scan.")] = 0,
     scans: Annotated[int, typer.Option("--scans", min=1, help="Number of scans (seeds seed, seed+1, ...).")] = 1,
+    jitter_blocks: Annotated[int, typer.Option(
+        "--jitter-blocks", min=0, help="Motor jitter: cut every frame's lines into N blocks, each shifted along Y by its "
+        "own offset (0 = none); the truth displacement becomes a (T, Y, X//2) field.")] = 0,
+    jitter_min: Annotated[float, typer.Option("--jitter-min", min=0.0, help="Smallest jump between blocks, px.")] = 4.0,
+    jitter_max: Annotated[float, typer.Option("--jitter-max", min=0.0, help="Largest jump (and offset), px.")] = 40.0,
     overwrite: Overwrite = False,
 ) -> None:
     """Simulate bidirectional sequences of OR-PAM vasculature with ground truth beside them."""
     from orpam_pipeline.simulate import SimulationParams, write_simulation
 
+    jitter = {"jitter_blocks": jitter_blocks, "jitter_min": jitter_min, "jitter_max": jitter_max} if jitter_blocks else {}
     for i in range(scans):
-        params = SimulationParams.randomised(seed + i, frames=frames, height=size[0], width=size[1])
+        params = SimulationParams.randomised(seed + i, frames=frames, height=size[0], width=size[1], **jitter)
         paths = write_simulation(out_dir, params, overwrite=overwrite)
         out.print(f"scan  {paths.scan}\ntruth {paths.truth}", highlight=False)
 
