@@ -41,8 +41,8 @@ def truth_problem(truth: Path, frames: int, height: int, width: int) -> str | No
         return f"cannot read truth ({type(exc).__name__}: {exc})"
     if even_true.shape[0] < frames or tuple(even_true.shape[1:]) != (height, width // 2):
         return f"truth even_true {tuple(even_true.shape)} does not fit frames ({frames}, {height}, {width})"
-    if tuple(disp.shape[1:]) != (height,) or disp.shape[0] < frames:
-        return f"truth displacement {tuple(disp.shape)} does not fit frames ({frames}, {height})"
+    if tuple(disp.shape[1:]) not in ((height,), (height, width // 2)) or disp.shape[0] < frames:
+        return f"truth displacement {tuple(disp.shape)} does not fit frames ({frames}, {height}, {width})"
     return None
 
 
@@ -51,9 +51,16 @@ def _nanmean(values: np.ndarray) -> float | None:
     return float(finite.mean()) if finite.size else None
 
 
+def _as_field(displacement: np.ndarray, other_ndim: int) -> np.ndarray:
+    """A profile ``(t, Y)`` as a field with one column, when compared with a field ``(t, Y, Xe)``."""
+    return displacement[..., None] if displacement.ndim == 2 and other_ndim == 3 else displacement
+
+
 def score_store(store: Path, truth: Path | None = None) -> dict[str, Any]:
     """Artefact score, and with ``truth`` the ground-truth NCC/PSNR and displacement RMS, of a registered store.
 
+    The displacement RMS compares profiles and fields alike: a profile (stored or true) counts as the
+    same value for every backward line when the other side is a field (block jitter, pcregnet-flow).
     Truth frames beyond the store's frame count are ignored (the store may hold the first N frames).
     PSNR uses max - min of ``even_true`` per frame as the data range (docs/evaluation.md).
     """
@@ -79,9 +86,7 @@ def score_store(store: Path, truth: Path | None = None) -> dict[str, Any]:
         if has_disp:
             stored = np.asarray(group[DISPLACEMENT][start:stop], np.float64)
             true = np.asarray(t_group["displacement"][start:stop], np.float64)
-            if stored.ndim == 3:
-                true = true[..., None]
-            err = stored - true
+            err = _as_field(stored, true.ndim) - _as_field(true, stored.ndim)
             per["disp_sq"].append((err**2).reshape(err.shape[0], -1).mean(axis=1))
     flat_per = {k: np.concatenate(v) if v else np.zeros(0) for k, v in per.items()}
     out: dict[str, Any] = {

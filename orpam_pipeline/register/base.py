@@ -7,6 +7,10 @@ reduction to ``plan_width`` numbers per frame), gives the gathered ``(T, plan_wi
 :meth:`RegistrationMethod.plan`, which returns a per-frame parameter table, and passes the rows of
 that table belonging to each block to :meth:`RegistrationMethod.apply`. Per-frame tables keep the
 work independent of the chunking, so chunked and whole-array runs give identical results.
+
+What :meth:`RegistrationMethod.apply` reports may depend on the plan (``phase`` reports a field only
+when lines jump): the engine asks :meth:`RegistrationMethod.displacement_kind` after the plan and
+sizes the ``displacement`` array from its answer.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ class RegistrationMethod(ABC):
     kind: ClassVar[str]
     description: ClassVar[str] = ""
     displacement: ClassVar[DisplacementKind] = "none"
-    """What :meth:`apply` reports: nothing, a (t, Y) profile along the fast axis, or a (t, Y, Xe) field."""
+    """What :meth:`apply` reports by default: nothing, a (t, Y) profile along the fast axis, or a (t, Y, Xe) field."""
     settings_type: ClassVar[type | None] = None
     """Dataclass of the method's settings (None: it has none)."""
     uses_network: ClassVar[bool] = False
@@ -77,6 +81,10 @@ class RegistrationMethod(ABC):
     def plan(self, stats: np.ndarray) -> np.ndarray:
         """Turn the whole sequence's statistics into a per-frame parameter table ``(T, K)``."""
         raise NotImplementedError
+
+    def displacement_kind(self) -> DisplacementKind:
+        """What :meth:`apply` reports for the current plan; asked after :meth:`plan` (default: ``displacement``)."""
+        return type(self).displacement
 
     @abstractmethod
     def apply(

@@ -8,6 +8,10 @@ sequence in memory. The stage is resumable (:mod:`orpam_pipeline.store.stage`): 
 is kept beside the store, chunks marked done are skipped on a rerun with the same parameter
 fingerprint, and a rerun with different parameters is refused unless ``overwrite``.
 
+What a method reports (no displacement, a profile or a field) may depend on its plan, so the
+``displacement`` array is created, or replaced when its shape no longer fits, only after the plan;
+``registered_even`` and ``merged`` are created before the first pass.
+
 The tasks run wherever :mod:`orpam_pipeline.scheduling` says (local threads or a ``dask.distributed``
 cluster). They carry the store's absolute path, the chunk index, the chunk's plan rows and the small
 method object, never frames or model weights: workers read and write the store themselves. A learned
@@ -30,7 +34,7 @@ from orpam_pipeline import __version__
 from orpam_pipeline.scheduling import ProgressFn, active_client, make_tasks, placement, run_tasks
 from orpam_pipeline.errors import OrpamError, StoreError
 from orpam_pipeline.geometry import interleave, moving_width, split
-from orpam_pipeline.register.base import RegistrationMethod
+from orpam_pipeline.register.base import DisplacementKind, RegistrationMethod
 from orpam_pipeline.store.layout import (
     DISPLACEMENT,
     FRAMES,
@@ -53,15 +57,17 @@ def _measure_block(block: np.ndarray, method: RegistrationMethod, first_line: st
     return method.measure(odd, even).astype(np.float64)
 
 
-def _apply_block(block: np.ndarray, plan_rows: np.ndarray | None, method: RegistrationMethod, first_line: str) -> np.ndarray:
-    """Run the method on a block and pack (registered_even | displacement) along the last axis."""
+def _apply_block(
+    block: np.ndarray, plan_rows: np.ndarray | None, method: RegistrationMethod, first_line: str, kind: DisplacementKind
+) -> np.ndarray:
+    """Run the method on a block and pack (registered_even | displacement of ``kind``) along the last axis."""
     odd, even = split(block, first_line)
     reg, disp = method.apply(odd, even, plan_rows)
     reg = np.asarray(reg, dtype=np.float32)
-    if method.displacement == "none":
+    if kind == "none":
         return reg
     disp = np.asarray(disp, dtype=np.float32)
-    if method.displacement == "profile":
+    if kind == "profile":
         disp = disp[..., None]
     return np.concatenate([reg, disp], axis=-1)
 
@@ -72,6 +78,13 @@ def _merge_block(block: np.ndarray, reg: np.ndarray, first_line: str) -> np.ndar
 
 
 RegisterState = Literal["created", "resumed", "complete"]
+
+_CONVENTIONS: dict[str, str] = {
+    "none": "registered_even[t, y, j] = even[t, y + displacement[t, y], j]",
+    "profile": "registered_even[t, y, j] = even[t, y + displacement[t, y], j]",
+    "field": "registered_even[t, y, j] = even[t, y + displacement[t, y, j], j]",
+}
+"""The displacement convention (docs/conventions.md) recorded with each kind of displacement."""
 
 
 @dataclass(frozen=True)
@@ -124,7 +137,8 @@ class _ChunkWriter:
     """Registers chunk ``index`` and writes every output array of it, then marks it done.
 
     It holds the store's absolute path and small settings only (the tasks of a cluster carry it), and
-    opens the arrays where it runs; ``plan_rows`` are this chunk's rows of the plan.
+    opens the arrays where it runs; ``plan_rows`` are this chunk's rows of the plan, ``displacement``
+    what the method reports for that plan.
     """
 
     store: str
@@ -134,6 +148,7 @@ class _ChunkWriter:
     n_moving: int
     chunk: int
     markers: ChunkMarkers
+    displacement: DisplacementKind
 
     def __call__(self, index: int, plan_rows: np.ndarray | None) -> int:
         group = _open_group(self.store, "r+")
@@ -141,12 +156,12 @@ class _ChunkWriter:
         start = index * self.chunk
         stop = min(start + self.chunk, frames.shape[0])
         block = frames[start:stop]
-        packed = _apply_block(block, plan_rows, self.method, self.first_line)
+        packed = _apply_block(block, plan_rows, self.method, self.first_line, self.displacement)
         reg = packed[..., : self.n_moving]
         outputs = {REGISTERED_EVEN: reg, MERGED: _merge_block(block, reg, self.first_line)}
-        if self.method.displacement == "profile":
+        if self.displacement == "profile":
             outputs[DISPLACEMENT] = packed[..., self.n_moving]
-        elif self.method.displacement == "field":
+        elif self.displacement == "field":
             outputs[DISPLACEMENT] = packed[..., self.n_moving :]
         for name in self.outputs:
             write_frames(group[name], start, stop, outputs[name])
@@ -154,16 +169,18 @@ class _ChunkWriter:
         return index
 
 
-def _output_shapes(method: RegistrationMethod, n_frames: int, height: int, width: int, n_moving: int) -> dict[str, tuple[int, ...]]:
-    shapes: dict[str, tuple[int, ...]] = {
-        REGISTERED_EVEN: (n_frames, height, n_moving),
-        MERGED: (n_frames, height, width),
-    }
-    if method.displacement == "profile":
-        shapes[DISPLACEMENT] = (n_frames, height)
-    elif method.displacement == "field":
-        shapes[DISPLACEMENT] = (n_frames, height, n_moving)
-    return shapes
+def _image_shapes(n_frames: int, height: int, width: int, n_moving: int) -> dict[str, tuple[int, ...]]:
+    """Shapes of the arrays every method writes, known before any plan."""
+    return {REGISTERED_EVEN: (n_frames, height, n_moving), MERGED: (n_frames, height, width)}
+
+
+def _displacement_shape(kind: DisplacementKind, n_frames: int, height: int, n_moving: int) -> tuple[int, ...] | None:
+    """Shape of the ``displacement`` array for what the method reports (None: no array)."""
+    if kind == "profile":
+        return (n_frames, height)
+    if kind == "field":
+        return (n_frames, height, n_moving)
+    return None
 
 
 def _targets_intact(group: zarr.Group, shapes: dict[str, tuple[int, ...]], chunk: int) -> bool:
@@ -182,6 +199,27 @@ def _create_targets(group: zarr.Group, shapes: dict[str, tuple[int, ...]], chunk
         create_frame_array(group, name, shape, chunk, dims, overwrite=True)
     if DISPLACEMENT not in shapes and DISPLACEMENT in group:
         del group[DISPLACEMENT]
+
+
+def _prepare_displacement(group: zarr.Group, shape: tuple[int, ...] | None, chunk: int, markers: ChunkMarkers,
+                          stats: np.ndarray | None) -> None:  # fmt: skip
+    """Make the ``displacement`` array fit what the plan reports: keep, create, replace or remove it.
+
+    Replacing it loses what finished chunks wrote there, so their markers are cleared (the first-pass
+    table is saved again) and every chunk is registered anew.
+    """
+    if shape is None:
+        if DISPLACEMENT in group:
+            del group[DISPLACEMENT]
+        return
+    if _targets_intact(group, {DISPLACEMENT: shape}, chunk):
+        return
+    if markers.count():
+        markers.clear()
+        if stats is not None:
+            markers.save_array("measure", stats)
+    create_frame_array(group, DISPLACEMENT, shape, chunk, ("t", "y") if len(shape) == 2 else ("t", "y", "x"),
+                       overwrite=True)  # fmt: skip
 
 
 def register(
@@ -221,7 +259,7 @@ def register(
             markers.clear()
             return RegisterResult(dict(group.attrs["registration"]), "complete", n_blocks, 0)
 
-        shapes = _output_shapes(method, n_frames, height, width, n_moving)
+        shapes = _image_shapes(n_frames, height, width, n_moving)
         if decision == "resume" and not _targets_intact(group, shapes, chunk):
             decision = "fresh"
         if decision == "fresh":
@@ -233,9 +271,9 @@ def register(
                        chunks=n_blocks)  # fmt: skip
             _create_targets(group, shapes, chunk)
         started = time.perf_counter()
-        already = len(markers.done())
         try:
-            info = _register_chunks(group, store, method, markers, progress, first_line, n_moving, decision == "resume")
+            info, already = _register_chunks(group, store, method, markers, progress, first_line, n_moving,
+                                             decision == "resume")  # fmt: skip
         except OSError as exc:
             raise StoreError(
                 store, f"writing registered chunks failed ({exc.strerror or exc}); fix the cause and rerun to continue"
@@ -257,8 +295,8 @@ def _register_chunks(
     first_line: str,
     n_moving: int,
     resume: bool,
-) -> dict[str, Any]:
-    """First pass (or its saved table), then every chunk not yet marked done; returns the attributes."""
+) -> tuple[dict[str, Any], int]:
+    """First pass (or its saved table), then every chunk not yet marked done; the attributes and the chunks skipped."""
     n_frames, height, width = group[FRAMES].shape
     chunk = frames_per_chunk(group)
     n_blocks = -(-n_frames // chunk)
@@ -268,7 +306,7 @@ def _register_chunks(
     resources = placement(client, method.resources())
     if client is not None and method.uses_network:
         _preload(client, method, store)
-    plan = None
+    plan = stats_np = None
     if method.plan_width:
         stats_np = markers.load_array("measure") if resume else None
         if stats_np is None or stats_np.shape != (n_frames, method.plan_width):
@@ -280,25 +318,30 @@ def _register_chunks(
             progress("measure", n_blocks, n_blocks)
         plan = method.plan(stats_np)
 
+    kind = method.displacement_kind()
+    disp_shape = _displacement_shape(kind, n_frames, height, n_moving)
+    _prepare_displacement(group, disp_shape, chunk, markers, stats_np)
     done = markers.done()
-    outputs = tuple(_output_shapes(method, n_frames, height, width, n_moving))
-    writer = _ChunkWriter(path, outputs, method, first_line, n_moving, chunk, ChunkMarkers(Path(path), "register"))
+    outputs = tuple(_image_shapes(n_frames, height, width, n_moving)) + ((DISPLACEMENT,) if disp_shape else ())
+    writer_markers = ChunkMarkers(Path(path), "register")
+    writer = _ChunkWriter(path, outputs, method, first_line, n_moving, chunk, writer_markers, kind)
     todo = [i for i in range(n_blocks) if i not in done]
     args = [(i, None if plan is None else plan[i * chunk : (i + 1) * chunk]) for i in todo]
     tasks = make_tasks(writer, args, f"orpam-apply-{token}", resources)
     run_tasks(tasks, "register", f"orpam-apply-{token}", progress, total=n_blocks, done=len(done))
 
-    return {
+    info = {
         "method": method.name,
         "kind": method.kind,
         "params": method.params(),
-        "displacement": method.displacement,
-        "displacement_convention": "registered_even[t, y, j] = even[t, y + displacement[t, y], j]",
+        "displacement": kind,
+        "displacement_convention": _CONVENTIONS[kind],
         "plan": method.plan_summary(plan) if plan is not None else {},
         "package_version": __version__,
         "finished": now_iso(),
         "compute": _compute_record(client, resources),
     }
+    return info, len(done)
 
 
 def _compute_record(client: Any, resources: dict[str, float]) -> dict[str, Any]:

@@ -12,6 +12,18 @@ Compared with a single integer shift per recording (suite2p's bidiphase), this m
   (handles gain, offset and a monotone non-linearity; robust to residual misalignment);
 * resamples each backward line with a Keys cubic kernel at ``y + d(y)``, clamping at the frame edges:
   rows whose source lies outside the line take the nearest measured sample (no wrap-around).
+
+Motor jitter shifts whole blocks of lines, so the displacement can also jump along X. With
+``jumps`` on, the first pass also correlates every backward line with its forward reference over the
+whole line (lags up to ``jump_max``), cuts the frame's lines into blocks by a penalised
+piecewise-constant fit of those per-line shifts (:mod:`orpam_pipeline.register.jumps`), and joins
+neighbouring blocks that the evidence does not keep apart (less than ``jump_min`` px apart, too
+little correlation gained, lines that disagree). A frame left with several blocks has its windows
+measured per block and split into a profile along Y plus one offset per block; blocks the windows
+do not confirm are joined to a neighbour. The plan then carries, per frame, the starts and offsets
+of up to ``max_blocks`` blocks (a fixed width, whatever the frame width), and the method reports a
+field ``d(t, y, j) = profile(t, y) + offset(t, j)``. A sequence in which no frame shows a jump gets
+exactly the profile it got before jump detection existed.
 """
 
 from __future__ import annotations
@@ -21,9 +33,10 @@ from typing import Any
 
 import numpy as np
 
-from orpam_pipeline.geometry import odd_at_even
+from orpam_pipeline.geometry import moving_width, odd_at_even
 from orpam_pipeline.kernels import KEYS_OFFSETS, keys_weights
-from orpam_pipeline.register.base import RegistrationMethod
+from orpam_pipeline.register import jumps
+from orpam_pipeline.register.base import DisplacementKind, RegistrationMethod
 from orpam_pipeline.settings import setting
 
 
@@ -39,6 +52,12 @@ class PhaseSettings:
     upsample: int = setting(32, "Sub-pixel grid density for the correlation peak.")
     harmonise: bool = setting(True, "Map backward-line intensities onto the forward lines' distribution.")
     quantiles: int = setting(65, "Quantiles of the intensity map.")
+    jumps: bool = setting(
+        True, "Detect jumps of the displacement between blocks of lines (motor jitter); a scan with jumps gets a field."
+    )
+    jump_max: float = setting(48.0, "Largest shift of a block of lines searched for, px (at most half the line).")
+    jump_min: float = setting(2.0, "Smallest jump between neighbouring blocks of lines that is kept, in pixels.")
+    max_blocks: int = setting(16, "Most blocks of lines with their own offset in one frame (bounds the plan table).")
 
 
 def resample_rows(lines: np.ndarray, positions: np.ndarray) -> np.ndarray:
@@ -53,6 +72,14 @@ def resample_rows(lines: np.ndarray, positions: np.ndarray) -> np.ndarray:
         idx = np.clip(base + offset, 0, height - 1)[..., None]
         out += weight * np.take_along_axis(lines, idx, axis=-2)
     return out
+
+
+def resample_columns(lines: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """Sample each column of ``lines`` (t, Y, C) along Y at its own ``positions`` (t, Y, C), edge-clamped Keys cubic."""
+    t, height, cols = lines.shape
+    per_col = np.ascontiguousarray(lines.transpose(0, 2, 1)).reshape(t * cols, height, 1)
+    pos = positions.transpose(0, 2, 1).reshape(t * cols, height)
+    return resample_rows(per_col, pos).reshape(t, cols, height).transpose(0, 2, 1)
 
 
 def monotone_map(values: np.ndarray, src_q: np.ndarray, dst_q: np.ndarray) -> np.ndarray:
@@ -82,7 +109,8 @@ class PhaseCorrelation(RegistrationMethod):
 
     name = "phase"
     kind = "classical"
-    description = "whitened sub-pixel cross-correlation profile along the fast axis + intensity harmonisation"
+    description = ("whitened sub-pixel cross-correlation profile along the fast axis (+ per-block offsets where lines "
+                   "jump) + intensity harmonisation")
     displacement = "profile"
     settings_type = PhaseSettings
 
@@ -93,7 +121,10 @@ class PhaseCorrelation(RegistrationMethod):
         self.first_line = "forward"
         self.starts = np.zeros(0, dtype=np.intp)
         self.window = 0
+        self.n_moving = 0
         self.chosen_degree = self.settings.degree
+        self.planned_displacement: DisplacementKind = "profile"
+        """``field`` once :meth:`plan` has found a frame whose lines jump, ``profile`` otherwise."""
 
     def params(self) -> dict[str, Any]:
         out = asdict(self.settings)
@@ -114,7 +145,12 @@ class PhaseCorrelation(RegistrationMethod):
             self.groups.append((edge, np.array([0, height - edge], dtype=np.intp)))
         self.starts = np.concatenate([g for _, g in self.groups])
         n_win, n_q = self.starts.size, s.quantiles
-        self.plan_width = 2 * n_win + 2 * n_q
+        self.n_moving = moving_width(width, first_line)
+        self.plan_width = 2 * n_win + 2 * n_q + (2 * self._max_blocks() if s.jumps else 0)
+
+    def _max_blocks(self) -> int:
+        """Blocks a frame may keep: ``max_blocks``, at least 1."""
+        return max(int(self.settings.max_blocks), 1)
 
     def _step(self) -> int:
         return int(max(1, self.settings.step or self.window // 4))
@@ -124,28 +160,154 @@ class PhaseCorrelation(RegistrationMethod):
         """Row at the middle of every window, main windows first, then the two half-size edge windows."""
         return np.concatenate([starts + (length - 1) / 2.0 for length, starts in self.groups])
 
+    def displacement_kind(self) -> DisplacementKind:
+        """``field`` when the plan found jumps between blocks of lines, ``profile`` otherwise."""
+        return self.planned_displacement
+
     # -- first pass ---------------------------------------------------------------------------
     def measure(self, odd: np.ndarray, even: np.ndarray) -> np.ndarray:
+        """Per frame: window shifts and confidences, both quantile sets, and (with ``jumps``) the block table.
+
+        The block table holds ``max_blocks`` block starts (first backward line; unused: the number of
+        lines) and as many offsets (px, 0 for the reference block and unused slots); a frame without
+        jumps has one block starting at 0.
+        """
         s = self.settings
         probs = np.linspace(0.005, 0.995, s.quantiles)
         rows = []
         for f in range(even.shape[0]):
-            shifts, weights = self._window_shifts(odd[f], even[f])
+            ref = odd_at_even(odd[f].astype(np.float64), self.width, self.first_line)
+            mov = even[f].astype(np.float64)
+            found = self._find_blocks(ref, mov) if s.jumps else None
+            blocks = self._block_shifts(ref, mov, *found) if found is not None else None
+            if blocks is None:
+                shifts, weights = self._window_shifts(ref, mov)
+                table = [self._block_table(np.zeros(1), np.zeros(1))] if s.jumps else []
+            else:
+                shifts, weights, starts, offsets = blocks
+                table = [self._block_table(starts, offsets)]
             q_even = np.quantile(even[f], probs) if s.harmonise else probs
             q_odd = np.quantile(odd[f], probs) if s.harmonise else probs
-            rows.append(np.concatenate([shifts, weights, q_even, q_odd]))
+            rows.append(np.concatenate([shifts, weights, q_even, q_odd, *table]))
         return np.asarray(rows, dtype=np.float64).reshape(even.shape[0], self.plan_width)
 
-    def _window_shifts(self, odd: np.ndarray, even: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Shift (px) and confidence of ``even`` against ``odd`` in every window along Y.
+    def _block_table(self, starts: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+        """``max_blocks`` starts then ``max_blocks`` offsets, unused slots starting past the last line."""
+        k = self._max_blocks()
+        table = np.concatenate([np.full(k, float(self.n_moving)), np.zeros(k)])
+        table[: starts.size] = starts
+        table[k : k + offsets.size] = offsets
+        return table
+
+    def _find_blocks(self, ref: np.ndarray, mov: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """Per-line correlations and block starts of a frame whose lines seem to jump; None when they do not.
+
+        Per-line shifts are segmented, blocks the evidence does not keep apart are joined, the
+        boundaries are placed line by line, and a frame in which some block's shift drifts across
+        its lines (a tilted structure lined up, not jitter) is left to the profile.
+        """
+        reach = int(min(self.settings.jump_max, self.height // 2 - 1))
+        if reach < 1 or mov.shape[1] < 2 * jumps.MIN_BLOCK_LINES:
+            return None
+        corr = jumps.line_correlation(ref, mov, reach, self.settings.frequency_cutoff)
+        jump_min = self.settings.jump_min
+        starts = jumps.segment(jumps.line_shifts(corr), jump_min)
+        if starts.size > 1:
+            starts = jumps.merge_blocks(corr, starts, jump_min)
+        if starts.size < 2:
+            return None
+        starts = jumps.refine_boundaries(corr, starts)
+        if jumps.drifting(corr, starts, jump_min).any():
+            return None
+        return corr, starts
+
+    def _block_shifts(
+        self, ref: np.ndarray, mov: np.ndarray, corr: np.ndarray, starts: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+        """Window shifts of the profile, their confidences, and the starts and offsets of a frame's blocks.
+
+        Every block's windows start at the block's whole-line shift (rounded) and are measured like
+        :meth:`_window_shifts`; the two-way fit takes the largest block as the reference (offset 0).
+        A block the windows do not confirm (fewer than ``jumps.MIN_WINDOWS`` windows measured, or a
+        median misfit above ``jumps.BLOCK_MISFIT_PX``: a whole-line peak that was not a shift) is
+        joined to the neighbour with the closer whole-line shift and the fit is repeated, as is the
+        smallest step while there are more than ``max_blocks`` blocks; None when one block is left.
+        """
+        measured: dict[tuple[int, int, int], tuple[np.ndarray, np.ndarray]] = {}
+        while starts.size > 1:
+            pooled = jumps.block_shifts(corr, starts)
+            lengths = np.diff(np.append(starts, mov.shape[1]))
+            keys = [(int(lo), int(n), int(k)) for lo, n, k in zip(starts, lengths, np.round(pooled))]
+            missing = [k for k in keys if k not in measured]
+            measured.update(zip(missing, self._windows_of_blocks(ref, mov, missing)))
+            found = np.asarray([measured[k][0] for k in keys])
+            weights = np.asarray([measured[k][1] * k[1] for k in keys])
+            windows = (weights > 0).sum(axis=1)
+            reference = int(np.argmax(np.where(windows > 0, lengths, -1)))
+            profile, offsets, pooled_weight, misfit = jumps.fit_offsets(found, weights, reference)
+            doubt = np.where(windows < jumps.MIN_WINDOWS, np.inf, misfit)
+            steps = np.abs(np.diff(offsets))
+            settled = bool((doubt <= jumps.BLOCK_MISFIT_PX).all() and (steps >= self.settings.jump_min).all())
+            if settled and starts.size <= self._max_blocks():
+                return profile, pooled_weight / lengths.sum(), starts, offsets
+            drop = int(np.argmin(steps)) + 1 if settled else self._weakest_boundary(doubt, steps, np.abs(np.diff(pooled)))
+            starts = np.delete(starts, drop)
+        return None
+
+    def _weakest_boundary(self, doubt: np.ndarray, steps: np.ndarray, gaps: np.ndarray) -> int:
+        """Block start to drop: a step below ``jump_min`` first, else a boundary of the most doubtful block."""
+        small = steps < self.settings.jump_min
+        if small.any():
+            return int(np.argmin(np.where(small, steps, np.inf))) + 1
+        b = int(np.argmax(doubt))
+        left = gaps[b - 1] if b > 0 else np.inf
+        right = gaps[b] if b < gaps.size else np.inf
+        return b if left <= right else b + 1
+
+    def _windows_of_blocks(
+        self, ref: np.ndarray, mov: np.ndarray, blocks: list[tuple[int, int, int]]
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """:meth:`_window_shifts` of each block ``(first line, lines, whole-line shift)``, windows started at that shift.
+
+        The blocks' spectra are computed apart and their peaks found together. Windows whose start
+        had to be clamped at the frame edge by more than two rows see other content: weight 0.
+        """
+        if not blocks:
+            return []
+        cols = [slice(lo, lo + n) for lo, n, _ in blocks]
+        start = np.array([shift for _, _, shift in blocks])[:, None]
+        shifts, confidence = [], []
+        for length, starts in self.groups:
+            lo, hi = -starts[None, :], (self.height - length - starts)[None, :]
+            offsets = np.clip(start, lo, hi).astype(np.intp)
+            first = self._block_peaks(ref, mov, cols, starts, length, offsets)[0]
+            wanted = offsets + np.round(np.nan_to_num(first))
+            moved = np.clip(wanted, lo, hi).astype(np.intp)
+            rest, conf = self._block_peaks(ref, mov, cols, starts, length, moved)
+            clamped = (np.abs(offsets - start) > 2) | (np.abs(moved - wanted) > 2)
+            shifts.append(moved + rest)
+            confidence.append(np.where(clamped, 0.0, conf))
+        shift, conf = np.concatenate(shifts, axis=1), np.concatenate(confidence, axis=1)
+        bad = ~np.isfinite(shift) | ~np.isfinite(conf)
+        shift, conf = np.where(bad, 0.0, shift), np.where(bad, 0.0, conf)
+        return list(zip(shift, conf))
+
+    def _block_peaks(
+        self, ref: np.ndarray, mov: np.ndarray, cols: list[slice], starts: np.ndarray, L: int, offsets: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`_correlate` of every block's columns ``cols`` with its own ``offsets`` row; ``(blocks, windows)``."""
+        spectra = [self._window_spectra(ref[:, c], mov[:, c], starts, L, o) for c, o in zip(cols, offsets)]
+        lag, height = self._peaks(np.concatenate(spectra), L)
+        return lag.reshape(len(cols), -1), height.reshape(len(cols), -1)
+
+    def _window_shifts(self, ref: np.ndarray, mov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Shift (px) and confidence of the backward lines ``mov`` against their reference ``ref`` in every window.
 
         Tapered windows bias the correlation peak towards zero lag in proportion to the shift, so
         a second pass moves each backward-line window by the first estimate, rounded to whole rows,
         and measures only the small remainder. Two half-size windows at the ends of the line give
         the profile evidence where the full windows' centres do not reach.
         """
-        ref = odd_at_even(odd.astype(np.float64), self.width, self.first_line)
-        mov = even.astype(np.float64)
         parts = []
         for length, starts in self.groups:
             first, _ = self._correlate(ref, mov, starts, length, np.zeros(starts.size, dtype=np.intp))
@@ -161,6 +323,12 @@ class PhaseCorrelation(RegistrationMethod):
         self, ref: np.ndarray, mov: np.ndarray, starts: np.ndarray, L: int, offsets: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         """Sub-pixel lag of each ``L``-row window of ``mov`` (moved by ``offsets`` rows) against ``ref``."""
+        return self._peaks(self._window_spectra(ref, mov, starts, L, offsets), L)
+
+    def _window_spectra(
+        self, ref: np.ndarray, mov: np.ndarray, starts: np.ndarray, L: int, offsets: np.ndarray
+    ) -> np.ndarray:
+        """Coherence-whitened, low-passed cross-spectrum ``(windows, L // 2 + 1)`` pooled over the lines."""
         rows = np.arange(L)[None, :]
         taper = np.hanning(L + 2)[1:-1][None, :, None]
         a = mov[starts[:, None] + offsets[:, None] + rows]
@@ -173,9 +341,12 @@ class PhaseCorrelation(RegistrationMethod):
         power = np.sqrt((np.abs(fa) ** 2).sum(axis=2) * (np.abs(fb) ** 2).sum(axis=2))
         floor = 1e-12 * max(float(power.max(initial=0.0)), 1e-300)
         coh = np.divide(cross, power, out=np.zeros_like(cross), where=power > floor)
-        nf = coh.shape[1]
+        return coh * self._spectral_weights(coh.shape[1], L)[None, :]
+
+    def _peaks(self, spec: np.ndarray, L: int) -> tuple[np.ndarray, np.ndarray]:
+        """Sub-pixel peak lag (within ``max_shift``) and peak height of every window's cross-spectrum."""
+        nf = spec.shape[1]
         weights = self._spectral_weights(nf, L)
-        spec = coh * weights[None, :]
         corr = np.fft.irfft(spec, n=L, axis=1)
         lags = np.fft.fftfreq(L, 1.0 / L)
         reach = min(self.settings.max_shift, L / 2 - 1)
@@ -214,17 +385,38 @@ class PhaseCorrelation(RegistrationMethod):
 
         s = self.settings
         n_win = self.starts.size
+        n_q = s.quantiles
         shifts = stats[:, :n_win]
         weights = stats[:, n_win : 2 * n_win].copy()
-        q_even = stats[:, 2 * n_win : 2 * n_win + s.quantiles]
-        q_odd = stats[:, 2 * n_win + s.quantiles :]
-        weights = self._reject_temporal_outliers(shifts, weights)
-        shifts, weights = self._smooth_time(shifts, weights)
-        coeffs = self._fit_profiles(shifts, weights)
+        q_even = stats[:, 2 * n_win : 2 * n_win + n_q]
+        q_odd = stats[:, 2 * n_win + n_q : 2 * n_win + 2 * n_q]
+        blocks = stats[:, 2 * n_win + 2 * n_q :]
+        self.planned_displacement = "field" if bool(np.any(blocks[:, blocks.shape[1] // 2 :] != 0)) else "profile"
+        if self.planned_displacement == "field":
+            coeffs = self._fit_profiles(*self._smooth_shape(shifts, weights))
+        else:
+            weights = self._reject_temporal_outliers(shifts, weights)
+            shifts, weights = self._smooth_time(shifts, weights)
+            coeffs = self._fit_profiles(shifts, weights)
         if s.temporal_sigma > 0 and stats.shape[0] > 1:
             q_even = gaussian_filter1d(q_even, s.temporal_sigma, axis=0, mode="nearest")
             q_odd = gaussian_filter1d(q_odd, s.temporal_sigma, axis=0, mode="nearest")
-        return np.concatenate([coeffs, q_even, q_odd], axis=1)
+        parts = [coeffs, q_even, q_odd] + ([blocks] if self.planned_displacement == "field" else [])
+        return np.concatenate(parts, axis=1)
+
+    def _smooth_shape(self, shifts: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Outlier rejection and temporal smoothing of the profile's shape, each frame keeping its own level.
+
+        Where lines jump, a frame's window shifts are relative to its largest block, whose offset
+        changes from frame to frame with the jitter; smoothing only the shape (shifts less their
+        weighted mean) keeps those level changes out of the neighbouring frames.
+        """
+        total = weights.sum(axis=1, keepdims=True)
+        level = np.where(total > 0, (weights * shifts).sum(axis=1, keepdims=True) / np.maximum(total, 1e-300), 0.0)
+        shape = shifts - level
+        weights = self._reject_temporal_outliers(shape, weights)
+        shape, weights = self._smooth_time(shape, weights)
+        return shape + level, weights
 
     def _reject_temporal_outliers(self, shifts: np.ndarray, weights: np.ndarray) -> np.ndarray:
         from scipy.ndimage import median_filter
@@ -308,25 +500,54 @@ class PhaseCorrelation(RegistrationMethod):
         V = self._basis(np.arange(self.height), self.settings.degree)
         return plan_rows[:, :n_c] @ V.T
 
+    def line_offsets(self, plan_rows: np.ndarray) -> np.ndarray:
+        """Per-line offsets (t, Xe) added to the profile, from the plan's block table; zeros for a profile plan."""
+        if self.planned_displacement != "field":
+            return np.zeros((plan_rows.shape[0], self.n_moving))
+        k = self._max_blocks()
+        starts, offsets = plan_rows[:, -2 * k : -k], plan_rows[:, -k:]
+        block = (starts[:, None, :] <= np.arange(self.n_moving)[None, :, None]).sum(axis=2) - 1
+        return np.take_along_axis(offsets, np.maximum(block, 0), axis=1)
+
+    def displacement_of(self, plan_rows: np.ndarray) -> np.ndarray:
+        """What :meth:`apply` reports: the profile (t, Y), or with jumps the field (t, Y, Xe)."""
+        disp = self.profile(plan_rows)
+        if self.planned_displacement != "field":
+            return disp
+        return disp[:, :, None] + self.line_offsets(plan_rows)[:, None, :]
+
     def apply(self, odd, even, plan_rows):
         s = self.settings
-        disp = self.profile(plan_rows)
-        positions = np.arange(self.height)[None, :] + disp
-        reg = resample_rows(even.astype(np.float32), positions)
+        disp = self.displacement_of(plan_rows)
+        if disp.ndim == 2:
+            positions = np.arange(self.height)[None, :] + disp
+            reg = resample_rows(even.astype(np.float32), positions)
+        else:
+            reg = resample_columns(even.astype(np.float32), np.arange(self.height)[None, :, None] + disp)
         if s.harmonise:
             n_c, n_q = s.degree + 1, s.quantiles
             for f in range(reg.shape[0]):
                 q_even = plan_rows[f, n_c : n_c + n_q]
-                q_odd = plan_rows[f, n_c + n_q :]
+                q_odd = plan_rows[f, n_c + n_q : n_c + 2 * n_q]
                 reg[f] = monotone_map(reg[f], q_even, q_odd)
         return reg, disp.astype(np.float32)
 
     def plan_summary(self, plan: np.ndarray) -> dict[str, Any]:
-        disp = self.profile(plan)
-        return {
-            "displacement_mean_px": float(disp.mean()),
-            "displacement_min_px": float(disp.min()),
-            "displacement_max_px": float(disp.max()),
+        profile = self.profile(plan)
+        summary = {
+            "displacement_mean_px": float(profile.mean()),
+            "displacement_min_px": float(profile.min()),
+            "displacement_max_px": float(profile.max()),
             "windows": int(self.starts.size),
             "profile_degree": int(self.chosen_degree),
         }
+        if self.planned_displacement == "field":
+            offsets = self.line_offsets(plan)
+            blocks = 1 + (np.diff(offsets, axis=1) != 0).sum(axis=1)
+            low = profile.min(axis=1) + offsets.min(axis=1)
+            high = profile.max(axis=1) + offsets.max(axis=1)
+            mean = profile.mean(axis=1) + offsets.mean(axis=1)
+            summary.update(displacement_mean_px=float(mean.mean()), displacement_min_px=float(low.min()),
+                           displacement_max_px=float(high.max()), frames_with_jumps=int((blocks > 1).sum()),
+                           most_blocks=int(blocks.max()))  # fmt: skip
+        return summary

@@ -2,10 +2,12 @@
 
 from orpam_pipeline.simulate.sequence import (
     DISPLACEMENT_CONVENTION,
+    FIELD_CONVENTION,
     Simulation,
     SimulationParams,
     SimulationPaths,
     displacement_field,
+    jitter_offsets,
     simulate,
     simulate_blocks,
     trajectories,
@@ -15,12 +17,14 @@ from orpam_pipeline.simulate.vasculature import Scene, SceneParams, render_scene
 
 __all__ = [
     "DISPLACEMENT_CONVENTION",
+    "FIELD_CONVENTION",
     "Scene",
     "SceneParams",
     "Simulation",
     "SimulationParams",
     "SimulationPaths",
     "displacement_field",
+    "jitter_offsets",
     "render_scene",
     "simulate",
     "simulate_blocks",

@@ -7,6 +7,10 @@ the fast axis Y) is the correction to apply to the backward lines,
 
 so a measured backward column at row ``r`` shows the scene at the physical row ``s(r)``, the inverse
 of ``y -> y + d(y)``. Forward columns (``0::2``) sample the scene at their nominal rows.
+
+With block jitter (``jitter_blocks``) every frame's backward lines fall into blocks that carry an
+extra constant shift each (motor jitter); the truth is then a field ``displacement[t, y, j]``
+(``j``: backward column) and the convention reads ``even[t, y + displacement[t, y, j], j]``.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +32,11 @@ from orpam_pipeline.store.layout import remove_tree
 from orpam_pipeline.simulate.vasculature import Scene, SceneParams, render_scene
 
 DISPLACEMENT_CONVENTION = "registered_even[t, y] = even[t, y + displacement[t, y]]"
+FIELD_CONVENTION = "registered_even[t, y, j] = even[t, y + displacement[t, y, j], j]"
+"""The truth's convention when block jitter makes the displacement a field (one column per backward line)."""
 
-_STREAM_RANDOMISE, _STREAM_SCENE, _STREAM_MOTION, _STREAM_NOISE = 0, 1, 2, 3
+_STREAM_RANDOMISE, _STREAM_SCENE, _STREAM_MOTION, _STREAM_NOISE, _STREAM_JITTER = 0, 1, 2, 3, 4
+_JITTER_FIELDS = ("jitter_blocks", "jitter_min", "jitter_max")
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,12 @@ class SimulationParams:
 
     Backward appearance: ``gain * (signal) ** gamma + offset``; noise is shot noise
     ``shot * sqrt(signal)`` plus Gaussian read noise, separately for forward and backward lines.
+
+    Block jitter (off when ``jitter_blocks`` is 0): every frame's backward lines are cut into
+    ``jitter_blocks`` blocks of random lengths (each at least :func:`min_block_lines` lines), and
+    each block's displacement gets a constant offset; neighbouring blocks' offsets differ by
+    ``jitter_min`` to ``jitter_max`` px and every offset stays within ``±jitter_max``. Drawn per frame
+    from ``seed``; the truth displacement becomes a ``(T, Y, X // 2)`` field.
     """
 
     frames: int = 64
@@ -75,6 +88,9 @@ class SimulationParams:
     read_noise: float = 0.01
     even_shot_noise: float = 0.03
     even_read_noise: float = 0.015
+    jitter_blocks: int = 0
+    jitter_min: float = 4.0
+    jitter_max: float = 0.0
 
     def __post_init__(self) -> None:
         if self.frames < 1 or self.height < 8 or self.width < 2:
@@ -85,6 +101,21 @@ class SimulationParams:
             raise OrpamError(f"simulation margin must be at least 4 px, not {self.margin}")
         if self.pulse_period <= 0:
             raise OrpamError(f"pulse_period must be positive, not {self.pulse_period}")
+        if self.jitter_blocks:
+            self._check_jitter()
+
+    def _check_jitter(self) -> None:
+        n_even = self.width // 2
+        if self.jitter_blocks < 0 or self.jitter_blocks * min_block_lines(n_even, self.jitter_blocks) > n_even:
+            raise OrpamError(f"jitter_blocks must be between 0 and {n_even // 3} for width {self.width}, "
+                             f"not {self.jitter_blocks}")  # fmt: skip
+        if not 0 < self.jitter_min <= self.jitter_max:
+            raise OrpamError(f"jitter needs 0 < jitter_min <= jitter_max (got {self.jitter_min}, {self.jitter_max})")
+
+    @property
+    def jittered(self) -> bool:
+        """Whether block jitter is on (the truth displacement is then a field)."""
+        return self.jitter_blocks > 0
 
     @classmethod
     def randomised(
@@ -127,6 +158,8 @@ class SimulationParams:
             even_read_noise=u(0.005, 0.03),
         )
         values.update(overrides)
+        if values.get("jitter_blocks") and "margin" not in overrides:
+            values["margin"] = max(16, int(np.ceil(float(values.get("jitter_max", 0.0)))) + 12)
         return cls(**values)
 
     def without_noise(self) -> SimulationParams:
@@ -138,8 +171,17 @@ class SimulationParams:
         return replace(self.without_noise(), flicker=0.0, gain=1.0, offset=0.0, gamma=1.0)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able dict (scene knobs nested under ``"scene"``)."""
-        return json.loads(json.dumps(asdict(self)))
+        """JSON-able dict (scene knobs nested under ``"scene"``).
+
+        Jitter keys at their defaults are left out, so a scan without jitter records exactly the
+        parameters it recorded before jitter existed (benchmark caches and truth digests stay valid).
+        """
+        out = json.loads(json.dumps(asdict(self)))
+        defaults = {f.name: f.default for f in fields(self) if f.name in _JITTER_FIELDS}
+        for key, default in defaults.items():
+            if out[key] == default:
+                del out[key]
+        return out
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> SimulationParams:
@@ -153,9 +195,41 @@ class SimulationParams:
         return cls(**values)
 
 
+def min_block_lines(n_even: int, blocks: int) -> int:
+    """Fewest backward lines a jitter block may have: a third of an equal share, at least 3."""
+    return max(3, n_even // (3 * max(blocks, 1)))
+
+
+def jitter_offsets(params: SimulationParams, t: int) -> np.ndarray:
+    """Per-backward-line jitter offset ``(X // 2,)`` (px) of frame ``t``; zeros without jitter.
+
+    Block lengths are the minimum plus a multinomial share of the rest; the first block's offset is
+    uniform in ``±jitter_max / 2`` and every jump to the next block has a uniform size in
+    ``[jitter_min, jitter_max]``, with a random sign unless that sign would leave ``±jitter_max``.
+    """
+    n_even = params.width // 2
+    if not params.jittered:
+        return np.zeros(n_even)
+    rng = np.random.default_rng([params.seed, _STREAM_JITTER, t])
+    blocks = params.jitter_blocks
+    low = min_block_lines(n_even, blocks)
+    lengths = low + rng.multinomial(n_even - blocks * low, np.full(blocks, 1.0 / blocks))
+    offsets = np.empty(blocks)
+    offsets[0] = rng.uniform(-0.5, 0.5) * params.jitter_max
+    for b in range(1, blocks):
+        jump = rng.uniform(params.jitter_min, params.jitter_max) * rng.choice([-1.0, 1.0])
+        if abs(offsets[b - 1] + jump) > params.jitter_max:
+            jump = -jump
+        offsets[b] = offsets[b - 1] + jump
+    return np.repeat(offsets, lengths)
+
+
 @dataclass(frozen=True)
 class Simulation:
-    """A whole simulated sequence in memory: acquired ``frames`` and the ground truth."""
+    """A whole simulated sequence in memory: acquired ``frames`` and the ground truth.
+
+    ``displacement`` is ``(T, Y)``, or ``(T, Y, X // 2)`` when the parameters ask for block jitter.
+    """
 
     params: SimulationParams
     frames: np.ndarray
@@ -219,9 +293,13 @@ def _profile(params: SimulationParams, y: np.ndarray) -> np.ndarray:
 
 
 def displacement_field(params: SimulationParams) -> np.ndarray:
-    """True displacement ``(T, Y)`` in pixels, per the module's convention."""
+    """True displacement ``(T, Y)`` in pixels (``(T, Y, X // 2)`` with jitter), per the module's convention."""
     base = _profile(params, np.arange(params.height, dtype=np.float64))
-    return base[None, :] + trajectories(params).disp_drift[:, None]
+    profile = base[None, :] + trajectories(params).disp_drift[:, None]
+    if not params.jittered:
+        return profile
+    jitter = np.stack([jitter_offsets(params, t) for t in range(params.frames)])
+    return profile[:, :, None] + jitter[:, None, :]
 
 
 def _check_monotone(params: SimulationParams) -> None:
@@ -242,6 +320,7 @@ def _source_rows(params: SimulationParams, drift_d: float) -> np.ndarray:
 def _check_margin(params: SimulationParams, traj: _Trajectories) -> None:
     """Refuse parameters whose motion would sample outside the rendered scene."""
     worst_d = abs(params.disp_offset) + abs(params.disp_slope) / 2 + abs(params.disp_sine_amp)
+    worst_d += params.jitter_max if params.jittered else 0.0
     need = worst_d + np.abs(traj.disp_drift).max(initial=0.0) + np.abs(traj.drift).max(initial=0.0) + 3.0
     if need > params.margin:
         raise OrpamError(f"simulation margin {params.margin} px is too small for this motion (needs {need:.1f} px)")
@@ -292,13 +371,29 @@ class _Renderer:
         dy, dx = tr.drift[t]
         flick = tr.flicker[t]
         clean = self._sample(coef, self.rows, self.all_x, dy, dx) * flick
-        back = self._sample(coef, _source_rows(p, tr.disp_drift[t]), self.bwd_x, dy, dx) * flick
+        if p.jittered:
+            jitter = jitter_offsets(p, t)
+            back = self._jittered_back(coef, tr.disp_drift[t], jitter, dy, dx) * flick
+        else:
+            back = self._sample(coef, _source_rows(p, tr.disp_drift[t]), self.bwd_x, dy, dx) * flick
         back = p.gain * np.maximum(back, 0.0) ** p.gamma + p.offset
         rng = np.random.default_rng([p.seed, _STREAM_NOISE, t])
         frame = np.empty_like(clean)
         frame[:, 0::2] = _noisy(rng, clean[:, 0::2], p.shot_noise, p.read_noise)
         frame[:, 1::2] = _noisy(rng, back, p.even_shot_noise, p.even_read_noise)
-        return frame, clean, self.profile + tr.disp_drift[t]
+        profile = self.profile + tr.disp_drift[t]
+        if p.jittered:
+            return frame, clean, profile[:, None] + jitter[None, :]
+        return frame, clean, profile
+
+    def _jittered_back(self, coef: np.ndarray, drift_d: float, jitter: np.ndarray, dy: float, dx: float) -> np.ndarray:
+        """Backward columns when each block of lines carries its own constant offset ``jitter[j]``."""
+        back = np.empty((self.rows.size, self.bwd_x.size))
+        edges = np.flatnonzero(np.diff(jitter)) + 1
+        for cols in np.split(np.arange(self.bwd_x.size), edges):
+            rows = _source_rows(self.params, drift_d + float(jitter[cols[0]]))
+            back[:, cols] = self._sample(coef, rows, self.bwd_x[cols], dy, dx)
+        return back
 
 
 def _noisy(rng: np.random.Generator, signal: np.ndarray, shot: float, read: float) -> np.ndarray:
@@ -322,7 +417,7 @@ def simulate_blocks(
         n = min(chunk_frames, params.frames - t0)
         frames = np.empty((n, h, w), np.float32)
         scene = np.empty((n, h, w), np.float32)
-        disp = np.empty((n, h), np.float32)
+        disp = np.empty((n, h, w // 2) if params.jittered else (n, h), np.float32)
         for k in range(n):
             frames[k], scene[k], disp[k] = r.frame(t0 + k)
         yield t0, frames, scene, disp
@@ -366,12 +461,13 @@ def write_simulation(
     scan_tmp = scan.with_name(f".{scan.name}{tag}")
     truth_tmp = truth.with_name(f".{truth.name}{tag}")
     t, h, w = params.frames, params.height, params.width
+    disp_shape, disp_dims = ((t, h, w // 2), ("t", "y", "x")) if params.jittered else ((t, h), ("t", "y"))
     try:
         group = zarr.open_group(truth_tmp, mode="w-", zarr_format=3)
         truth_arrays = [
             ("scene", (t, h, w), ("t", "y", "x")),
             ("even_true", (t, h, w // 2), ("t", "y", "x")),
-            ("displacement", (t, h), ("t", "y")),
+            ("displacement", disp_shape, disp_dims),
         ]
         if raw is not None:
             truth_arrays += [("amplitude", (t, h, w), ("t", "y", "x")), ("depth", (t, h, w), ("t", "y", "x"))]
@@ -417,7 +513,7 @@ def write_simulation(
                 "scan_path_base": "parent of the truth/ folder",
                 "scan_sha256": sha256_file(scan_tmp),
                 "scan_shape": scan_shape,
-                "displacement_convention": DISPLACEMENT_CONVENTION,
+                "displacement_convention": FIELD_CONVENTION if params.jittered else DISPLACEMENT_CONVENTION,
                 "scan_lines": "columns",
                 "first_line": "forward",
             }

@@ -33,6 +33,11 @@ def simulate(
     raw: Annotated[bool, typer.Option("--raw", help="Write A-line volumes (T, Z, Y, X) uint16 with a DC offset and "
                                       "carrier pulses instead of MAP frames (read them with --axes tzyx).")] = False,
     depth_samples: Annotated[int, typer.Option("--depth-samples", min=16, help="With --raw: samples per A-line.")] = 128,
+    jitter_blocks: Annotated[int, typer.Option(
+        "--jitter-blocks", min=0, help="Motor jitter: cut every frame's lines into N blocks, each shifted along Y by its "
+        "own offset (0 = none); the truth displacement becomes a (T, Y, X//2) field.")] = 0,
+    jitter_min: Annotated[float, typer.Option("--jitter-min", min=0.0, help="Smallest jump between blocks, px.")] = 4.0,
+    jitter_max: Annotated[float, typer.Option("--jitter-max", min=0.0, help="Largest jump (and offset), px.")] = 40.0,
     overwrite: Overwrite = False,
 ) -> None:
     """Simulate bidirectional sequences of OR-PAM vasculature with ground truth beside them."""
@@ -40,8 +45,9 @@ def simulate(
     from orpam_pipeline.simulate.raw import RawParams
 
     raw_params = RawParams(depth_samples=depth_samples) if raw else None
+    jitter = {"jitter_blocks": jitter_blocks, "jitter_min": jitter_min, "jitter_max": jitter_max} if jitter_blocks else {}
     for i in range(scans):
-        params = SimulationParams.randomised(seed + i, frames=frames, height=size[0], width=size[1])
+        params = SimulationParams.randomised(seed + i, frames=frames, height=size[0], width=size[1], **jitter)
         paths = write_simulation(out_dir, params, overwrite=overwrite, raw=raw_params)
         out.print(f"scan  {paths.scan}\ntruth {paths.truth}", highlight=False)
 
