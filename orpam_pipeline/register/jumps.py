@@ -20,7 +20,6 @@ the classical method (:mod:`orpam_pipeline.register.phase`) uses to find those b
 
 from __future__ import annotations
 
-import warnings
 
 import numpy as np
 
@@ -259,11 +258,16 @@ def refine_boundaries(corr: np.ndarray, starts: np.ndarray, min_lines: int = MIN
 
 def _median_start(shifts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Offsets and profile from medians of ``shifts`` (NaN where not measured); 0 where nothing is known."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows and columns
-        offset = np.nan_to_num(np.nanmedian(shifts - np.nanmedian(shifts, axis=0, keepdims=True), axis=1))
-        profile = np.nan_to_num(np.nanmedian(shifts - offset[:, None], axis=0))
+    offset = _nanmedian(shifts - _nanmedian(shifts, axis=0)[None, :], axis=1)
+    profile = _nanmedian(shifts - offset[:, None], axis=0)
     return offset, profile
+
+
+def _nanmedian(values: np.ndarray, axis: int) -> np.ndarray:
+    """``np.nanmedian`` that gives 0 for an all-NaN slice, without a warning (a warnings filter is not
+    thread-safe, and chunks run in threads)."""
+    empty = np.isnan(values).all(axis=axis, keepdims=True)
+    return np.nan_to_num(np.nanmedian(np.where(empty, 0.0, values), axis=axis))
 
 
 def fit_offsets(
