@@ -175,41 +175,22 @@ def reduce_lines(lines: np.ndarray, r: Reduction) -> tuple[np.ndarray, np.ndarra
         lo = window.min(axis=1).astype(np.float32)
         depth = np.where(hi >= -lo, window.argmax(axis=1), window.argmin(axis=1))
         return np.maximum(hi, -lo), (depth + a).astype(np.float32)
-    x = np.array(lines, dtype=np.float64)
-    if r.baseline != "none":
-        x -= _baseline(x, r)
-    if r.band is not None:
-        from scipy import signal
-
-        sos = _sos(r)
-        x = signal.sosfiltfilt(sos, x, axis=1, padlen=min(3 * (2 * len(sos) + 1), x.shape[1] - 1))
-    if r.method == "envelope":
-        from scipy import signal
-
-        window = np.abs(signal.hilbert(x, axis=1))[:, a:b]
-        index = window.argmax(axis=1)
-        peak = window[np.arange(window.shape[0]), index]
-        depth = index + _refine(window, index)
-    elif r.method == "abs":
-        window = np.abs(x[:, a:b])
-        index = window.argmax(axis=1)
-        peak = window[np.arange(window.shape[0]), index]
-        depth = index.astype(np.float64)
-    else:
-        window = x[:, a:b]
+    window = _profiles(lines, r)
+    rows = np.arange(window.shape[0])
+    if r.method == "peak-to-peak":
         hi, lo = window.argmax(axis=1), window.argmin(axis=1)
-        rows = np.arange(window.shape[0])
         peak = window[rows, hi] - window[rows, lo]
         depth = 0.5 * (hi + lo)
+    else:
+        index = window.argmax(axis=1)
+        peak = window[rows, index]
+        depth = index + _refine(window, index) if r.method == "envelope" else index.astype(np.float64)
     return peak.astype(np.float32), (depth + a).astype(np.float32)
 
 
-def depth_profiles(lines: np.ndarray, r: Reduction) -> np.ndarray:
-    """A-lines ``(n, Z)`` -> float32 ``(n, Zw)``: the signal whose maximum is the MAP, inside the depth range.
-
-    ``envelope``: the Hilbert envelope after baseline removal and band-pass; ``abs``: |x - baseline|;
-    ``peak-to-peak``: x - baseline. This is the volume ``--keep-volume`` stores.
-    """
+def _profiles(lines: np.ndarray, r: Reduction) -> np.ndarray:
+    """Float64 ``(n, Zw)``: baseline removed, band-passed, then the envelope (``envelope``) or |x|
+    (``abs``) or x itself (``peak-to-peak``), inside the depth range."""
     a, b = r.depth_range or (0, lines.shape[1])
     x = np.array(lines, dtype=np.float64)
     if r.baseline != "none":
@@ -222,10 +203,17 @@ def depth_profiles(lines: np.ndarray, r: Reduction) -> np.ndarray:
     if r.method == "envelope":
         from scipy import signal
 
-        x = np.abs(signal.hilbert(x, axis=1))
-    elif r.method == "abs":
-        x = np.abs(x)
-    return x[:, a:b].astype(np.float32)
+        return np.abs(signal.hilbert(x, axis=1))[:, a:b]
+    return np.abs(x[:, a:b]) if r.method == "abs" else x[:, a:b]
+
+
+def depth_profiles(lines: np.ndarray, r: Reduction) -> np.ndarray:
+    """A-lines ``(n, Z)`` -> float32 ``(n, Zw)``: the signal whose maximum is the MAP, inside the depth range
+    (the envelope, |x − baseline|, or x − baseline for peak-to-peak): what ``--keep-volume`` stores."""
+    if r.plain_abs:
+        a, b = r.depth_range or (0, lines.shape[1])
+        return np.abs(np.asarray(lines[:, a:b], dtype=np.float32))
+    return _profiles(lines, r).astype(np.float32)
 
 
 def volume_frame(raw: np.ndarray, r: Reduction) -> np.ndarray:
