@@ -156,16 +156,20 @@ def _stop_after_first_chunk(stage: str, done: int, total: int) -> None:
         raise KeyboardInterrupt
 
 
-def test_an_interrupted_field_registration_resumes_bit_identical(tmp_path, jitter_sim):
-    frames = jitter_sim.frames[:6]
+def _uninterrupted_and_interrupted(tmp_path, frames):
+    """Arrays of an uninterrupted phase registration, and a store whose registration stopped after a chunk."""
     want_store = make_store(tmp_path / "want", frames, chunk_frames=2)
     register_store(want_store, get_method("phase"))
     want = {k: open_scan_store(want_store)[k][:] for k in ("registered_even", "merged", "displacement")}
-
     store = make_store(tmp_path / "got", frames, chunk_frames=2)
     with pytest.raises(KeyboardInterrupt):
         register_store(store, get_method("phase"), progress=_stop_after_first_chunk)
     assert ChunkMarkers(store, "register").count() >= 1
+    return want, store
+
+
+def test_an_interrupted_field_registration_resumes_bit_identical(tmp_path, jitter_sim):
+    want, store = _uninterrupted_and_interrupted(tmp_path, jitter_sim.frames[:6])
     assert open_scan_store(store)["displacement"].shape == (6, 192, 80)
 
     result = engine.register(store, get_method("phase"), overwrite=False)
@@ -177,15 +181,7 @@ def test_an_interrupted_field_registration_resumes_bit_identical(tmp_path, jitte
 
 def test_a_displacement_array_of_the_wrong_kind_is_replaced_on_resume(tmp_path, jitter_sim):
     """A partial run whose displacement array does not fit the plan's kind is redone from its first chunk."""
-    frames = jitter_sim.frames[:6]
-    want_store = make_store(tmp_path / "want", frames, chunk_frames=2)
-    register_store(want_store, get_method("phase"))
-    want = {k: open_scan_store(want_store)[k][:] for k in ("registered_even", "merged", "displacement")}
-
-    store = make_store(tmp_path / "got", frames, chunk_frames=2)
-    with pytest.raises(KeyboardInterrupt):
-        register_store(store, get_method("phase"), progress=_stop_after_first_chunk)
-    assert ChunkMarkers(store, "register").count() >= 1
+    want, store = _uninterrupted_and_interrupted(tmp_path, jitter_sim.frames[:6])
     group = zarr.open_group(store, mode="r+")
     group.create_array("displacement", shape=(6, 192), chunks=(2, 192), dtype="float32", overwrite=True)
 
