@@ -52,6 +52,9 @@ class ScanOptions:
     order: str = setting("C", "Memory order of headerless binary files: C (row-major) or F (column-major, as MATLAB's "
                               "fwrite writes; the shape is then MATLAB's).")  # fmt: skip
     reverse_backward: bool = setting(False, "Backward lines are stored in scan order (reversed along the line): flip them along Y on ingest.")
+    pixel_size: str | None = setting(None, "Pixel size in micrometres: one value, or Y,X (along a line, between lines); "
+                                           "recorded in the store and used in figures.")  # fmt: skip
+    frame_interval: float | None = setting(None, "Time between frames in seconds; recorded in the store.")
     keep_volume: bool = setting(False, "Also store the depth profiles of A-line data as volume (T, Z, Y, X) and, after "
                                        "registration, volume_registered with the MAP's displacement applied.")  # fmt: skip
 
@@ -63,6 +66,24 @@ class ScanOptions:
         if self.chunk_frames is not None and int(self.chunk_frames) < 1:
             raise OrpamError(f"chunk_frames must be at least 1, not {self.chunk_frames}")
         self.read_spec()
+
+    def scale(self) -> dict[str, Any]:
+        """``--pixel-size`` and ``--frame-interval`` as the store's physical metadata (only what was given)."""
+        out: dict[str, Any] = {}
+        if self.pixel_size is not None:
+            try:
+                values = [float(v) for v in str(self.pixel_size).split(",")]
+            except ValueError:
+                values = []
+            if len(values) not in (1, 2) or not all(v > 0 for v in values):
+                raise OrpamError(f"--pixel-size {self.pixel_size!r}: expected a positive size in µm, or Y,X")
+            y, x = (values[0], values[0]) if len(values) == 1 else values
+            out["pixel_um"] = {"y": y, "x": x}
+        if self.frame_interval is not None:
+            if not self.frame_interval > 0:
+                raise OrpamError(f"--frame-interval {self.frame_interval!r}: expected a positive time in seconds")
+            out["frame_interval_s"] = float(self.frame_interval)
+        return out
 
     def read_spec(self) -> Any:
         """The readers' :class:`~orpam_pipeline.io.spec.ReadSpec` for these options (checked: one-line errors)."""

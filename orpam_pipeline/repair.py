@@ -78,7 +78,7 @@ def _reingest(store: Path, group: zarr.Group) -> None:
     with open_scan(entry, spec=ReadSpec.from_params(params)) as source:
         ingest(source, store.parent.parent, scan_lines=params.get("scan_lines", "columns"),
                first_line=params.get("first_line", "forward"), chunk_frames=recorded_chunk_frames(record),
-               reverse_backward=bool(params.get("reverse_backward", False)))  # fmt: skip
+               reverse_backward=bool(params.get("reverse_backward", False)), scale=params.get("scale"))  # fmt: skip
 
 
 def _recorded_method(group: zarr.Group) -> Any:

@@ -24,7 +24,7 @@ METHOD_OPTIONS: dict[str, dict] = {
     "pcregnet-flow": {"precision": "fp32", "device": "cpu"},
     "pcregnet-flow --line-profile": {"precision": "fp32", "device": "cpu", "line_profile": True},
 }
-VOLATILE_REPORT_KEYS = ("created", "store", "package_version", "method_params", "notes", "warnings")
+VOLATILE_REPORT_KEYS = ("created", "store", "package_version", "method_params", "notes", "warnings", "physical")
 """Where and when the report was written, the settings' spelling, the prose note and the checks' warnings
 (docs/warnings.md; pinned by tests/checks): not results."""
 ARRAYS = ("frames", "registered_even", "merged", "displacement")

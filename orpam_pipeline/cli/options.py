@@ -80,6 +80,8 @@ Overwrite = Annotated[bool, _flag("--overwrite", option_help(RunOptions, "overwr
 WaitForLocks = Annotated[bool, _flag("--wait-for-locks", option_help(RunOptions, "wait_for_locks"))]
 ReverseBackward = Annotated[bool, _flag("--reverse-backward", option_help(ScanOptions, "reverse_backward"))]
 KeepVolume = Annotated[bool, _flag("--keep-volume", option_help(ScanOptions, "keep_volume"))]
+PixelSize = Annotated[str | None, _scan("--pixel-size", "pixel_size", "<µm or Y,X>")]
+FrameInterval = Annotated[float | None, _scan("--frame-interval", "frame_interval", "<s>")]
 Strict = Annotated[bool, _flag("--strict", option_help(RunOptions, "strict"))]
 
 Method = Annotated[
@@ -155,7 +157,8 @@ SCAN = Group.of(
     map_method=(MapMethod, MapMethodOpt.envelope), baseline=(Baseline, None), baseline_window=(BaselineWindow, None),
     band=(Band, None), sampling_rate=(SamplingRate, None), speed_of_sound=(SpeedOfSound, None),
     depth_range=(DepthRange, None), dtype=(Dtype, None), shape=(Shape, None), order=(Order, OrderOpt.C),
-    reverse_backward=(ReverseBackward, False), keep_volume=(KeepVolume, False),
+    reverse_backward=(ReverseBackward, False), keep_volume=(KeepVolume, False), pixel_size=(PixelSize, None),
+    frame_interval=(FrameInterval, None),
 )  # fmt: skip
 """How source files are read: every :class:`ScanOptions` field, for run, ingest and evaluate."""
 

@@ -46,6 +46,14 @@ def _nanmean(values: np.ndarray) -> float:
     return float(finite.mean()) if finite.size else float("nan")
 
 
+def _physical_units(group: zarr.Group) -> dict[str, Any]:
+    """What one pixel and one frame are, as far as the store knows ("pixels"/"frames" when it does not)."""
+    physical = dict(group.attrs.get("physical") or {})
+    pixel, interval = physical.get("pixel_um"), physical.get("frame_interval_s")
+    return {"pixel_um": pixel, "frame_interval_s": interval, "space_unit": "micrometer" if pixel else "pixel",
+            "time_unit": "second" if interval else "frame"}  # fmt: skip
+
+
 def compute_report(store: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """Return ``(report, figures)``: the report.json content and the arrays the HTML page shows."""
     group = open_scan_store(store, mode="r")
@@ -107,6 +115,7 @@ def compute_report(store: Path) -> tuple[dict[str, Any], dict[str, Any]]:
             "pair_ncc_unregistered": pair_flat["unregistered"].tolist(),
             "pair_ncc_odd": pair_flat["odd"].tolist(),
         },
+        "physical": _physical_units(group),
         "package_version": __version__,
         "created": now_iso(),
         "notes": (

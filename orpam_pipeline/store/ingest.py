@@ -122,6 +122,7 @@ def ingest(
     overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
     reverse_backward: bool = False,
+    scale: dict[str, Any] | None = None,
 ) -> IngestResult:
     """Write (or continue writing) ``source`` to ``out_dir/<scan name>/scan.zarr``.
 
@@ -156,6 +157,8 @@ def ingest(
             remove_tree(target)
             clear_state(target)
         params = ingest_params(source, scan_lines, first_line, reverse_backward)
+        if scale:
+            params["scale"] = dict(scale)
         fp = fingerprint(params)
         record = _existing_record(target)
         decision = decide("ingest", record, fp, params, overwrite=overwrite, path=target, chunk_frames=chunk)
@@ -186,7 +189,7 @@ def ingest(
                 "stages": {"ingest": {"complete": False, "updated": now_iso(), "fingerprint": fp,
                                       "params": params, "chunk_frames": chunk, "chunks": n_chunks, **extra}},
             }  # fmt: skip
-            physical = _physical(source)
+            physical = {**(_physical(source) or {}), **(scale or {})} or None
             if physical is not None:
                 attrs["physical"] = physical
             _create_skeleton(target, attrs, (n_frames, height, width), chunk, depth_map)
