@@ -327,7 +327,7 @@ def export_array(
         "format": fmt,
         "array": array,
         "shape": list(shape),
-        "axes": matlab_axes if fmt == "mat-v7.3" else axes,
+        "axes": matlab_axes if fmt == "mat-v7.3" else ("TYX" if fmt.endswith("tiff") and len(shape) == 2 else axes),
         "frames": shape[0] if shape else 0,
         "physical": meta["physical"],
         "transposed_on_ingest": transposed,
