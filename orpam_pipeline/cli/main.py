@@ -16,6 +16,7 @@ import typer
 from orpam_pipeline import __version__
 from orpam_pipeline.cli.commands import data, evaluate, pipeline, store, train, workflow
 from orpam_pipeline.cli.commands.displacement import apply_displacement_command
+from orpam_pipeline.cli.commands.export import export
 from orpam_pipeline.cli.console import out
 
 app = typer.Typer(
@@ -64,4 +65,5 @@ app.add_typer(data.manifest_app, name="manifest")
 app.command()(train.train)
 app.command()(store.info)
 app.command("apply-displacement")(apply_displacement_command)
+app.command()(export)
 app.add_typer(workflow.workflow_app, name="workflow")
