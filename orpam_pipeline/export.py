@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -274,7 +273,7 @@ def export_array(
     ``overwrite``. Returns a summary: store, out, format, array, shape, frames and the physical
     metadata written.
     """
-    from orpam_pipeline.store.files import partial_path, sync_dir, sync_file
+    from orpam_pipeline.store.files import atomic_file
     from orpam_pipeline.store.layout import open_scan_store, resolve_store_path, stage_complete
 
     store, out = Path(store), Path(out_path)
@@ -312,15 +311,8 @@ def export_array(
         "exported": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
     chunk = max(1, int(source.chunks[0]))
-    tmp = partial_path(out)
-    try:
+    with atomic_file(out) as tmp:
         WRITERS[fmt](tmp, source, chunk, meta, progress)
-        sync_file(tmp)
-        os.replace(tmp, out)
-        sync_dir(out.parent)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return {
         "store": str(zarr_dir),
         "out": str(out),

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 DURABLE = os.environ.get("ORPAM_FSYNC", "1") != "0"
@@ -60,19 +62,26 @@ def sync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, data: str | bytes) -> None:
-    """Write ``data`` (text as UTF-8, no newline translation) to ``path`` so that it is whole or absent,
-    and on the disk before this returns."""
+@contextmanager
+def atomic_file(path: Path) -> Iterator[Path]:
+    """Yield the temporary path to write ``path``'s content to; on success it is flushed and renamed into
+    place (whole or absent, on the disk), on any failure removed."""
     path = Path(path)
     tmp = partial_path(path)
     try:
-        tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+        yield tmp
         sync_file(tmp)
         os.replace(tmp, path)
         sync_dir(path.parent)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def atomic_write(path: Path, data: str | bytes) -> None:
+    """Write ``data`` (text as UTF-8, no newline translation) to ``path`` with :func:`atomic_file`."""
+    with atomic_file(path) as tmp:
+        tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
 
 
 def sync_chunks(array_dir: Path, chunk_keys: list[str]) -> None:
