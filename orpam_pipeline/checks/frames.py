@@ -13,6 +13,7 @@ import numpy as np
 
 from orpam_pipeline.checks import Finding
 from orpam_pipeline.checks.measures import comb_energy, line_match, top_count
+from orpam_pipeline.store.layout import FRAMES, get_array
 
 STAGE = "frames"
 SAMPLE_FRAMES = 16
@@ -123,7 +124,7 @@ def _mean(values: list[float]) -> float:
 
 def check_frames(group: Any) -> list[Finding]:
     """The frame warnings of an ingested store group (reads :func:`sample_indices` frames)."""
-    frames = group["frames"]
+    frames = get_array(group, FRAMES)
     conventions = dict(group.attrs.get("conventions", {}))
     source_dtype = dict(group.attrs.get("source", {})).get("source_dtype")
     sampled = (np.asarray(frames[i]) for i in sample_indices(int(frames.shape[0])))

@@ -21,7 +21,7 @@ from orpam_pipeline.checks import Finding
 from orpam_pipeline.checks.frames import sample_indices
 from orpam_pipeline.checks.measures import centre_crop, comb_energy
 from orpam_pipeline.geometry import fixed_parity
-from orpam_pipeline.store.layout import DISPLACEMENT, FRAMES, MERGED
+from orpam_pipeline.store.layout import DISPLACEMENT, FRAMES, MERGED, get_array, has_array
 
 STAGE = "registration"
 LIMIT_MARGIN = 0.5
@@ -45,9 +45,9 @@ def search_limit(params: dict[str, Any]) -> float | None:
 
 def max_abs_displacement(group: Any) -> float | None:
     """Largest |displacement| over the whole stored array, read chunk by chunk; None without one."""
-    if DISPLACEMENT not in group:
+    if not has_array(group, DISPLACEMENT):
         return None
-    disp = group[DISPLACEMENT]
+    disp = get_array(group, DISPLACEMENT)
     step = max(1, int(disp.chunks[0]))
     biggest = 0.0
     for start in range(0, int(disp.shape[0]), step):
@@ -114,9 +114,9 @@ def check_registration(group: Any) -> list[Finding]:
         p = fixed_parity(dict(group.attrs.get("conventions", {})).get("first_line", "forward"))
         energies = {"unregistered": 0.0, "baseline": 0.0, "registered": 0.0}
         structure = 0.0
-        for i in sample_indices(int(group[FRAMES].shape[0])):  # one frame of each array held at a time
-            frame = centre_crop(np.asarray(group[FRAMES][i]))
-            merged = centre_crop(np.asarray(group[MERGED][i]))
+        for i in sample_indices(int(get_array(group, FRAMES).shape[0])):  # one frame of each array held at a time
+            frame = centre_crop(np.asarray(get_array(group, FRAMES)[i]))
+            merged = centre_crop(np.asarray(get_array(group, MERGED)[i]))
             for key, value in comb_energies([frame], [merged]).items():
                 energies[key] += value
             structure += float(structure_energy(frame[:, p::2]).sum())

@@ -39,7 +39,7 @@ from orpam_pipeline.metrics import ncc_frames
 from orpam_pipeline.register.base import RegistrationMethod
 from orpam_pipeline.register.engine import register_store
 from orpam_pipeline.store.ingest import ingest_scan
-from orpam_pipeline.store.layout import FRAMES, REGISTERED_EVEN, open_scan_store
+from orpam_pipeline.store.layout import FRAMES, REGISTERED_EVEN, get_array, open_scan_store
 
 LEAK_THRESHOLD = 0.2
 """Largest allowed rise of NCC(output, odd) over NCC(unrelated input, odd); see the module docstring."""
@@ -84,7 +84,7 @@ def _register_frames(frames: np.ndarray, work: Path, name: str, method: Registra
     with open_scan(src) as source:
         store = ingest_scan(source, work / "out", first_line=first_line, overwrite=True)  # type: ignore[arg-type]
     register_store(store, method)
-    return np.asarray(open_scan_store(store)[REGISTERED_EVEN][:])
+    return np.asarray(get_array(open_scan_store(store), REGISTERED_EVEN)[:])
 
 
 def leak_check(
@@ -97,7 +97,7 @@ def leak_check(
 ) -> dict[str, Any]:
     """Leak check of the method built by ``make_method`` on the first ``n_frames`` frames of ``store``."""
     group = open_scan_store(store)
-    frames_z = group[FRAMES]
+    frames_z = get_array(group, FRAMES)
     first_line = group.attrs["conventions"]["first_line"]
     total = int(frames_z.shape[0])
     k = max(1, min(int(n_frames), total))

@@ -18,7 +18,7 @@ from orpam_pipeline.report.font import RGB
 from orpam_pipeline.report.intensity import display_window, to_uint8
 from orpam_pipeline.report.png import encode_png
 from orpam_pipeline.report.tiles import label_tile, tile_row, upscale_nearest
-from orpam_pipeline.store.layout import FRAMES, MERGED
+from orpam_pipeline.store.layout import FRAMES, MERGED, get_array
 
 EVALUATION_JSON = "evaluation.json"
 EVALUATION_MD = "evaluation.md"
@@ -77,14 +77,14 @@ def figure_panels(evaluation: dict[str, Any]) -> tuple[str, int, list[tuple[str,
         return None
     scan = next((s for s in ok if s.get("truth")), ok[0])
     ingested = zarr.open_group(scan["ingested"], mode="r")
-    t = int(ingested[FRAMES].shape[0]) // 2
-    frame = np.asarray(ingested[FRAMES][t], dtype=np.float32)
+    t = int(get_array(ingested, FRAMES).shape[0]) // 2
+    frame = np.asarray(get_array(ingested, FRAMES)[t], dtype=np.float32)
     y0, y1, x0, x1 = choose_crop(frame, CROP)
     panels: list[tuple[str, np.ndarray, str]] = []
     for name, m in scan["methods"].items():
         if not m.get("ok"):
             continue
-        merged = np.asarray(zarr.open_group(m["store"], mode="r")[MERGED][t], dtype=np.float32)
+        merged = np.asarray(get_array(zarr.open_group(m["store"], mode="r"), MERGED)[t], dtype=np.float32)
         status = "LEAK FAIL" if not m["leak_passed"] else f"GT {fmt(m['ncc_truth'], 3)}" if m["ncc_truth"] is not None else ""
         panels.append((name, merged[y0:y1, x0:x1], status))
     if scan.get("truth"):

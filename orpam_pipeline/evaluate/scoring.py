@@ -14,7 +14,7 @@ import zarr
 from orpam_pipeline.evaluate.artefact import artefact_scores
 from orpam_pipeline.geometry import split
 from orpam_pipeline.metrics import ncc_frames, psnr_frames
-from orpam_pipeline.store.layout import DISPLACEMENT, FRAMES, MERGED, REGISTERED_EVEN, frames_per_chunk, open_scan_store
+from orpam_pipeline.store.layout import DISPLACEMENT, FRAMES, MERGED, REGISTERED_EVEN, frames_per_chunk, get_array, has_array, open_scan_store
 
 TRUTH_DIR = "truth"
 SCANS_DIR = "scans"
@@ -65,11 +65,11 @@ def score_store(store: Path, truth: Path | None = None) -> dict[str, Any]:
     PSNR uses max - min of ``even_true`` per frame as the data range (docs/evaluation.md).
     """
     group = open_scan_store(store)
-    frames_z, reg_z, merged_z = group[FRAMES], group[REGISTERED_EVEN], group[MERGED]
+    frames_z, reg_z, merged_z = get_array(group, FRAMES), get_array(group, REGISTERED_EVEN), get_array(group, MERGED)
     first_line = group.attrs["conventions"]["first_line"]
     n = int(frames_z.shape[0])
     chunk = frames_per_chunk(frames_z)
-    has_disp = DISPLACEMENT in group
+    has_disp = has_array(group, DISPLACEMENT)
     t_group = zarr.open_group(truth, mode="r") if truth is not None else None
     per: dict[str, list[np.ndarray]] = {"artefact": [], "ncc_truth": [], "psnr_truth": [], "disp_sq": []}
     for start in range(0, n, chunk):
@@ -84,7 +84,7 @@ def score_store(store: Path, truth: Path | None = None) -> dict[str, Any]:
         per["ncc_truth"].append(ncc_frames(reg, even_true))
         per["psnr_truth"].append(psnr_frames(reg, even_true, flat.max(axis=1) - flat.min(axis=1)))
         if has_disp:
-            stored = np.asarray(group[DISPLACEMENT][start:stop], np.float64)
+            stored = np.asarray(get_array(group, DISPLACEMENT)[start:stop], np.float64)
             true = np.asarray(t_group["displacement"][start:stop], np.float64)
             err = _as_field(stored, true.ndim) - _as_field(true, stored.ndim)
             per["disp_sq"].append((err**2).reshape(err.shape[0], -1).mean(axis=1))

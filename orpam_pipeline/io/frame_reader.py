@@ -58,14 +58,14 @@ def open_frames(path: Path | str, scan_lines: str = "columns", first_line: str =
     Files are transposed when ``scan_lines == "rows"``; zarr stores are already oriented and their
     recorded ``conventions.first_line`` wins over ``first_line``.
     """
-    from orpam_pipeline.store.layout import is_store
+    from orpam_pipeline.store.layout import get_array, is_store
 
     path = Path(path)
     if is_store(path):
         from orpam_pipeline.store.layout import FRAMES, open_scan_store
 
         group = open_scan_store(path)
-        frames = group[FRAMES]
+        frames = get_array(group, FRAMES)
         conv = dict(group.attrs.get("conventions", {}))
         t, y, x = (int(s) for s in frames.shape)
         return FrameReader(path, (t, y, x), str(conv.get("first_line", first_line)), frames)

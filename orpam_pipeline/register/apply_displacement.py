@@ -23,7 +23,7 @@ import numpy as np
 from orpam_pipeline.errors import OrpamError
 from orpam_pipeline.geometry import FirstLine, fixed_parity, moving_width
 from orpam_pipeline.register.phase import resample_rows
-from orpam_pipeline.store.layout import frames_per_chunk
+from orpam_pipeline.store.layout import frames_per_chunk, get_array, has_array
 
 ProgressFn = Callable[[int, int], None]
 """Called as ``progress(frames_done, frames_total)``."""
@@ -101,11 +101,11 @@ def _open_displacement(store: Path) -> tuple[Any, FirstLine, bool, dict[str, Any
     hint = "register it with a method that reports one (phase, pcregnet-flow)"
     if not stage_complete(group, "register"):
         raise OrpamError(f"{store}: holds no displacement (registration missing or unfinished); {hint}")
-    if DISPLACEMENT not in group:
+    if not has_array(group, DISPLACEMENT):
         raise OrpamError(f"{store}: holds no displacement (method {info.get('method')} reports none); {hint}")
     transposed = bool(conventions.get("transposed_on_ingest"))
     info["reverse_backward"] = bool(conventions.get("reverse_backward"))
-    return group[DISPLACEMENT], conventions.get("first_line", "forward"), transposed, info
+    return get_array(group, DISPLACEMENT), conventions.get("first_line", "forward"), transposed, info
 
 
 class _Source:

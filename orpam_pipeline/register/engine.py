@@ -41,12 +41,15 @@ from orpam_pipeline.store.layout import (
     MERGED,
     REGISTERED_EVEN,
     create_frame_array,
-    write_frames,
+    delete_array,
     frames_per_chunk,
+    get_array,
+    has_array,
     mark_stage,
     now_iso,
     open_scan_store,
     resolve_store_path,
+    write_frames,
 )
 from orpam_pipeline.store.lock import store_lock
 from orpam_pipeline.store.resume import ChunkMarkers, clean_strays, fingerprint
@@ -102,7 +105,7 @@ def register_params(method: RegistrationMethod, group: zarr.Group) -> dict[str, 
     params = dict(method.params())
     if "checkpoint_sha256" in params:
         params.pop("checkpoint", None)
-    frames_z = group[FRAMES]
+    frames_z = get_array(group, FRAMES)
     ingest = dict(group.attrs.get("stages", {})).get("ingest", {})
     return {
         "method": method.name,
@@ -127,7 +130,7 @@ class _ChunkMeasurer:
     chunk: int
 
     def __call__(self, index: int) -> np.ndarray:
-        frames = _open_group(self.store, "r")[FRAMES]
+        frames = get_array(_open_group(self.store, "r"), FRAMES)
         start = index * self.chunk
         return _measure_block(frames[start : min(start + self.chunk, frames.shape[0])], self.method, self.first_line)
 
@@ -152,7 +155,7 @@ class _ChunkWriter:
 
     def __call__(self, index: int, plan_rows: np.ndarray | None) -> int:
         group = _open_group(self.store, "r+")
-        frames = group[FRAMES]
+        frames = get_array(group, FRAMES)
         start = index * self.chunk
         stop = min(start + self.chunk, frames.shape[0])
         block = frames[start:stop]
@@ -185,9 +188,9 @@ def _displacement_shape(kind: DisplacementKind, n_frames: int, height: int, n_mo
 
 def _targets_intact(group: zarr.Group, shapes: dict[str, tuple[int, ...]], chunk: int) -> bool:
     for name, shape in shapes.items():
-        if name not in group:
+        if not has_array(group, name):
             return False
-        arr = group[name]
+        arr = get_array(group, name)
         if tuple(arr.shape) != shape or frames_per_chunk(arr) != chunk:
             return False
     return True
@@ -197,8 +200,8 @@ def _create_targets(group: zarr.Group, shapes: dict[str, tuple[int, ...]], chunk
     for name, shape in shapes.items():
         dims = ("t", "y") if len(shape) == 2 else ("t", "y", "x")
         create_frame_array(group, name, shape, chunk, dims, overwrite=True)
-    if DISPLACEMENT not in shapes and DISPLACEMENT in group:
-        del group[DISPLACEMENT]
+    if DISPLACEMENT not in shapes:
+        delete_array(group, DISPLACEMENT)
 
 
 def _prepare_displacement(group: zarr.Group, shape: tuple[int, ...] | None, chunk: int, markers: ChunkMarkers,
@@ -209,8 +212,7 @@ def _prepare_displacement(group: zarr.Group, shape: tuple[int, ...] | None, chun
     table is saved again) and every chunk is registered anew.
     """
     if shape is None:
-        if DISPLACEMENT in group:
-            del group[DISPLACEMENT]
+        delete_array(group, DISPLACEMENT)
         return
     if _targets_intact(group, {DISPLACEMENT: shape}, chunk):
         return
@@ -238,7 +240,7 @@ def register(
     with store_lock(store.parent):
         group = open_scan_store(store, mode="r+")
         clean_strays(store)
-        n_frames, height, width = group[FRAMES].shape
+        n_frames, height, width = get_array(group, FRAMES).shape
         first_line = group.attrs["conventions"]["first_line"]
         n_moving = moving_width(width, first_line)
         method.configure(height, width, first_line)
@@ -297,7 +299,7 @@ def _register_chunks(
     resume: bool,
 ) -> tuple[dict[str, Any], int]:
     """First pass (or its saved table), then every chunk not yet marked done; the attributes and the chunks skipped."""
-    n_frames, height, width = group[FRAMES].shape
+    n_frames, height, width = get_array(group, FRAMES).shape
     chunk = frames_per_chunk(group)
     n_blocks = -(-n_frames // chunk)
     path = str(Path(store).absolute())

@@ -25,6 +25,8 @@ from orpam_pipeline.store.layout import (
     MERGED,
     REGISTERED_EVEN,
     frames_per_chunk,
+    get_array,
+    has_array,
     mark_stage,
     now_iso,
     open_scan_store,
@@ -59,7 +61,7 @@ def compute_report(store: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     group = open_scan_store(store, mode="r")
     if not stage_complete(group, "register"):
         raise StoreError(store_root(group), "registration did not complete; run `orpam register` first")
-    frames_z, reg_z, merged_z = group[FRAMES], group[REGISTERED_EVEN], group[MERGED]
+    frames_z, reg_z, merged_z = get_array(group, FRAMES), get_array(group, REGISTERED_EVEN), get_array(group, MERGED)
     n_frames, height, width = frames_z.shape
     first_line = group.attrs["conventions"]["first_line"]
     chunk = frames_per_chunk(frames_z)
@@ -134,8 +136,8 @@ def compute_report(store: Path) -> tuple[dict[str, Any], dict[str, Any]]:
         "registered": np.asarray(merged_z[mid], dtype=np.float32),
         "displacement": None,
     }
-    if DISPLACEMENT in group:
-        disp_z = group[DISPLACEMENT]
+    if has_array(group, DISPLACEMENT):
+        disp_z = get_array(group, DISPLACEMENT)
         picks = np.unique(np.linspace(0, n_frames - 1, min(n_frames, MAX_PROFILE_FRAMES)).astype(int))
         profiles = np.stack([np.asarray(disp_z[int(t)], dtype=np.float32) for t in picks])
         if profiles.ndim == 3:

@@ -35,10 +35,11 @@ from orpam_pipeline.store.layout import (
     STORE_NAME,
     auto_chunk_frames,
     create_frame_array,
-    write_frames,
+    get_array,
     mark_stage,
     now_iso,
     remove_tree,
+    write_frames,
 )
 from orpam_pipeline.store.lock import store_lock
 from orpam_pipeline.store.names import scan_folder
@@ -194,8 +195,8 @@ def ingest(
                 attrs["physical"] = physical
             _create_skeleton(target, attrs, (n_frames, height, width), chunk, depth_map)
         group = zarr.open_group(target, mode="r+")
-        frames = group[FRAMES]
-        depths = group[DEPTH_MAP] if depth_map else None
+        frames = get_array(group, FRAMES)
+        depths = get_array(group, DEPTH_MAP) if depth_map else None
         done = markers.done()
         written = 0
         try:

@@ -69,9 +69,25 @@ def create_frame_array(
     )
 
 
+def get_array(group: zarr.Group, name: str) -> zarr.Array:
+    """The full-resolution array ``name`` of a scan store (``frames``, ``merged``, ``displacement``, ...)."""
+    return group[name]
+
+
+def has_array(group: zarr.Group, name: str) -> bool:
+    """Whether the scan store holds the array ``name``."""
+    return name in group
+
+
+def delete_array(group: zarr.Group, name: str) -> None:
+    """Remove the array ``name`` from a scan store if present."""
+    if has_array(group, name):
+        del group[name]
+
+
 def frames_per_chunk(group_or_array: zarr.Group | zarr.Array) -> int:
     """Frames per chunk of an array, or of a store's ``frames`` (every array of a stage shares it)."""
-    array = group_or_array[FRAMES] if isinstance(group_or_array, zarr.Group) else group_or_array
+    array = get_array(group_or_array, FRAMES) if isinstance(group_or_array, zarr.Group) else group_or_array
     return int(array.chunks[0])
 
 

@@ -20,7 +20,7 @@ import zarr
 
 from orpam_pipeline.errors import StoreError
 from orpam_pipeline.geometry import FirstLine, fixed_parity
-from orpam_pipeline.store.layout import DISPLACEMENT, codecs, mark_stage, write_frames
+from orpam_pipeline.store.layout import DISPLACEMENT, codecs, get_array, has_array, mark_stage, write_frames
 from orpam_pipeline.store.resume import ChunkMarkers
 from orpam_pipeline.store.stage import decide, stage_record
 
@@ -94,9 +94,9 @@ def register_volume(store: Path) -> State | None:
     from orpam_pipeline.register.apply_displacement import apply_displacement
 
     group = zarr.open_group(store, mode="r+")
-    if VOLUME not in group or DISPLACEMENT not in group:
+    if not has_array(group, VOLUME) or not has_array(group, DISPLACEMENT):
         return None
-    volume, displacement = group[VOLUME], group[DISPLACEMENT]
+    volume, displacement = get_array(group, VOLUME), get_array(group, DISPLACEMENT)
     first_line = group.attrs["conventions"]["first_line"]
     n_frames = int(volume.shape[0])
     decision, fp, markers = _stage(group, store, "volume_register", "register", n_frames)
