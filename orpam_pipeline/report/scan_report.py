@@ -15,8 +15,9 @@ from orpam_pipeline.errors import OrpamError, StoreError
 from orpam_pipeline.geometry import split
 from orpam_pipeline.jsonsafe import json_safe
 from orpam_pipeline.metrics import intra_frame_metrics, pair_ncc, pair_ncc_between, temporal_summary
-from orpam_pipeline.report.crop import choose_crop
+from orpam_pipeline.report.displacement import DisplacementSummary, summarise_displacement
 from orpam_pipeline.report.html import render_report_html
+from orpam_pipeline.report.rendered import FIGURES_DIR, RenderedFigure, tidy_figures
 from orpam_pipeline.store.damage import missing_chunks
 from orpam_pipeline.store.files import atomic_write
 from orpam_pipeline.store.layout import (
@@ -130,26 +131,49 @@ def compute_report(store: Path) -> tuple[dict[str, Any], dict[str, Any]]:
         report[f"{name}_unregistered"] = report[f"{name}_mean_unregistered"]
 
     mid = n_frames // 2
+    report["frame_shown"] = mid
     figures: dict[str, Any] = {
         "frame_index": mid,
         "unregistered": np.asarray(frames_z[mid], dtype=np.float32),
         "registered": np.asarray(merged_z[mid], dtype=np.float32),
         "displacement": None,
+        "truth_displacement": None,
     }
     if has_array(group, DISPLACEMENT):
-        disp_z = get_array(group, DISPLACEMENT)
         picks = np.unique(np.linspace(0, n_frames - 1, min(n_frames, MAX_PROFILE_FRAMES)).astype(int))
-        profiles = np.stack([np.asarray(disp_z[int(t)], dtype=np.float32) for t in picks])
+        summary = summarise_displacement(get_array(group, DISPLACEMENT), n_frames, chunk, frame=mid, keep=picks)
+        profiles = np.stack([np.asarray(p, dtype=np.float32) for p in summary.kept])
         if profiles.ndim == 3:
             profiles = profiles.mean(axis=2)
-        figures["displacement"] = profiles
+        figures["displacement"] = summary
         report["displacement_px"] = {
             "mean": float(profiles.mean()),
             "min": float(profiles.min()),
             "max": float(profiles.max()),
             "frames_sampled": int(picks.size),
         }
+        report["displacement_per_frame"] = {**summary.per_frame(), "field": summary.field}
+    report["truth"], figures["truth_displacement"] = _truth(store, group, (n_frames, height, width), mid, chunk)
     return report, figures
+
+
+def _truth(
+    store: Path, group: zarr.Group, shape: tuple[int, int, int], frame: int, chunk: int
+) -> tuple[dict[str, Any] | None, DisplacementSummary | None]:
+    """report.json's ``truth`` (None without a truth beside the scan's source) and the true displacement."""
+    from orpam_pipeline.report.truth import true_displacement, truth_for_store, truth_scores
+
+    truth, note = truth_for_store(group, shape)
+    if truth is not None:
+        try:
+            scores = {**truth_scores(store, truth), "note": None}
+            return scores, summarise_displacement(true_displacement(truth), shape[0], chunk, frame=frame)
+        except Exception as exc:  # a damaged truth store is reported, never fatal (as in `orpam evaluate`)
+            note = f"truth {truth} ignored: cannot score it ({type(exc).__name__}: {' '.join(str(exc).split())[:120]})"
+    if note is None:
+        return None, None
+    unused = {"store": None, "note": note, "ncc_truth": None, "psnr_truth": None, "disp_rms_px": None, "per_frame": {}}
+    return unused, None
 
 
 def _report_params(group: zarr.Group) -> dict[str, Any]:
@@ -173,6 +197,15 @@ def current_report(store: Path) -> tuple[dict[str, Any], Path, Path] | None:
     except (OSError, ValueError):
         return None
     return report, json_path, html_path
+
+
+def _draw_figures(report: dict[str, Any], data: dict[str, Any], folder: Path) -> list[RenderedFigure]:
+    """Draw and write every figure (matplotlib is imported here, only when a report is drawn)."""
+    from orpam_pipeline.report.figures import build_figures
+
+    drawn = build_figures(report, data, folder)
+    tidy_figures(folder, {f.name for f in drawn})
+    return drawn
 
 
 def write_report(store: Path) -> tuple[dict[str, Any], Path, Path]:
@@ -200,13 +233,10 @@ def write_report(store: Path) -> tuple[dict[str, Any], Path, Path]:
         safe = json_safe(report)
         json_path = out_dir / REPORT_JSON
         html_path = out_dir / REPORT_HTML
-        crop = choose_crop(figures["unregistered"])
-        html = render_report_html(
-            safe,
-            {"unregistered": figures["unregistered"], "registered": figures["registered"]},
-            crop,
-            figures["displacement"],
-        )
+        drawn = _draw_figures(safe, figures, out_dir / FIGURES_DIR)
+        safe["figures"] = {f.name: {"png": f"{FIGURES_DIR}/{f.name}.png", "svg": f"{FIGURES_DIR}/{f.name}.svg",
+                                    "caption": f.caption} for f in drawn}  # fmt: skip
+        html = render_report_html(safe, drawn)
         atomic_write(json_path, json.dumps(safe, indent=1, allow_nan=False))
         atomic_write(html_path, html)
         group = zarr.open_group(root, mode="r+")

@@ -1,88 +1,62 @@
-"""The HTML report has every section, the numbers, escaped text and the zoomed crop."""
+"""The HTML page: warnings first, escaped text, the numbers, images as inline PNG, plots as inline SVG."""
 
 from __future__ import annotations
 
 import base64
-import io
 import re
 
 import numpy as np
-from PIL import Image
 
-from orpam_pipeline.report.crop import choose_crop
 from orpam_pipeline.report.html import render_report_html
+from orpam_pipeline.report.rendered import RenderedFigure
+
+_SVG = '<?xml version="1.0"?>\n<!DOCTYPE svg PUBLIC "x" "y">\n<svg xmlns="http://www.w3.org/2000/svg"><g id="a"/></svg>\n'
+
+
+def _figure(name: str, kind: str, written: bool = True) -> RenderedFigure:
+    path = (lambda ext: f"/x/figures/{name}.{ext}") if written else (lambda ext: None)
+    return RenderedFigure(name, kind, f"caption of {name} <i>", b"\x89PNG" + name.encode(), _SVG, 9.0,  # type: ignore[arg-type]
+                          path("png"), path("svg"))  # fmt: skip
 
 
 def _report(t: int = 6) -> dict:
     rng = np.random.default_rng(0)
     per = {k: list(rng.random(t)) for k in ("ncc", "ssim", "ncc_unregistered", "ssim_unregistered")}
-    per["psnr"] = list(30 + rng.random(t))
-    per["psnr_unregistered"] = list(20 + rng.random(t))
-    for k in ("pair_ncc_merged", "pair_ncc_unregistered", "pair_ncc_odd"):
-        per[k] = list(rng.random(t - 1))
-    per["pair_ncc_odd"][2] = float("nan")
     return {
-        "scan": "<b>&",
-        "store": "out/<b>&/scan.zarr",
-        "frames": t,
-        "method": "classical",
-        "method_params": {"max_shift": 8, "note": "<x>"},
-        "created": "2025-01-01T00:00:00Z",
-        "package_version": "0.1.0",
-        "ncc_mean": 0.9712345,
-        "ssim_mean": 0.8823456,
-        "psnr_mean": 33.456789,
-        "ncc_mean_unregistered": 0.6512345,
-        "ssim_mean_unregistered": 0.5423456,
-        "psnr_mean_unregistered": 21.123456,
-        "tncc_merged": 0.9612345,
-        "tncc_unregistered": 0.9312345,
-        "tncc_odd": 0.9634567,
-        "tncg": 0.0022222,
-        "tncg_unregistered": float("nan"),
-        "per_frame": per,
-    }
+        "scan": "<b>&", "store": "out/<b>&/scan.zarr", "frames": t, "method": "classical",
+        "method_params": {"max_shift": 8, "note": "<x>"}, "created": "2025-01-01T00:00:00Z", "package_version": "0.1.0",
+        "ncc_mean": 0.9712345, "ssim_mean": 0.8823456, "psnr_mean": 33.456789, "ncc_mean_unregistered": 0.6512345,
+        "ssim_mean_unregistered": 0.5423456, "psnr_mean_unregistered": 21.123456, "tncc_merged": 0.9612345,
+        "tncc_unregistered": 0.9312345, "tncc_odd": 0.9634567, "tncg": 0.0022222, "tncg_unregistered": None,
+        "per_frame": per, "warnings": [{"code": "lines-are-rows", "stage": "frames", "message": "rows <y>"}],
+        "truth": {"store": "/sim/truth/a.zarr", "note": None, "ncc_truth": 0.98765, "psnr_truth": 31.234,
+                  "disp_rms_px": 0.1234, "per_frame": {}},
+    }  # fmt: skip
 
 
-def _frames(h: int = 64, w: int = 80) -> tuple[np.ndarray, np.ndarray]:
-    yy, xx = np.mgrid[:h, :w]
-    smooth = np.sin(yy / 7.0) + np.cos(xx / 9.0)
-    comb = smooth.copy()
-    comb[20:40, 41:61:2] += 3.0
-    return comb, smooth
-
-
-def test_html_has_sections_numbers_and_escaping() -> None:
-    comb, smooth = _frames()
-    box = choose_crop(comb, 16)
-    disp = np.random.default_rng(1).normal(0, 1, (6, 64))
-    html = render_report_html(
-        _report(), {"unregistered": comb, "registered": smooth, "odd_only": smooth[:, 0::2]}, box, disp
-    )
-    assert html.startswith("<!DOCTYPE html>")
-    assert "<b>&" not in html and "&lt;b&gt;&amp;" in html
-    assert "&lt;x&gt;" in html
-    for text in ("Summary", "Merged frames, before and after", "Zoomed crop", "Displacement profile",
-                 "Per-frame metrics over time", "Consecutive-frame NCC over time"):
-        assert text in html
-    for number in ("0.9712", "0.8823", "33.46", "0.6512", "0.5423", "21.12", "0.9612", "0.9312",
-                   "0.9635", "0.0022", "NaN"):
-        assert number in html
-    assert html.count("<svg") == 5
-    assert html.count('class="band"') == 1
+def test_page_has_warnings_first_numbers_figures_and_escaping() -> None:
+    figures = [_figure("frames", "image"), _figure("crop", "image"), _figure("displacement", "plot"),
+               _figure("truth", "plot"), _figure("metrics_per_frame", "plot")]  # fmt: skip
+    html = render_report_html(_report(), figures)
+    assert html.startswith("<!DOCTYPE html>") and html.rstrip().endswith("</html>")
+    assert "<b>&" not in html and "&lt;b&gt;&amp;" in html and "&lt;x&gt;" in html and "rows &lt;y&gt;" in html
+    assert html.index('id="warnings"') < html.index("<h2>Summary</h2>") < html.index("Against ground truth")
+    for number in ("0.9712", "0.8823", "33.46", "0.6512", "0.5423", "21.12", "0.9612", "0.9312", "0.9635", "0.0022",
+                   "n/a", "0.9877", "31.23", "0.123"):  # fmt: skip
+        assert number in html, number
+    order = [html.index(f'id="figure-{f.name}"') for f in figures]
+    assert order == sorted(order)
     pngs = re.findall(r'src="data:image/png;base64,([^"]+)"', html)
-    assert len(pngs) == 5
-    crop = np.asarray(Image.open(io.BytesIO(base64.b64decode(pngs[3]))))
-    assert crop.shape == (128, 128)
+    assert [base64.b64decode(p) for p in pngs] == [b"\x89PNGframes", b"\x89PNGcrop"]
+    assert html.count("<svg") == 3 and "<?xml" not in html and "<!DOCTYPE svg" not in html
+    assert "caption of frames &lt;i&gt;" in html
+    assert "figures/metrics_per_frame.svg" in html and 'style="width: 864px"' in html
 
 
-def test_html_without_displacement_and_sparse_report() -> None:
-    comb, smooth = _frames(40, 41)
-    html = render_report_html({"scan": "s", "per_frame": {"ncc": [0.5, 0.6]}}, {"unregistered": comb,
-                              "registered": smooth}, (0, 16, 0, 16), None)
-    assert "Displacement profile" not in html
-    assert "n/a" in html
-    assert html.count("<svg") == 1
-    html1 = render_report_html(_report(), {"unregistered": comb, "registered": smooth}, (0, 8, 0, 8),
-                               np.zeros(40))
-    assert "Displacement profile" in html1 and 'class="band"' not in html1
+def test_page_without_figures_truth_or_warnings() -> None:
+    report = {"scan": "s", "per_frame": {"ncc": [0.5, 0.6]}, "truth": None, "warnings": []}
+    html = render_report_html(report, [_figure("frames", "image", written=False)])
+    assert 'id="warnings"' not in html and "ground truth</h2>" not in html and "Figure files" not in html
+    assert "Displacement" not in html and "n/a" in html
+    unused = {**report, "truth": {"store": None, "note": "truth /t ignored: <why>"}}
+    assert "truth /t ignored: &lt;why&gt;" in render_report_html(unused, [])

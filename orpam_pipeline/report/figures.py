@@ -1,0 +1,71 @@
+"""Every figure of one scan's report, drawn once and written as ``figures/<name>.png`` and ``.svg``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from orpam_pipeline.report.crop import choose_crop
+from orpam_pipeline.report.displacement import DisplacementSummary
+from orpam_pipeline.report.image_figures import crop_figure, frames_figure
+from orpam_pipeline.report.mpl import render
+from orpam_pipeline.report.rendered import RenderedFigure
+from orpam_pipeline.report.plot_figures import displacement_figure, metrics_figure, truth_figure
+from orpam_pipeline.report.units import Units
+
+
+def frame_title(scan: str, frame: int, frames: int) -> str:
+    """How every image figure names what it shows (frames count from 0)."""
+    return f"{scan} · frame {frame} of {frames}"
+
+
+def _scale_note(units: Units) -> str:
+    if units.pixel_x_um is not None:
+        return f"Scale bar in µm (pixel {units.pixel_y_um:g} µm along y, {units.pixel_x_um:g} µm between lines)."
+    return "Axes in pixels: the store has no pixel size (the option --pixel-size sets it)."
+
+
+def build_figures(report: Mapping[str, Any], data: Mapping[str, Any], folder: Path | None) -> list[RenderedFigure]:
+    """Draw the report's figures from report.json's content and the arrays of :func:`compute_report`.
+
+    ``data`` holds ``frame_index``, the ``unregistered`` and ``registered`` merged frames, and the
+    :class:`DisplacementSummary` of the stored ``displacement`` and of the truth's (or None).
+    """
+    units = Units.from_physical(report.get("physical"))
+    scan, n = str(report.get("scan", "scan")), int(report.get("frames", 0))
+    t = int(data["frame_index"])
+    shown = frame_title(scan, t, n)
+    per_frame = report.get("per_frame") or {}
+    time_note = "Time in seconds." if units.timed else "Time in frames (the store has no frame interval; --frame-interval sets it)."
+    out: list[RenderedFigure] = []
+
+    def add(fig: Any, name: str, kind: str, caption: str) -> None:
+        if fig is not None:
+            out.append(render(fig, name, kind, caption, folder))  # type: ignore[arg-type]
+
+    before, after = data["unregistered"], data["registered"]
+    y0, y1, x0, x1 = box = choose_crop(before)
+    add(frames_figure(before, after, box, shown, units), "frames", "image",
+        f"Merged frame {t} (frames count from 0) as acquired and after registration, in one grey window; the "
+        f"yellow box marks the zoomed region. {_scale_note(units)}")
+    add(crop_figure(before, after, box, f"{shown} · rows {y0}–{y1 - 1}, columns {x0}–{x1 - 1}", units), "crop", "image",
+        f"The {y1 - y0}×{x1 - x0} region with the strongest column-alternating (comb) energy in the unregistered frame, "
+        "nearest-neighbour so every pixel stays visible.")
+    disp: DisplacementSummary | None = data.get("displacement")
+    if disp is not None:
+        what = "the field averaged across its columns" if disp.field else "the profile"
+        add(displacement_figure(disp, f"{scan} · displacement applied to the backward lines", units),
+            "displacement", "plot",
+            f"The displacement ({what}) for every frame and row, its mean profile over all {n} frames with each "
+            f"row's min–max, and each frame's mean with the min–max of all its values. {time_note}")
+    truth, true_disp = report.get("truth"), data.get("truth_displacement")
+    if truth and true_disp is not None:
+        add(truth_figure(disp, true_disp, (truth.get("per_frame") or {}).get("ncc_truth") or [], shown,
+                         f"{scan} · against ground truth", units), "truth", "plot",
+            "Ground truth of the simulation beside the scan: the true and the estimated displacement, and the NCC "
+            f"of the registered backward lines with the true ones. {time_note}")
+    add(metrics_figure(per_frame, f"{scan} · per-frame metrics", units), "metrics_per_frame", "plot",
+        "The papers' intra-frame metrics of the even vs the odd lines per frame (docs/metrics.md), and the NCC of "
+        f"consecutive frames, where the odd-only sequence is the physical reference for stability. {time_note}")
+    return out

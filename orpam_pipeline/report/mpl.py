@@ -1,0 +1,47 @@
+"""Matplotlib without pyplot: a fresh Agg figure, rendered once to PNG and once to SVG.
+
+Importing this module imports matplotlib, so only code that draws a figure imports it (never
+``import orpam_pipeline`` or ``orpam --help``).
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Literal
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from orpam_pipeline.report.rendered import RenderedFigure
+from orpam_pipeline.store.files import atomic_write
+
+DPI = 120
+"""PNG resolution: 1.25 device pixels per CSS pixel at the page's 96 px per inch; the SVG is for print."""
+
+
+def new_figure(width_in: float, height_in: float) -> Figure:
+    """An Agg-backed figure with constrained layout, unknown to pyplot."""
+    fig = Figure(figsize=(width_in, height_in), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def render(
+    fig: Figure, name: str, kind: Literal["image", "plot"], caption: str, folder: Path | None = None
+) -> RenderedFigure:
+    """Draw ``fig`` to PNG and SVG once each; with ``folder``, write ``<name>.png``/``.svg`` there atomically."""
+    png, svg = io.BytesIO(), io.StringIO()
+    fig.savefig(png, format="png", dpi=DPI, metadata={"Software": None})
+    fig.set_layout_engine("none")  # the layout just computed holds for the SVG; not computing it twice
+    fig.savefig(svg, format="svg", metadata={"Date": None})
+    png_bytes, svg_text = png.getvalue(), svg.getvalue()
+    paths: tuple[Path | None, Path | None] = (None, None)
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        paths = (folder / f"{name}.png", folder / f"{name}.svg")
+        atomic_write(paths[0], png_bytes)
+        atomic_write(paths[1], svg_text)
+    width = float(fig.get_figwidth())
+    fig.clear()
+    return RenderedFigure(name, kind, caption, png_bytes, svg_text, width, *paths)
