@@ -1,9 +1,13 @@
-"""Writes an evaluation as ``evaluation.json``, ``evaluation.md`` and ``evaluation.png``."""
+"""Writes an evaluation as ``evaluation.json``, ``evaluation.md`` and its figure, ``evaluation.png`` and ``.svg``.
+
+The figure is drawn with matplotlib (``report/image_figures.py``), imported only when it is drawn.
+"""
 
 from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,23 +18,17 @@ from orpam_pipeline.evaluate.leak import LEAK_INPUTS
 from orpam_pipeline.geometry import interleave, split
 from orpam_pipeline.jsonsafe import json_safe
 from orpam_pipeline.report.crop import choose_crop
-from orpam_pipeline.report.font import RGB
-from orpam_pipeline.report.intensity import display_window, to_uint8
-from orpam_pipeline.report.png import encode_png
-from orpam_pipeline.report.tiles import label_tile, tile_row, upscale_nearest
+from orpam_pipeline.report.units import Units
+from orpam_pipeline.store.files import atomic_write
 from orpam_pipeline.store.layout import FRAMES, MERGED, get_array
 
 EVALUATION_JSON = "evaluation.json"
 EVALUATION_MD = "evaluation.md"
-EVALUATION_PNG = "evaluation.png"
+EVALUATION_FIGURE = "evaluation"
+"""The figure's files: ``evaluation.png`` and ``evaluation.svg``."""
 CROP = 48
-ZOOM = 4
-TEXT_SCALE = 2
-LABEL_CHARS = 16
-GAP = 6
-BLACK: RGB = (0, 0, 0)
-RED: RGB = (200, 0, 0)
-GREEN: RGB = (0, 120, 0)
+RED = "#c80000"
+GREEN = "#007800"
 
 COLUMNS: tuple[tuple[str, str, int, str], ...] = (
     ("ncc_odd", "NCC even↔odd", 4,
@@ -66,8 +64,25 @@ def leak_verdict(entry: dict[str, Any]) -> str:
     return "PASS" if entry["leak_passed"] else "FAIL"
 
 
-def figure_panels(evaluation: dict[str, Any]) -> tuple[str, int, list[tuple[str, np.ndarray, str]]] | None:
-    """``(scan, frame, [(label, merged crop, status)])`` for the figure, or None when nothing ran.
+@dataclass(frozen=True)
+class FigurePanels:
+    """What the evaluation figure shows: one crop ``box`` (y0, y1, x0, x1) of frame ``frame`` of ``scan``, per method."""
+
+    scan: str
+    frame: int
+    frames: int
+    box: tuple[int, int, int, int]
+    units: Units
+    panels: list[tuple[str, np.ndarray, str]]
+
+    @property
+    def title(self) -> str:
+        y0, y1, x0, x1 = self.box
+        return f"{self.scan} · frame {self.frame} of {self.frames} · rows {y0}–{y1 - 1}, columns {x0}–{x1 - 1}"
+
+
+def figure_panels(evaluation: dict[str, Any]) -> FigurePanels | None:
+    """The figure's crops (label, merged crop, status) per method and for the truth, or None when nothing ran.
 
     The scan is the first evaluated scan with ground truth (else the first evaluated one); the frame
     is its middle frame, the crop the 48x48 window with the most comb energy in the unregistered frame.
@@ -77,8 +92,10 @@ def figure_panels(evaluation: dict[str, Any]) -> tuple[str, int, list[tuple[str,
         return None
     scan = next((s for s in ok if s.get("truth")), ok[0])
     ingested = zarr.open_group(scan["ingested"], mode="r")
-    t = int(get_array(ingested, FRAMES).shape[0]) // 2
-    frame = np.asarray(get_array(ingested, FRAMES)[t], dtype=np.float32)
+    frames_z = get_array(ingested, FRAMES)
+    n = int(frames_z.shape[0])
+    t = n // 2
+    frame = np.asarray(frames_z[t], dtype=np.float32)
     y0, y1, x0, x1 = choose_crop(frame, CROP)
     panels: list[tuple[str, np.ndarray, str]] = []
     for name, m in scan["methods"].items():
@@ -91,25 +108,22 @@ def figure_panels(evaluation: dict[str, Any]) -> tuple[str, int, list[tuple[str,
         odd, _ = split(frame)
         even_true = np.asarray(zarr.open_group(scan["truth"], mode="r")["even_true"][t], dtype=np.float32)
         panels.append(("truth", interleave(odd, even_true)[y0:y1, x0:x1], "GT 1.000"))
-    return scan["name"], t, panels
+    units = Units.from_physical(ingested.attrs.get("physical"))
+    return FigurePanels(scan["name"], t, n, (y0, y1, x0, x1), units, panels)
 
 
-def render_figure(panels: list[tuple[str, np.ndarray, str]]) -> np.ndarray:
-    """RGB image: one zoomed panel per entry, a label (name, status) above each, one shared grey window."""
-    lo, hi = display_window(np.concatenate([p.ravel() for _, p, _ in panels]))
-    tiles = [
-        label_tile(
-            upscale_nearest(to_uint8(crop, lo, hi), ZOOM),
-            [(name, BLACK), (status, RED if "FAIL" in status else GREEN)],
-            TEXT_SCALE,
-            LABEL_CHARS,
-        )
-        for name, crop, status in panels
-    ]
-    return tile_row(tiles, GAP)
+def write_figure(figure: FigurePanels, out_dir: Path) -> dict[str, Path]:
+    """Draw the panels in a row (one grey window; status red for a leak failure, green otherwise) as PNG and SVG."""
+    from orpam_pipeline.report.image_figures import crop_panels_figure
+    from orpam_pipeline.report.mpl import render
+
+    panels = [(name, crop, status, RED if "FAIL" in status else GREEN) for name, crop, status in figure.panels]
+    fig = crop_panels_figure(panels, figure.box, figure.title, figure.units)
+    drawn = render(fig, EVALUATION_FIGURE, "image", figure.title, out_dir)
+    return {"png": drawn.png_path, "svg": drawn.svg_path}  # type: ignore[dict-item]
 
 
-def render_markdown(evaluation: dict[str, Any], figure: tuple[str, int] | None) -> str:
+def render_markdown(evaluation: dict[str, Any], figure: FigurePanels | None) -> str:
     """The evaluation as a markdown page: summary table, per-scan tables, explanations."""
     ev = evaluation
     methods = ev["methods"]
@@ -225,22 +239,24 @@ def render_markdown(evaluation: dict[str, Any], figure: tuple[str, int] | None) 
     ]
     if figure is not None:
         lines += ["", "## Figure", "",
-                  f"![evaluation](evaluation.png) — scan {figure[0]}, frame {figure[1]}: the same 48x48 crop "
-                  "(the window with the strongest comb in the unregistered frame, zoomed 4x, one grey window for "
-                  "all panels) of the merged frame of each method, and the odd lines interleaved with the true even "
-                  "lines (`truth`). Labels: method, then its NCC vs truth (GT) or LEAK FAIL."]  # fmt: skip
+                  f"![evaluation](evaluation.png) — {figure.title}: the same 48x48 crop "
+                  "(the window with the strongest comb in the unregistered frame, nearest-neighbour, one grey window "
+                  "for all panels) of the merged frame of each method, and the odd lines interleaved with the true even "
+                  "lines (`truth`). Labels: method, then its NCC vs truth (GT) or LEAK FAIL. The same figure as "
+                  "vector graphics: `evaluation.svg`."]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
 def write_outputs(evaluation: dict[str, Any], out_dir: Path) -> dict[str, Path]:
-    """Write evaluation.json, evaluation.md and (when any method ran) evaluation.png into ``out_dir``."""
+    """Write evaluation.json, evaluation.md and (when any method ran) evaluation.png and .svg into ``out_dir``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"json": out_dir / EVALUATION_JSON, "md": out_dir / EVALUATION_MD}
-    paths["json"].write_text(json.dumps(json_safe(evaluation), indent=1, allow_nan=False), encoding="utf-8")
+    atomic_write(paths["json"], json.dumps(json_safe(evaluation), indent=1, allow_nan=False))
     figure = figure_panels(evaluation)
-    if figure is not None and figure[2]:
-        paths["png"] = out_dir / EVALUATION_PNG
-        paths["png"].write_bytes(encode_png(render_figure(figure[2])))
-    paths["md"].write_text(render_markdown(evaluation, figure[:2] if figure else None), encoding="utf-8")
+    if figure is not None and not figure.panels:
+        figure = None
+    if figure is not None:
+        paths.update(write_figure(figure, out_dir))
+    atomic_write(paths["md"], render_markdown(evaluation, figure))
     return paths

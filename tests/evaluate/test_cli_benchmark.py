@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from typer.testing import CliRunner
 
 from orpam_pipeline.cli.main import app
@@ -29,6 +28,7 @@ def test_cli_writes_json_md_and_png(sim_root, tmp_path):
     assert {"package_version", "created", "machine", "thresholds"} <= set(data)
     assert "**FAIL**" in (out / "evaluation.md").read_text()
     assert (out / "evaluation.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out / "evaluation.svg").read_text(encoding="utf-8").lstrip().startswith("<?xml")
     assert (out / "copy-odd" / "sim-0000" / "report.html").is_file()
 
 

@@ -1,23 +1,44 @@
-"""The evaluation figure: one zoomed, labelled panel per method on a white row; labels coloured by status."""
+"""The evaluation figure: one panel per method in one grey window, status coloured, written as PNG and SVG."""
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
+from PIL import Image
 
-from orpam_pipeline.evaluate.outputs import GAP, GREEN, RED, ZOOM, render_figure
-from orpam_pipeline.report.font import GLYPH_H
+from orpam_pipeline.evaluate.outputs import GREEN, RED, FigurePanels, write_figure
+from orpam_pipeline.report.image_figures import crop_panels_figure
+from orpam_pipeline.report.units import Units
 
 
-def test_render_figure_layout_and_label_colours() -> None:
+def _panels() -> FigurePanels:
     rng = np.random.default_rng(0)
-    panels = [("none", rng.random((48, 48)), "GT 0.812"), ("copy-odd", rng.random((48, 48)), "LEAK FAIL")]
-    image = render_figure(panels)
-    line = (GLYPH_H + 3) * 2
-    tile_h, tile_w = 2 * line + 4 + 48 * ZOOM, 48 * ZOOM
-    assert image.dtype == np.uint8 and image.shape == (tile_h + 2 * GAP, 2 * tile_w + 3 * GAP, 3)
-    status_rows = slice(GAP + line, GAP + 2 * line)
-    first, second = image[status_rows, GAP : GAP + tile_w], image[status_rows, 2 * GAP + tile_w :]
-    assert np.any(np.all(first == GREEN, axis=2)) and not np.any(np.all(first == RED, axis=2))
-    assert np.any(np.all(second == RED, axis=2)) and not np.any(np.all(second == GREEN, axis=2))
-    body = image[GAP + 2 * line + 4 : GAP + tile_h, GAP : GAP + tile_w]
-    assert np.all(body[..., 0] == body[..., 1]) and body.min() == 0 and body.max() == 255
+    crops = [("none", rng.random((48, 48)), "GT 0.812"), ("copy-odd", rng.random((48, 48)), "LEAK FAIL")]
+    return FigurePanels("sim-0001", 12, 24, (10, 58, 20, 68), Units(), crops)
+
+
+def test_write_figure_writes_png_and_svg_named_by_scan_frame_and_region(tmp_path) -> None:
+    figure = _panels()
+    assert figure.title == "sim-0001 · frame 12 of 24 · rows 10–57, columns 20–67"
+    paths = write_figure(figure, tmp_path)
+    assert paths == {"png": tmp_path / "evaluation.png", "svg": tmp_path / "evaluation.svg"}
+    image = Image.open(io.BytesIO(paths["png"].read_bytes()))
+    assert image.format == "PNG" and image.width > image.height > 100
+    assert "<svg" in paths["svg"].read_text(encoding="utf-8")
+    assert not [p for p in tmp_path.iterdir() if "partial" in p.name]
+
+
+def test_panels_share_one_window_and_colour_the_status() -> None:
+    figure = _panels()
+    panels = [(n, c, s, RED if "FAIL" in s else GREEN) for n, c, s in figure.panels]
+    fig = crop_panels_figure(panels, figure.box, figure.title, figure.units)
+    axes = fig.axes
+    assert [ax.get_title(loc="left") for ax in axes] == ["none", "copy-odd"]
+    assert [ax.get_title(loc="right") for ax in axes] == ["GT 0.812", "LEAK FAIL"]
+    assert axes[0].title.get_color() != RED and axes[1]._right_title.get_color() == RED
+    assert axes[0]._right_title.get_color() == GREEN
+    climits = {ax.images[0].get_clim() for ax in axes}
+    assert len(climits) == 1
+    assert axes[0].images[0].get_interpolation() == "nearest"
+    assert axes[0].images[0].get_extent() == [19.5, 67.5, 57.5, 9.5]
