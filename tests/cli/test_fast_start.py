@@ -20,7 +20,7 @@ def _modules_after(script: str) -> set[str]:
     """The heavy modules loaded by a fresh interpreter after ``script`` ran."""
     code = textwrap.dedent(script) + textwrap.dedent("""
         import sys
-        print(" ".join(m for m in ("torch", "zarr", "dask", "scipy") if m in sys.modules))
+        print(" ".join(m for m in ("torch", "zarr", "dask", "scipy", "matplotlib") if m in sys.modules))
     """)
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert res.returncode == 0, res.stderr
