@@ -61,8 +61,10 @@ def _axes_or_scale_bar(ax: Axes, width_px: float, units: Units) -> None:
     ax.set_xticks([])
     ax.set_yticks([])
     length = nice_length(0.25 * width_px * units.pixel_x_um)
-    bar = AnchoredSizeBar(ax.transData, length / units.pixel_x_um, format_um(length), "lower right", pad=0.4,
-                          color="white", frameon=False, size_vertical=max(1.0, width_px / 120), label_top=True)  # fmt: skip
+    bar = AnchoredSizeBar(ax.transData, length / units.pixel_x_um, format_um(length), "lower right", pad=0.3,
+                          borderpad=0.4, sep=3, color="white", frameon=True, size_vertical=max(1.0, width_px / 120),
+                          label_top=True, fontproperties={"size": 9})  # fmt: skip
+    bar.patch.set(facecolor="black", alpha=0.55, edgecolor="none")
     ax.add_artist(bar)
 
 
