@@ -97,7 +97,7 @@ def process_scan(
                 chunk_frames=options.chunk_frames,
                 overwrite=options.overwrite,
                 progress=None if progress is None else (lambda d, n: progress("ingest", d, n)),
-                reverse_backward=options.reverse_backward, scale=options.scale(),
+                reverse_backward=options.reverse_backward, scale=options.scale(), levels=options.levels,
             )
             if options.keep_volume:
                 write_volume(source, ingested.store, options.scan_lines, options.first_line, options.reverse_backward)
@@ -159,7 +159,7 @@ def ingest_entry(entry: ScanEntry, out_dir: Path, options: RunOptions, progress:
                 source, out_dir, scan_lines=options.scan_lines, first_line=options.first_line,  # type: ignore[arg-type]
                 chunk_frames=options.chunk_frames, overwrite=options.overwrite,
                 progress=None if progress is None else (lambda d, n: progress("ingest", d, n)),
-                reverse_backward=options.reverse_backward, scale=options.scale(),
+                reverse_backward=options.reverse_backward, scale=options.scale(), levels=options.levels,
             )  # fmt: skip
             if options.keep_volume:
                 write_volume(source, result.store, options.scan_lines, options.first_line, options.reverse_backward)

@@ -195,7 +195,9 @@ def evaluate_scan(
         return result
     import zarr
 
-    shape = tuple(int(s) for s in zarr.open_group(ingested, mode="r")["frames"].shape)
+    from orpam_pipeline.store.layout import FRAMES, get_array
+
+    shape = tuple(int(s) for s in get_array(zarr.open_group(ingested, mode="r"), FRAMES).shape)
     truth = find_truth(entry.paths)
     result.update(ok=True, frames=shape[0], frames_in_source=n_total, frame_shape=list(shape[1:]),
                   ingested=str(ingested), truth=None, truth_note=None)  # fmt: skip
