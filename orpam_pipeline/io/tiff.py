@@ -134,19 +134,22 @@ class TiffBackend:
             raise
         self._path = layout.path
         self._shape = layout.source_shape
+        self._perm = layout.perm
         self.dtype = layout.source_dtype
 
     def block(self, axis: int | None, start: int, stop: int) -> np.ndarray:
+        """Pipeline-oriented data (``layout.perm``, e.g. from ``--axes``); only the pages holding the slice
+        along ``axis`` are decoded (all of them when ``axis`` lies within a page)."""
         assert self._tif is not None
         lead = self._shape[:-2]
-        pages = np.arange(math.prod(lead)).reshape(lead)
+        index = [slice(None)] * len(self._shape)
         if axis is not None:
-            index = [slice(None)] * len(lead)
-            index[axis] = slice(start, stop)
-            pages = pages[tuple(index)]
+            index[self._perm[axis]] = slice(start, stop)
+        pages = np.arange(math.prod(lead)).reshape(lead)[tuple(index[: len(lead)])]
         with _guard(self._path):
             data = self._tif.asarray(key=[int(p) for p in pages.ravel()], series=0)
-        return np.asarray(data).reshape(pages.shape + self._shape[-2:])
+        data = np.asarray(data).reshape(pages.shape + self._shape[-2:])
+        return data[(slice(None),) * len(lead) + tuple(index[len(lead) :])].transpose(self._perm)
 
     def close(self) -> None:
         if self._tif is not None:
