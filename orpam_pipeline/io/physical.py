@@ -105,9 +105,10 @@ def frame_axes(perm: tuple[int, ...], plan: FramePlan) -> tuple[int, int, int | 
     return perm[rest[0]], perm[rest[1]], None if plan.frame_axis is None else perm[plan.frame_axis]
 
 
-def oriented(scale: FileScale, perm: tuple[int, ...], plan: FramePlan) -> dict[str, Any]:
-    """``pixel_um``, ``frame_interval_s`` and their ``found`` provenance along the frames as read."""
-    y, x, t = frame_axes(perm, plan)
+def oriented(scale: FileScale, axes: tuple[int, int, int | None]) -> dict[str, Any]:
+    """``pixel_um``, ``frame_interval_s`` and their ``found`` provenance along the stored axes ``axes`` read
+    as (y, x, frames)."""
+    y, x, t = axes
     out: dict[str, Any] = {}
     found: dict[str, Any] = {}
     sizes = (scale.steps.get(y), scale.steps.get(x)) if scale.both is None else (scale.both, scale.both)
@@ -124,7 +125,13 @@ def oriented(scale: FileScale, perm: tuple[int, ...], plan: FramePlan) -> dict[s
 
 def file_physical(layout: Layout, plan: FramePlan) -> dict[str, Any]:
     """Pixel size and frame interval the file states, along the frames as read (empty when it states none)."""
-    return oriented(read_scale(layout), layout.perm, plan)
+    return oriented(read_scale(layout), frame_axes(layout.perm, plan))
+
+
+def stated(layout: Layout) -> dict[str, Any]:
+    """What the file states along its own rows, columns and frames: what ingest records for the reader's
+    default orientation (``orpam inspect``)."""
+    return oriented(read_scale(layout), default_axes(layout))
 
 
 def transposed(physical: dict[str, Any]) -> dict[str, Any]:
