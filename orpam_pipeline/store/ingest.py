@@ -27,6 +27,7 @@ from orpam_pipeline.errors import ScanError, StoreError
 from orpam_pipeline.geometry import FirstLine, fixed_parity
 from orpam_pipeline.io import ScanSource
 from orpam_pipeline.io.axes import swap_lines
+from orpam_pipeline.io.physical import store_physical
 from orpam_pipeline.memory import check_memory
 from orpam_pipeline.store.files import partial_path
 from orpam_pipeline.store.layout import (
@@ -210,7 +211,7 @@ def ingest(
                 "stages": {"ingest": {"complete": False, "updated": now_iso(), "fingerprint": fp,
                                       "params": params, "chunk_frames": chunk, "chunks": n_chunks, **extra}},
             }  # fmt: skip
-            physical = {**(_physical(source) or {}), **(scale or {})} or None
+            physical = _physical(source, scan_lines, scale)
             if physical is not None:
                 attrs["physical"] = physical
             _create_skeleton(target, attrs, (n_frames, height, width), chunk, depth_map, levels)
@@ -270,13 +271,16 @@ def _source_attrs(source: ScanSource, scan_lines: str) -> dict[str, Any]:
     return prov
 
 
-def _physical(source: ScanSource) -> dict[str, Any] | None:
+def _physical(source: ScanSource, scan_lines: str, scale: dict[str, Any] | None) -> dict[str, Any] | None:
     """The ``physical`` group attribute: the depth scale when the source reduces a depth axis and knows it,
-    and what the source itself knows (a point scan's pixel size)."""
+    what the source itself states (pixel size, frame interval; io/physical.py) turned like the frames
+    (``scan_lines``), and the user's ``scale`` (``--pixel-size``, ``--frame-interval``), which wins."""
     if callable(getattr(source, "physical", None)):
-        return source.physical()
-    reduction = getattr(source, "reduction", None)
-    return None if reduction is None else reduction.physical()
+        found = source.physical()
+    else:
+        reduction = getattr(source, "reduction", None)
+        found = None if reduction is None else reduction.physical()
+    return store_physical(found, scale, rows=scan_lines == "rows")
 
 
 def _source_findings(source: ScanSource) -> list[Finding]:
