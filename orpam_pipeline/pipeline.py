@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from orpam_pipeline.checks.run import update_checks
-from orpam_pipeline.errors import OrpamError, one_line
+from orpam_pipeline.errors import one_line
 from orpam_pipeline.io import ScanEntry, discover_scans, open_scan
 from orpam_pipeline.options import RunOptions
 from orpam_pipeline.register import RegistrationMethod, get_method
