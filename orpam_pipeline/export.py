@@ -274,13 +274,13 @@ def export_array(
     metadata written.
     """
     from orpam_pipeline.store.files import atomic_file
-    from orpam_pipeline.store.layout import open_scan_store, resolve_store_path, stage_complete
+    from orpam_pipeline.store.layout import get_array, open_scan_store, resolve_store_path, stage_complete, store_arrays
 
     store, out = Path(store), Path(out_path)
     fmt = export_format(out)
     zarr_dir = resolve_store_path(store)
     group = open_scan_store(store)
-    names = sorted(group.array_keys())
+    names = store_arrays(group)
     if array not in names:
         raise OrpamError(f"{zarr_dir}: has no array {array!r}; arrays: {', '.join(names) or 'none'}")
     stage = ARRAY_STAGES.get(array)
@@ -288,7 +288,7 @@ def export_array(
         raise OrpamError(f"{zarr_dir}: array {array!r} is unfinished (stage {stage!r} did not complete)")
     _check_out(out, zarr_dir, overwrite)
 
-    source = group[array]
+    source = get_array(group, array)
     shape = tuple(int(s) for s in source.shape)
     conventions = dict(group.attrs.get("conventions", {}) or {})
     transposed = bool(conventions.get("transposed_on_ingest"))

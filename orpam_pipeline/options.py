@@ -55,6 +55,9 @@ class ScanOptions:
     pixel_size: str | None = setting(None, "Pixel size in micrometres: one value, or Y,X (along a line, between lines); "
                                            "recorded in the store and used in figures.")  # fmt: skip
     frame_interval: float | None = setting(None, "Time between frames in seconds; recorded in the store.")
+    levels: int | None = setting(None, "Lower-resolution levels (Y and X halved each time) written beside every image for "
+                                       "viewers such as napari (default: none up to 2048x2048 pixels, else enough to reach "
+                                       "1024).")  # fmt: skip
     keep_volume: bool = setting(False, "Also store the depth profiles of A-line data as volume (T, Z, Y, X) and, after "
                                        "registration, volume_registered with the MAP's displacement applied.")  # fmt: skip
 
@@ -63,6 +66,8 @@ class ScanOptions:
             raise OrpamError(f"scan_lines must be one of {', '.join(SCAN_LINES)}, not {self.scan_lines!r}")
         if self.first_line not in FIRST_LINES:
             raise OrpamError(f"first_line must be one of {', '.join(FIRST_LINES)}, not {self.first_line!r}")
+        if self.levels is not None and int(self.levels) < 0:
+            raise OrpamError(f"levels must be 0 or more, not {self.levels}")
         if self.chunk_frames is not None and int(self.chunk_frames) < 1:
             raise OrpamError(f"chunk_frames must be at least 1, not {self.chunk_frames}")
         self.read_spec()

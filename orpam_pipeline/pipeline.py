@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from orpam_pipeline.checks.run import update_checks
-from orpam_pipeline.errors import OrpamError, one_line
+from orpam_pipeline.errors import one_line
 from orpam_pipeline.io import ScanEntry, discover_scans, open_scan
 from orpam_pipeline.options import RunOptions
 from orpam_pipeline.register import RegistrationMethod, get_method
@@ -97,7 +97,7 @@ def process_scan(
                 chunk_frames=options.chunk_frames,
                 overwrite=options.overwrite,
                 progress=None if progress is None else (lambda d, n: progress("ingest", d, n)),
-                reverse_backward=options.reverse_backward, scale=options.scale(),
+                reverse_backward=options.reverse_backward, scale=options.scale(), levels=options.levels,
             )
             if options.keep_volume:
                 write_volume(source, ingested.store, options.scan_lines, options.first_line, options.reverse_backward)
@@ -159,7 +159,7 @@ def ingest_entry(entry: ScanEntry, out_dir: Path, options: RunOptions, progress:
                 source, out_dir, scan_lines=options.scan_lines, first_line=options.first_line,  # type: ignore[arg-type]
                 chunk_frames=options.chunk_frames, overwrite=options.overwrite,
                 progress=None if progress is None else (lambda d, n: progress("ingest", d, n)),
-                reverse_backward=options.reverse_backward, scale=options.scale(),
+                reverse_backward=options.reverse_backward, scale=options.scale(), levels=options.levels,
             )  # fmt: skip
             if options.keep_volume:
                 write_volume(source, result.store, options.scan_lines, options.first_line, options.reverse_backward)

@@ -22,10 +22,18 @@ from orpam_pipeline.io import ReadSpec, ScanEntry, open_scan
 from orpam_pipeline.register import accepted_settings, get_method
 from orpam_pipeline.register.engine import ProgressFn, register
 from orpam_pipeline.report.scan_report import write_report
-from orpam_pipeline.store.damage import INGEST_ARRAYS, expected_arrays, find_damage, metadata_bytes
+from orpam_pipeline.store.damage import (
+    INGEST_ARRAYS,
+    base_name,
+    expected_arrays,
+    expected_images,
+    find_damage,
+    image_metadata_bytes,
+    metadata_bytes,
+)
 from orpam_pipeline.store.files import atomic_write
 from orpam_pipeline.store.ingest import ingest
-from orpam_pipeline.store.layout import FRAMES, ZARR_JSON, mark_stage, resolve_store_path
+from orpam_pipeline.store.layout import FRAMES, ZARR_JSON, check_layout, mark_stage, resolve_store_path
 from orpam_pipeline.store.lock import store_lock
 from orpam_pipeline.store.resume import ChunkMarkers
 from orpam_pipeline.store.stage import recorded_chunk_frames, stage_record
@@ -78,7 +86,8 @@ def _reingest(store: Path, group: zarr.Group) -> None:
     with open_scan(entry, spec=ReadSpec.from_params(params)) as source:
         ingest(source, store.parent.parent, scan_lines=params.get("scan_lines", "columns"),
                first_line=params.get("first_line", "forward"), chunk_frames=recorded_chunk_frames(record),
-               reverse_backward=bool(params.get("reverse_backward", False)), scale=params.get("scale"))  # fmt: skip
+               reverse_backward=bool(params.get("reverse_backward", False)), scale=params.get("scale"),
+               levels=int(params.get("levels", 0)))  # fmt: skip
 
 
 def _recorded_method(group: zarr.Group) -> Any:
@@ -99,20 +108,22 @@ def repair_store(path: Path, progress: ProgressFn | None = None) -> RepairResult
         except Exception as exc:  # zarr raises several types for damaged group metadata
             raise StoreError(store, f"the group metadata ({ZARR_JSON}) is damaged ({type(exc).__name__}); it holds the "
                                     "provenance and cannot be recomputed: rerun `orpam run` with --overwrite") from None  # fmt: skip
+        check_layout(group, store)
         damage = find_damage(store, group)
         result.problems = damage.problems()
         if damage.ok:
             return result
-        expected = expected_arrays(group)
+        expected, images = expected_arrays(group), expected_images(group)
         for name in damage.metadata:
-            atomic_write(store / name / ZARR_JSON, metadata_bytes(expected[name]))
+            rebuilt = metadata_bytes(expected[name]) if name in expected else image_metadata_bytes(group, name, images[name])
+            atomic_write(store / name / ZARR_JSON, rebuilt)
             result.metadata_rewritten.append(name)
         damage = find_damage(store, group)
-        bad_frames = {c.chunk for c in damage.chunks if c.array in INGEST_ARRAYS}
-        bad_registered = {c.chunk for c in damage.chunks if c.array not in INGEST_ARRAYS}
-        bad_registered |= {c.chunk for c in damage.chunks if c.array == FRAMES}
-        ingested = [name for name in expected if name in INGEST_ARRAYS]
-        registered = [name for name in expected if name not in INGEST_ARRAYS]
+        bad_frames = {c.chunk for c in damage.chunks if base_name(c.array) in INGEST_ARRAYS}
+        bad_registered = {c.chunk for c in damage.chunks if base_name(c.array) not in INGEST_ARRAYS}
+        bad_registered |= {c.chunk for c in damage.chunks if base_name(c.array) == FRAMES}
+        ingested = [name for name in expected if base_name(name) in INGEST_ARRAYS]
+        registered = [name for name in expected if base_name(name) not in INGEST_ARRAYS]
         if not registered:
             bad_registered = set()
         for index in bad_frames:

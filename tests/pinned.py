@@ -51,11 +51,13 @@ def array_digests(store: Path) -> dict[str, str]:
     """sha256 of the raw little-endian float32 bytes of every array the store holds."""
     import zarr
 
+    from orpam_pipeline.store.layout import get_array, has_array
+
     group = zarr.open_group(store, mode="r")
     out = {}
     for name in ARRAYS:
-        if name in group:
-            data = np.ascontiguousarray(group[name][...], dtype="<f4")
+        if has_array(group, name):
+            data = np.ascontiguousarray(get_array(group, name)[...], dtype="<f4")
             out[name] = hashlib.sha256(data.tobytes()).hexdigest()
     return out
 

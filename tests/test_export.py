@@ -40,7 +40,7 @@ def store(tmp_path_factory) -> Path:
 
 
 def _merged(store: Path) -> np.ndarray:
-    return zarr.open_group(store, mode="r")["merged"][:]
+    return zarr.open_group(store, mode="r")["merged/0"][:]
 
 
 def _no_partials(folder: Path) -> None:
@@ -76,7 +76,7 @@ def test_ome_tiff_leaves_out_unknown_sizes(tmp_path):
     out = tmp_path / "f.ome.tiff"
     export_array(bare, out, array="frames")
     with tifffile.TiffFile(out) as tif:
-        np.testing.assert_array_equal(tif.asarray(), zarr.open_group(bare, mode="r")["frames"][:])
+        np.testing.assert_array_equal(tif.asarray(), zarr.open_group(bare, mode="r")["frames/0"][:])
         ome = tif.ome_metadata
     assert "PhysicalSizeX" not in ome and "TimeIncrement" not in ome
 
@@ -98,7 +98,7 @@ def test_hdf5(store, tmp_path):
     export_array(store, out, array="registered_even")
     with h5py.File(out, "r") as f:
         ds = f["registered_even"]
-        np.testing.assert_array_equal(ds[:], zarr.open_group(store, mode="r")["registered_even"][:])
+        np.testing.assert_array_equal(ds[:], zarr.open_group(store, mode="r")["registered_even/0"][:])
         assert ds.chunks[0] == 1
         assert ds.attrs["axes"] == "TYX" and ds.attrs["pixel_um_x"] == 2.5 and ds.attrs["frame_interval_s"] == 0.5
         assert json.loads(ds.attrs["conventions"])["fast_axis"] == "y"
@@ -128,7 +128,7 @@ def test_npy_through_the_cli(store, tmp_path):
     assert res.exit_code == 1 and "already exists" in res.output and "--overwrite" in res.output
     res = CliRunner().invoke(app, ["export", str(store), str(out), "--array", "frames", "--overwrite"])
     assert res.exit_code == 0, res.output
-    np.testing.assert_array_equal(np.load(out), zarr.open_group(store, mode="r")["frames"][:])
+    np.testing.assert_array_equal(np.load(out), zarr.open_group(store, mode="r")["frames/0"][:])
 
 
 def test_bad_array_lists_the_arrays(store, tmp_path):

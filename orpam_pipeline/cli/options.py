@@ -82,6 +82,7 @@ ReverseBackward = Annotated[bool, _flag("--reverse-backward", option_help(ScanOp
 KeepVolume = Annotated[bool, _flag("--keep-volume", option_help(ScanOptions, "keep_volume"))]
 PixelSize = Annotated[str | None, _scan("--pixel-size", "pixel_size", "<µm or Y,X>")]
 FrameInterval = Annotated[float | None, _scan("--frame-interval", "frame_interval", "<s>")]
+Levels = Annotated[int | None, _scan("--levels", "levels", "<N>")]
 Strict = Annotated[bool, _flag("--strict", option_help(RunOptions, "strict"))]
 
 Method = Annotated[
@@ -158,7 +159,7 @@ SCAN = Group.of(
     band=(Band, None), sampling_rate=(SamplingRate, None), speed_of_sound=(SpeedOfSound, None),
     depth_range=(DepthRange, None), dtype=(Dtype, None), shape=(Shape, None), order=(Order, OrderOpt.C),
     reverse_backward=(ReverseBackward, False), keep_volume=(KeepVolume, False), pixel_size=(PixelSize, None),
-    frame_interval=(FrameInterval, None),
+    frame_interval=(FrameInterval, None), levels=(Levels, None),
 )  # fmt: skip
 """How source files are read: every :class:`ScanOptions` field, for run, ingest and evaluate."""
 

@@ -14,7 +14,7 @@ import platform
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from orpam_pipeline.evaluate.artefact import COMB_SIGMA_Y
 from orpam_pipeline.evaluate.benchmark import BENCHMARK_SCANS, ensure_benchmark
 from orpam_pipeline.evaluate.leak import LEAK_FRAMES, LEAK_THRESHOLD, leak_check
 from orpam_pipeline.evaluate.scoring import find_truth, score_store, truth_problem
-from orpam_pipeline.io import ScanEntry, discover_scans, open_scan
+from orpam_pipeline.io import ScanEntry, open_scan
 from orpam_pipeline.options import ScanOptions
 from orpam_pipeline.pipeline import one_line, scans_under
 from orpam_pipeline.register import METHODS, RegistrationMethod, accepted_settings, get_method
@@ -195,7 +195,9 @@ def evaluate_scan(
         return result
     import zarr
 
-    shape = tuple(int(s) for s in zarr.open_group(ingested, mode="r")["frames"].shape)
+    from orpam_pipeline.store.layout import FRAMES, get_array
+
+    shape = tuple(int(s) for s in get_array(zarr.open_group(ingested, mode="r"), FRAMES).shape)
     truth = find_truth(entry.paths)
     result.update(ok=True, frames=shape[0], frames_in_source=n_total, frame_shape=list(shape[1:]),
                   ingested=str(ingested), truth=None, truth_note=None)  # fmt: skip

@@ -393,6 +393,15 @@ class FileScanSource(ScanSource):
             check_dtype(self.layout.path, raw.dtype)
         return raw
 
+    def physical(self) -> dict[str, Any] | None:
+        """The depth scale where known, and the pixel size and frame interval the file states along the
+        frames as read (``physical.py``; with their provenance under ``found``)."""
+        from .physical import file_physical
+
+        out = dict((self.reduction.physical() if self.reduction is not None else None) or {})
+        out.update(file_physical(self.layout, self.plan))
+        return out or None
+
     def alines(self, start: int, stop: int) -> np.ndarray:
         """The A-lines of frames ``start:stop`` as stored, ``(n, Y, X, Z)`` (a view; depth axis last)."""
         if self.plan.depth is None:

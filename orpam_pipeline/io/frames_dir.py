@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -89,6 +90,12 @@ class FramesScanSource(ScanSource):
             i = int(np.flatnonzero(bad)[0])
             check_finite(self.paths[start + i], out[i : i + 1], start + i)
         return out, depth
+
+    def physical(self) -> dict[str, Any] | None:
+        """The depth scale where known and the pixel size the first file states (one 2-D frame per file
+        states no frame interval)."""
+        with open_file(self.paths[0], verify=False, spec=self._spec) as first:
+            return first.physical()
 
     def close(self) -> None:
         self._closed = True

@@ -18,6 +18,7 @@ from ._base import one_line, plan_frames
 from .axes_guess import AxesGuess, guess_axes
 from .discover import ScanEntry, discover_scans
 from .grid import GridError, build_grid
+from .physical import stated
 from .pointscan import aline_axes, as_table, find_pair
 from .readers import inspect_file
 from .survey import ArrayInfo, FileSurvey, fill_ranges, physical, survey_file
@@ -145,6 +146,7 @@ def inspect_file_report(path: Path, variable: str | None = None) -> dict[str, An
     report.update(
         scan={"variable": layout.variable, "shape": list(shape),
               "dtype": info.dtype if info else str(layout.source_dtype)},  # fmt: skip
+        stated=stated(layout),
         reading=as_is,
         axes=guess.to_dict(),
         frames=_frames(guess.letters, shape),

@@ -1,4 +1,5 @@
-"""Scan parameters a file carries beside its data: step (pixel) size, units of the positions, sampling rate.
+"""Scan parameters a file carries beside its data: step (pixel) size, units of the positions, sampling rate,
+frame interval.
 
 Found by name among the file's small values as ``io/survey.py`` lists them: MATLAB struct fields as
 ``scan_params.step_size``, HDF5 attributes as ``path@name``, small ``.npz`` members and datasets by
@@ -6,6 +7,12 @@ name. Only the last part of a name counts, lower-cased with ``_`` and other sepa
 unit suffix (``_um``, ``_mm``, ``_mhz``, ``_hz``, ...) gives the unit. Without a unit suffix a step is
 taken in micrometres (metres below 0.001), a sampling rate by its size (Hz from 1e5, MHz from 20,
 GHz below). The first match in sorted name order wins; every value used is recorded with its name.
+
+The frame interval (:func:`find_frame_interval`) comes from a time (``frame_interval``, ``dt``, ...;
+seconds unless a unit suffix ``_s``, ``_ms``, ``_us``, ``_ns`` says otherwise: time suffixes need the
+``_`` because names such as ``fs`` end in a letter that reads as one) or from a frame rate (``fps``,
+``frame_rate``; Hz unless ``_khz``/``_mhz``). A time below :data:`MIN_FRAME_INTERVAL_S` is not a frame
+interval (a digitiser's sample interval is also often called ``dt``) and is ignored.
 """
 
 from __future__ import annotations
@@ -27,6 +34,14 @@ UNIT_NAMES = frozenset({"unit", "units", "posunit", "posunits", "positionunit", 
 LENGTH_UM = {"um": 1.0, "µm": 1.0, "micron": 1.0, "microns": 1.0, "micrometer": 1.0, "micrometers": 1.0,
              "micrometre": 1.0, "micrometres": 1.0, "mm": 1000.0, "millimeter": 1000.0, "millimeters": 1000.0,
              "nm": 1e-3, "m": 1e6}  # fmt: skip
+_TIME_UNIT = re.compile(r"^(?P<base>.+?)_(?P<unit>s|sec|secs|seconds|ms|msec|us|µs|usec|ns|min)$")
+INTERVAL_NAMES = frozenset({"frameinterval", "finterval", "frametime", "frameperiod", "framedt", "dt",
+                            "timeinterval", "timeincrement", "timestep", "tstep", "dtframe", "framedelay"})  # fmt: skip
+FRAME_RATE_NAMES = frozenset({"framerate", "fps", "framefrequency", "framefreq", "framespersecond"})
+TIME_S = {"s": 1.0, "sec": 1.0, "secs": 1.0, "seconds": 1.0, "ms": 1e-3, "msec": 1e-3, "us": 1e-6, "µs": 1e-6,
+          "usec": 1e-6, "ns": 1e-9, "min": 60.0}  # fmt: skip
+MIN_FRAME_INTERVAL_S = 1e-4
+"""Shortest time taken as a frame interval (a 10 kHz frame rate, beyond any OR-PAM scanner)."""
 RATE_MHZ = {"mhz": 1.0, "msps": 1.0, "ghz": 1000.0, "gsps": 1000.0, "khz": 1e-3, "hz": 1e-6, "sps": 1e-6}
 
 
@@ -123,3 +138,43 @@ def pixel_um(found: dict[str, Found], step: tuple[float, float], fast: int) -> t
     if single is not None and abs(step[0] - step[1]) <= 0.02 * max(step):
         return {"y": single.value, "x": single.value}, single.name
     return None
+
+
+def _time_split(name: str) -> tuple[str, str | None]:
+    """Base name without separators and a time unit suffix (``_s``, ``_ms``, ...), or the plain split."""
+    match = _TIME_UNIT.match(_last(name))
+    if match is None:
+        return _split(name)
+    return re.sub(r"[^a-z0-9]", "", match["base"]), match["unit"]
+
+
+def _interval_s(name: str, value: float) -> float | None:
+    """Seconds per frame a value under ``name`` states, or None when the name is not a frame time or rate."""
+    base, unit = _time_split(name)
+    if base in INTERVAL_NAMES and (unit is None or unit in TIME_S):
+        return value * TIME_S.get(unit or "s", 1.0)
+    if base in FRAME_RATE_NAMES and (unit is None or unit in RATE_MHZ):
+        return 1.0 / (value * RATE_MHZ[unit] * 1e6) if unit else 1.0 / value
+    return None
+
+
+def find_frame_interval(metadata: dict[str, Any]) -> Found | None:
+    """The time between frames (seconds) found in ``metadata``: a frame interval, else a frame rate inverted.
+
+    Kept apart from :func:`find_scan_params`, whose result point scans record in their provenance.
+    """
+    for name in sorted(metadata):
+        value = _number(metadata[name])
+        seconds = None if value is None else _interval_s(name, value)
+        if seconds is not None and seconds >= MIN_FRAME_INTERVAL_S:
+            return Found(round(seconds, 12), name, metadata[name])
+    return None
+
+
+def file_pixel_um(found: dict[str, Found]) -> tuple[Found, Found] | None:
+    """The step along a file's own y (rows) and x (columns), from per-axis names or one step for both."""
+    y, x = found.get("step_y_um"), found.get("step_x_um")
+    if y is not None and x is not None:
+        return y, x
+    single = found.get("step_um")
+    return None if single is None else (single, single)

@@ -138,12 +138,15 @@ class _Source:
             raise OrpamError(f"{path}: cannot open zarr ({type(exc).__name__}: {exc})") from None
         if isinstance(node, zarr.Array):
             return node
-        names = sorted(node.array_keys())
+        if "ome" in node.attrs:
+            return node["0"]
+        images = [key for key in node.group_keys() if "ome" in node[key].attrs]
+        names = sorted([*node.array_keys(), *images])
         name = variable if variable is not None else (names[0] if len(names) == 1 else None)
         if name is None or name not in names:
             listed = ", ".join(names) or "none"
             raise OrpamError(f"{path}: name the array to warp with variable (arrays: {listed})")
-        return node[name]
+        return node[f"{name}/0"] if name in images else node[name]
 
     def read(self, start: int, stop: int) -> np.ndarray:
         """Frames ``start:stop`` as float32 (NaN/Inf refused with the frame named)."""

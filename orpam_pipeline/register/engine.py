@@ -45,11 +45,12 @@ from orpam_pipeline.store.layout import (
     frames_per_chunk,
     get_array,
     has_array,
+    image_levels,
     mark_stage,
     now_iso,
     open_scan_store,
     resolve_store_path,
-    write_frames,
+    write_image,
 )
 from orpam_pipeline.store.lock import store_lock
 from orpam_pipeline.store.resume import ChunkMarkers, clean_strays, fingerprint
@@ -167,7 +168,7 @@ class _ChunkWriter:
         elif self.displacement == "field":
             outputs[DISPLACEMENT] = packed[..., self.n_moving :]
         for name in self.outputs:
-            write_frames(group[name], start, stop, outputs[name])
+            write_image(image_levels(group, name), start, stop, outputs[name])
         self.markers.mark(index)
         return index
 
@@ -197,9 +198,10 @@ def _targets_intact(group: zarr.Group, shapes: dict[str, tuple[int, ...]], chunk
 
 
 def _create_targets(group: zarr.Group, shapes: dict[str, tuple[int, ...]], chunk: int) -> None:
+    levels = int((dict(group.attrs.get("stages", {})).get("ingest") or {}).get("levels", 0))
     for name, shape in shapes.items():
         dims = ("t", "y") if len(shape) == 2 else ("t", "y", "x")
-        create_frame_array(group, name, shape, chunk, dims, overwrite=True)
+        create_frame_array(group, name, shape, chunk, dims, overwrite=True, levels=levels)
     if DISPLACEMENT not in shapes:
         delete_array(group, DISPLACEMENT)
 

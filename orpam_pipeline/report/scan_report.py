@@ -18,7 +18,7 @@ from orpam_pipeline.metrics import intra_frame_metrics, pair_ncc, pair_ncc_betwe
 from orpam_pipeline.report.displacement import DisplacementSummary, summarise_displacement
 from orpam_pipeline.report.html import render_report_html
 from orpam_pipeline.report.rendered import FIGURES_DIR, RenderedFigure, tidy_figures
-from orpam_pipeline.store.damage import missing_chunks
+from orpam_pipeline.store.damage import missing_chunks, unreadable_arrays, unreadable_images
 from orpam_pipeline.store.files import atomic_write
 from orpam_pipeline.store.layout import (
     DISPLACEMENT,
@@ -217,7 +217,11 @@ def write_report(store: Path) -> tuple[dict[str, Any], Path, Path]:
     with store_lock(store.parent):
         clean_strays(store)
         try:
-            missing = missing_chunks(store, open_scan_store(store, mode="r"))
+            group = open_scan_store(store, mode="r")
+            damaged = unreadable_images(store, group) + unreadable_arrays(store, group)
+            if damaged:
+                raise StoreError(store, f"damaged metadata of {', '.join(damaged)}; `orpam repair` rewrites it")
+            missing = missing_chunks(store, group)
             if missing:
                 raise StoreError(store, f"{missing[0]} ({len(missing)} missing in all); `orpam repair` recomputes them")
             report, figures = compute_report(store)

@@ -23,17 +23,26 @@ from orpam_pipeline.store.layout import (
     DIMS_FRAMES,
     DISPLACEMENT,
     FRAMES,
+    IMAGES,
     MERGED,
     REGISTERED_EVEN,
     ZARR_JSON,
+    array_path,
     create_frame_array,
+    image_attrs,
     stage_complete,
 )
+from orpam_pipeline.store.ngff import level_shape
 from orpam_pipeline.store.stage import recorded_chunk_frames, stage_record
 
 WRITTEN_BY = {FRAMES: "ingest", DEPTH_MAP: "ingest", REGISTERED_EVEN: "register", MERGED: "register", DISPLACEMENT: "register"}
 INGEST_ARRAYS = tuple(name for name, stage in WRITTEN_BY.items() if stage == "ingest")
 """Arrays the ingest stage writes: a damaged chunk of any of them is read again from the source."""
+
+
+def base_name(path: str) -> str:
+    """The array or image an array path belongs to (``merged/1`` -> ``merged``)."""
+    return path.split("/")[0]
 
 
 @dataclass(frozen=True)
@@ -76,7 +85,22 @@ def _fold(exc: BaseException, limit: int = 160) -> str:
 
 
 def expected_arrays(group: zarr.Group) -> dict[str, dict[str, Any]]:
-    """Name -> shape, chunk_frames and dimension names of every array the complete stages say exist."""
+    """Array path -> shape, chunk_frames and dimension names of every array the complete stages say exist
+    (every level of an image: ``frames/0``, ``frames/1``, ...)."""
+    levels = int((stage_record(group, "ingest") or {}).get("levels", 0))
+    out: dict[str, dict[str, Any]] = {}
+    for name, spec in expected_images(group).items():
+        if name not in IMAGES:
+            out[name] = spec
+            continue
+        for level in range(levels + 1):
+            out[array_path(name, level)] = {**spec, "shape": level_shape(spec["shape"], spec["dims"], level)}
+    return out
+
+
+def expected_images(group: zarr.Group) -> dict[str, dict[str, Any]]:
+    """Name -> full-resolution shape, chunk_frames and dimension names of every image and array the
+    complete stages say exist."""
     ingest = stage_record(group, "ingest") or {}
     params = ingest.get("params") or {}
     shape = params.get("shape")
@@ -110,6 +134,28 @@ def metadata_bytes(spec: dict[str, Any]) -> bytes:
         return (Path(tmp) / "a" / ZARR_JSON).read_bytes()
 
 
+def image_metadata_bytes(group: zarr.Group, name: str, spec: dict[str, Any]) -> bytes:
+    """The ``zarr.json`` of image ``name`` (its OME-Zarr attributes) in a store whose group is ``group``."""
+    levels = int((stage_record(group, "ingest") or {}).get("levels", 0))
+    with tempfile.TemporaryDirectory() as tmp:
+        image = zarr.open_group(tmp, mode="w")
+        image.attrs["ome"] = image_attrs(group.attrs, name, spec["dims"], levels)
+        return (Path(tmp) / ZARR_JSON).read_bytes()
+
+
+def unreadable_images(store: Path, group: zarr.Group) -> list[str]:
+    """Expected images whose group metadata (the OME-Zarr attributes) cannot be read."""
+    bad = []
+    for name, spec in expected_images(group).items():
+        if name not in IMAGES:
+            continue
+        try:
+            zarr.open_group(Path(store) / name, mode="r").attrs["ome"]["multiscales"]
+        except Exception:  # zarr raises several types for damaged metadata
+            bad.append(name)
+    return bad
+
+
 def unreadable_arrays(store: Path, group: zarr.Group) -> list[str]:
     """Expected arrays whose metadata cannot be read (cheap: no chunk is decoded)."""
     bad = []
@@ -126,12 +172,12 @@ def find_damage(
 ) -> StoreDamage:
     """Read every expected array's metadata and decode every chunk of it."""
     damage = StoreDamage(Path(store))
-    damage.metadata = unreadable_arrays(store, group)
+    damage.metadata = unreadable_images(store, group) + unreadable_arrays(store, group)
     for name in expected_arrays(group):
         if name in damage.metadata:
             continue
         array = zarr.open_array(Path(store) / name, mode="r")
-        must_exist = stage_complete(group, WRITTEN_BY[name])
+        must_exist = stage_complete(group, WRITTEN_BY[base_name(name)])
         per_chunk = int(array.chunks[0])
         grid = list(itertools.product(*(range(n) for n in array.cdata_shape)))
         for i, coords in enumerate(grid):

@@ -27,20 +27,25 @@ from orpam_pipeline.errors import ScanError, StoreError
 from orpam_pipeline.geometry import FirstLine, fixed_parity
 from orpam_pipeline.io import ScanSource
 from orpam_pipeline.io.axes import swap_lines
+from orpam_pipeline.io.physical import store_physical
 from orpam_pipeline.memory import check_memory
 from orpam_pipeline.store.files import partial_path
 from orpam_pipeline.store.layout import (
     DEPTH_MAP,
     FRAMES,
+    LAYOUT_ATTR,
+    LAYOUT_VERSION,
     STORE_NAME,
     auto_chunk_frames,
+    check_layout,
     create_frame_array,
-    get_array,
+    image_levels,
     mark_stage,
     now_iso,
     remove_tree,
-    write_frames,
+    write_image,
 )
+from orpam_pipeline.store.ngff import default_levels
 from orpam_pipeline.store.lock import store_lock
 from orpam_pipeline.store.names import scan_folder
 from orpam_pipeline.store.resume import ChunkMarkers, clean_strays, clear_state, fingerprint
@@ -85,27 +90,33 @@ def flip_backward(block: np.ndarray, first_line: FirstLine) -> np.ndarray:
 
 
 def _existing_record(target: Path) -> dict[str, Any] | None:
-    """The ingest record of a store at ``target``: None when there is no store, ``{}`` when it has none."""
+    """The ingest record of a store at ``target``: None when there is no store, ``{}`` when it has none.
+
+    A store of another layout is refused (``--overwrite`` removes it before this is asked).
+    """
     if not target.exists():
         return None
     try:
-        record = dict(zarr.open_group(target, mode="r").attrs.get("stages", {})).get("ingest")
+        group = zarr.open_group(target, mode="r")
     except Exception:  # zarr raises several types for damaged metadata
-        record = None
+        return {}
+    record = dict(group.attrs.get("stages", {})).get("ingest")
+    if record:
+        check_layout(group, target)
     return dict(record) if record else {}
 
 
 def _create_skeleton(
-    target: Path, attrs: dict[str, Any], shape: tuple[int, int, int], chunk: int, depth_map: bool = False
+    target: Path, attrs: dict[str, Any], shape: tuple[int, int, int], chunk: int, depth_map: bool = False, levels: int = 0
 ) -> None:
     """Build group attributes and the empty arrays aside, then move them into place at once."""
     partial = partial_path(target)
     try:
         group = zarr.open_group(partial, mode="w")
         group.attrs.update(attrs)
-        create_frame_array(group, FRAMES, shape, chunk)
+        create_frame_array(group, FRAMES, shape, chunk, levels=levels)
         if depth_map:
-            create_frame_array(group, DEPTH_MAP, shape, chunk)
+            create_frame_array(group, DEPTH_MAP, shape, chunk, levels=levels)
         clear_state(target)
         partial.rename(target)
     except BaseException:
@@ -124,11 +135,13 @@ def ingest(
     progress: Callable[[int, int], None] | None = None,
     reverse_backward: bool = False,
     scale: dict[str, Any] | None = None,
+    levels: int | None = None,
 ) -> IngestResult:
     """Write (or continue writing) ``source`` to ``out_dir/<scan name>/scan.zarr``.
 
     ``reverse_backward`` flips the backward columns along Y (after any ``scan_lines`` transposition),
-    for acquisitions that store backward lines in scan order.
+    for acquisitions that store backward lines in scan order. ``levels`` lower-resolution levels of
+    every image are written for viewers (default: ``store.ngff.default_levels``).
     """
     fixed_parity(first_line)
     if scan_lines not in ("columns", "rows"):
@@ -145,6 +158,9 @@ def ingest(
             f"frames of {height}x{width} (Y x X) are too small: need at least {MIN_LINE_LENGTH} rows and "
             f"{MIN_LINES} lines (check --scan-lines)",
         )
+    levels = default_levels(height, width) if levels is None else int(levels)
+    if levels < 0:
+        raise StoreError(target, f"--levels must be 0 or more, not {levels}")
     chunk = int(chunk_frames or auto_chunk_frames((height, width), n_frames))
     chunk = max(1, min(chunk, n_frames))
     depth_map = getattr(source, "reduction", None) is not None and hasattr(source, "read_maps")
@@ -160,6 +176,8 @@ def ingest(
         params = ingest_params(source, scan_lines, first_line, reverse_backward)
         if scale:
             params["scale"] = dict(scale)
+        if levels:
+            params["levels"] = levels
         fp = fingerprint(params)
         record = _existing_record(target)
         decision = decide("ingest", record, fp, params, overwrite=overwrite, path=target, chunk_frames=chunk)
@@ -172,10 +190,13 @@ def ingest(
         if decision == "fresh" and record is not None:  # a partial store chunked otherwise
             remove_tree(target)
             clear_state(target)
-        extra = {"depth_map": True} if depth_map else {}
+        extra: dict[str, Any] = {"depth_map": True} if depth_map else {}
+        if levels:
+            extra["levels"] = levels
         if decision == "fresh":
             attrs = {
                 "scan": source.name,
+                LAYOUT_ATTR: LAYOUT_VERSION,
                 "source": _source_attrs(source, scan_lines),
                 "conventions": {
                     "scan_lines": scan_lines,
@@ -190,13 +211,13 @@ def ingest(
                 "stages": {"ingest": {"complete": False, "updated": now_iso(), "fingerprint": fp,
                                       "params": params, "chunk_frames": chunk, "chunks": n_chunks, **extra}},
             }  # fmt: skip
-            physical = {**(_physical(source) or {}), **(scale or {})} or None
+            physical = _physical(source, scan_lines, scale)
             if physical is not None:
                 attrs["physical"] = physical
-            _create_skeleton(target, attrs, (n_frames, height, width), chunk, depth_map)
+            _create_skeleton(target, attrs, (n_frames, height, width), chunk, depth_map, levels)
         group = zarr.open_group(target, mode="r+")
-        frames = get_array(group, FRAMES)
-        depths = get_array(group, DEPTH_MAP) if depth_map else None
+        frames = image_levels(group, FRAMES)
+        depths = image_levels(group, DEPTH_MAP) if depth_map else None
         done = markers.done()
         written = 0
         try:
@@ -205,7 +226,7 @@ def ingest(
             for index in range(n_chunks):
                 start, stop = index * chunk, min((index + 1) * chunk, n_frames)
                 if index in done:
-                    _feed_stored(probe, frames, start, stop, scan_lines)
+                    _feed_stored(probe, frames[0], start, stop, scan_lines)
                     continue
                 if depths is not None:
                     block, depth = source.read_maps(start, stop)
@@ -219,9 +240,9 @@ def ingest(
                 if reverse_backward:
                     block = flip_backward(block, first_line)
                     depth = None if depth is None else flip_backward(depth, first_line)
-                write_frames(frames, start, stop, block)
+                write_image(frames, start, stop, block)
                 if depths is not None:
-                    write_frames(depths, start, stop, depth)
+                    write_image(depths, start, stop, depth)
                 markers.mark(index)
                 written += 1
                 if progress is not None:
@@ -250,13 +271,16 @@ def _source_attrs(source: ScanSource, scan_lines: str) -> dict[str, Any]:
     return prov
 
 
-def _physical(source: ScanSource) -> dict[str, Any] | None:
+def _physical(source: ScanSource, scan_lines: str, scale: dict[str, Any] | None) -> dict[str, Any] | None:
     """The ``physical`` group attribute: the depth scale when the source reduces a depth axis and knows it,
-    and what the source itself knows (a point scan's pixel size)."""
+    what the source itself states (pixel size, frame interval; io/physical.py) turned like the frames
+    (``scan_lines``), and the user's ``scale`` (``--pixel-size``, ``--frame-interval``), which wins."""
     if callable(getattr(source, "physical", None)):
-        return source.physical()
-    reduction = getattr(source, "reduction", None)
-    return None if reduction is None else reduction.physical()
+        found = source.physical()
+    else:
+        reduction = getattr(source, "reduction", None)
+        found = None if reduction is None else reduction.physical()
+    return store_physical(found, scale, rows=scan_lines == "rows")
 
 
 def _source_findings(source: ScanSource) -> list[Finding]:

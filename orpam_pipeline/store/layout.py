@@ -1,9 +1,11 @@
 """The per-scan zarr v3 store: array names, chunking, codecs and stage markers (docs/store.md).
 
-A scan lives in ``OUT/<scan-name>/scan.zarr``. Arrays are float32, chunked by whole frames, compressed
-with Blosc/zstd and protected by a CRC32C checksum codec. Each pipeline stage records itself in the
-group attribute ``stages`` only after all of its data are written, so an interrupted stage never looks
-complete.
+A scan lives in ``OUT/<scan-name>/scan.zarr``. Images (``frames``, ``merged``, ...) are OME-Zarr 0.5
+image groups whose level ``0`` is the full-resolution array (``store/ngff.py``); ``displacement`` is a
+plain array. Arrays are float32, chunked by whole frames, compressed with Blosc/zstd and protected by
+a CRC32C checksum codec. Each pipeline stage records itself in the group attribute ``stages`` only
+after all of its data are written, so an interrupted stage never looks complete. Read and write arrays
+through :func:`get_array`, :func:`image_levels` and :func:`write_image`, which know where they live.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ import zarr
 import zarr.codecs
 
 from orpam_pipeline.errors import StoreError
+from orpam_pipeline.geometry import fixed_parity
 from orpam_pipeline.store.files import sync_chunks, sync_dir, sync_file
+from orpam_pipeline.store.ngff import halve, image_metadata, level_count, level_shape
 
 STORE_NAME = "scan.zarr"
 ZARR_JSON = "zarr.json"
@@ -27,7 +31,14 @@ DEPTH_MAP = "depth_map"
 REGISTERED_EVEN = "registered_even"
 MERGED = "merged"
 DISPLACEMENT = "displacement"
+VOLUME = "volume"
+VOLUME_REGISTERED = "volume_registered"
+IMAGES = (FRAMES, DEPTH_MAP, REGISTERED_EVEN, MERGED, VOLUME, VOLUME_REGISTERED)
+"""Arrays stored as OME-Zarr images (a group with one array per resolution level)."""
 DIMS_FRAMES = ("t", "y", "x")
+LAYOUT_ATTR = "layout_version"
+LAYOUT_VERSION = 2
+"""1: every array at the top of the group (before 0.x); 2: images as OME-Zarr 0.5 groups."""
 TARGET_CHUNK_BYTES = 8 * 2**20
 
 
@@ -47,6 +58,25 @@ def codecs() -> dict[str, Any]:
     }
 
 
+def _create_array(group: zarr.Group, name: str, shape: tuple[int, ...], chunk_frames: int, dims: tuple[str, ...],
+                  overwrite: bool) -> zarr.Array:  # fmt: skip
+    chunks = (chunk_frames,) + tuple(shape[1:])
+    return group.create_array(name, shape=shape, chunks=chunks, dtype="float32", fill_value=np.nan,
+                              dimension_names=dims, overwrite=overwrite, **codecs())  # fmt: skip
+
+
+def image_attrs(root_attrs: Any, name: str, dims: tuple[str, ...], levels: int) -> dict[str, Any]:
+    """The ``ome`` attribute of image ``name`` of a store whose group attributes are ``root_attrs``."""
+    placement: dict[str, int] = {}
+    if name == REGISTERED_EVEN:
+        first_line = dict(root_attrs.get("conventions") or {}).get("first_line", "forward")
+        placement = {"x_stride": 2, "x_offset": 1 - fixed_parity(first_line)}
+    elif "z" in dims:
+        window = dict(dict(root_attrs.get("source") or {}).get("map") or {}).get("depth_range")
+        placement = {"z_offset": int(window[0])} if window and window[0] is not None else {}
+    return image_metadata(name, dims, levels, root_attrs.get("physical"), **placement)
+
+
 def create_frame_array(
     group: zarr.Group,
     name: str,
@@ -54,35 +84,67 @@ def create_frame_array(
     chunk_frames: int,
     dims: tuple[str, ...] = DIMS_FRAMES,
     overwrite: bool = False,
+    levels: int = 0,
 ) -> zarr.Array:
-    """Create a float32 array chunked by whole frames (NaN fill marks never-written chunks)."""
-    chunks = (chunk_frames,) + tuple(shape[1:])
-    return group.create_array(
-        name,
-        shape=shape,
-        chunks=chunks,
-        dtype="float32",
-        fill_value=np.nan,
-        dimension_names=dims,
-        overwrite=overwrite,
-        **codecs(),
-    )
+    """Create a float32 array chunked by whole frames (NaN fill marks never-written chunks); for an
+    image, its OME-Zarr group with ``levels`` lower-resolution levels. Returns the full-resolution array."""
+    if name not in IMAGES:
+        return _create_array(group, name, shape, chunk_frames, dims, overwrite)
+    image = group.create_group(name, overwrite=overwrite)
+    for level in range(levels + 1):
+        _create_array(image, str(level), level_shape(shape, dims, level), chunk_frames, dims, False)
+    image.attrs["ome"] = image_attrs(group.attrs, name, dims, levels)
+    return image["0"]
 
 
-def get_array(group: zarr.Group, name: str) -> zarr.Array:
-    """The full-resolution array ``name`` of a scan store (``frames``, ``merged``, ``displacement``, ...)."""
-    return group[name]
+def array_path(name: str, level: int = 0) -> str:
+    """Path of array ``name`` (at ``level``, for images) inside the store."""
+    return f"{name}/{level}" if name in IMAGES else name
+
+
+def get_array(group: zarr.Group, name: str, level: int = 0) -> zarr.Array:
+    """The array ``name`` of a scan store (``frames``, ``merged``, ``displacement``, ...), full resolution
+    unless ``level`` says otherwise."""
+    return group[array_path(name, level)]
 
 
 def has_array(group: zarr.Group, name: str) -> bool:
     """Whether the scan store holds the array ``name``."""
-    return name in group
+    return array_path(name) in group
 
 
 def delete_array(group: zarr.Group, name: str) -> None:
-    """Remove the array ``name`` from a scan store if present."""
-    if has_array(group, name):
+    """Remove the array (or image with all its levels) ``name`` from a scan store if present."""
+    if name in group:
         del group[name]
+
+
+def image_levels(group: zarr.Group, name: str) -> list[zarr.Array]:
+    """Every resolution level of ``name``, full resolution first (a plain array is its only level)."""
+    if name not in IMAGES:
+        return [group[name]]
+    image = group[name]
+    return [image[str(level)] for level in range(level_count(image.attrs))]
+
+
+def store_arrays(group: zarr.Group) -> list[str]:
+    """Names of the arrays and images a scan store holds, sorted."""
+    images = [n for n in group.group_keys() if n in IMAGES]
+    return sorted(images + [n for n in group.array_keys()])
+
+
+def layout_version(group: zarr.Group) -> int:
+    """The layout a store was written with (1 for stores made before the version was recorded)."""
+    return int(group.attrs.get(LAYOUT_ATTR, 1))
+
+
+def check_layout(group: zarr.Group, path: Path) -> None:
+    """Refuse a store of another layout with the way out."""
+    version = layout_version(group)
+    if version != LAYOUT_VERSION:
+        raise StoreError(path, f"made with store layout {version} by an earlier orpam_pipeline, this one reads layout "
+                               f"{LAYOUT_VERSION} (OME-Zarr images, docs/store.md); rerun `orpam run` on the sources "
+                               "with --overwrite to rebuild it")  # fmt: skip
 
 
 def frames_per_chunk(group_or_array: zarr.Group | zarr.Array) -> int:
@@ -119,6 +181,7 @@ def open_scan_store(path: Path, mode: str = "r") -> zarr.Group:
         group = zarr.open_group(path, mode=mode)
     except Exception as exc:  # zarr raises several types for damaged metadata
         raise StoreError(path, f"cannot open zarr group ({type(exc).__name__}: {exc})") from None
+    check_layout(group, path)
     if not stage_complete(group, "ingest"):
         raise StoreError(path, "ingest did not complete; rerun the same `orpam ingest` or `orpam run` to continue it")
     return group
@@ -151,6 +214,15 @@ def write_frames(array: zarr.Array, start: int, stop: int, data: np.ndarray) -> 
         index = start // int(array.chunks[0])
         key = array.metadata.encode_chunk_key((index,) + (0,) * (array.ndim - 1))
         sync_chunks(Path(root) / array.path, [key])
+
+
+def write_image(levels: list[zarr.Array], start: int, stop: int, data: np.ndarray) -> None:
+    """Write frames ``start:stop`` of every level of an image (as :func:`write_frames`), each level
+    computed from the one above while the chunk is in memory."""
+    for level, array in enumerate(levels):
+        if level:
+            data = halve(data)
+        write_frames(array, start, stop, data)
 
 
 def remove_tree(path: Path) -> None:

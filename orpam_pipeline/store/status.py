@@ -11,12 +11,13 @@ from typing import Any
 
 import zarr
 
+from orpam_pipeline.errors import StoreError
 from orpam_pipeline.io import sha256_file
 from orpam_pipeline.io.discover import natural_key
-from orpam_pipeline.store.layout import STORE_NAME, is_store
+from orpam_pipeline.store.layout import STORE_NAME, check_layout, is_store
+from orpam_pipeline.store.damage import WRITTEN_BY, base_name, find_damage, unreadable_arrays
 from orpam_pipeline.store.lock import LOCK_NAME, describe_holder, holder_alive, read_lock
 from orpam_pipeline.store.resume import STATE_DIR, ChunkMarkers
-from orpam_pipeline.store.damage import WRITTEN_BY, find_damage, unreadable_arrays
 from orpam_pipeline.store.stage import stage_record, stage_state
 
 STAGES = ("ingest", "register", "report")
@@ -43,9 +44,14 @@ def _open(store: Path) -> tuple[zarr.Group | None, str | None]:
     if not is_store(store):
         return None, "no store yet"
     try:
-        return zarr.open_group(store, mode="r"), None
+        group = zarr.open_group(store, mode="r")
     except Exception as exc:  # zarr raises several types for damaged metadata
         return None, f"cannot open ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})"
+    try:
+        check_layout(group, store)
+    except StoreError as exc:
+        return None, exc.reason
+    return group, None
 
 
 def scan_status(store: Path) -> dict[str, Any]:
@@ -55,7 +61,7 @@ def scan_status(store: Path) -> dict[str, Any]:
     damaged = unreadable_arrays(store, group) if group is not None else []
     if damaged:
         problem = f"damaged metadata of {', '.join(damaged)}; run `orpam repair`"
-    damaged_stages = {WRITTEN_BY[name] for name in damaged}
+    damaged_stages = {WRITTEN_BY[base_name(name)] for name in damaged}
     result: dict[str, Any] = {"scan": store.parent.name, "store": str(store), "problem": problem, "stages": {}}
     for stage in STAGES:
         record = stage_record(group, stage) if group is not None else None

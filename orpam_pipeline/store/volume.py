@@ -20,12 +20,19 @@ import zarr
 
 from orpam_pipeline.errors import StoreError
 from orpam_pipeline.geometry import FirstLine, fixed_parity
-from orpam_pipeline.store.layout import DISPLACEMENT, codecs, get_array, has_array, mark_stage, write_frames
+from orpam_pipeline.store.layout import (
+    DISPLACEMENT,
+    VOLUME,
+    VOLUME_REGISTERED,
+    create_frame_array,
+    get_array,
+    has_array,
+    mark_stage,
+    write_frames,
+)
 from orpam_pipeline.store.resume import ChunkMarkers
 from orpam_pipeline.store.stage import decide, stage_record
 
-VOLUME = "volume"
-VOLUME_REGISTERED = "volume_registered"
 DIMS = ("t", "z", "y", "x")
 State = Literal["created", "resumed", "complete"]
 
@@ -38,10 +45,9 @@ def _flip_backward(volume: np.ndarray, first_line: FirstLine) -> np.ndarray:
 
 
 def _target(group: zarr.Group, name: str, shape: tuple[int, ...], fresh: bool) -> zarr.Array:
-    if not fresh and name in group and tuple(group[name].shape) == shape:
-        return group[name]
-    return group.create_array(name, shape=shape, chunks=(1, *shape[1:]), dtype="float32", fill_value=np.nan,
-                              dimension_names=DIMS, overwrite=True, **codecs())  # fmt: skip
+    if not fresh and has_array(group, name) and tuple(get_array(group, name).shape) == shape:
+        return get_array(group, name)
+    return create_frame_array(group, name, shape, 1, DIMS, overwrite=True)
 
 
 def _stage(group: zarr.Group, store: Path, stage: str, after: str, n_frames: int) -> tuple[str, str, ChunkMarkers]:

@@ -29,7 +29,7 @@ import math
 import random
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -270,7 +270,7 @@ def train(
     train_scans = _pair_scans(manifest, "train")
     if not train_scans:
         raise OrpamError(f"{manifest_path}: no scan in the train split")
-    last_path, best_path, metrics_path = out / LAST, out / BEST, out / METRICS
+    last_path = out / LAST
     if not resume and last_path.exists():
         raise OrpamError(f"{out}: already holds a training run ({LAST}); pass resume or choose another folder")
 

@@ -94,3 +94,16 @@ def test_the_default_reduction_is_the_envelope(tmp_path, volume):
     (envelope, _), _ = _maps(path, depth_axis=1)
     (old, _), _ = _maps(path, depth_axis=1, reduction=Reduction("abs"))
     assert old.min() > 32768 > 10 * envelope.max()
+
+
+def test_tiff_frames_follow_the_axes(tmp_path):
+    from .conftest import write_tiff
+
+    stack = np.random.default_rng(2).integers(0, 4000, size=(3, 8, 6)).astype(np.uint16)
+    write_npy(tmp_path / "s.npy", stack)
+    write_tiff(tmp_path / "s.tif", stack)
+    for axes in ("txy", "ytx", "xty"):
+        with open_scan(tmp_path / "s.npy", spec=ReadSpec(axes=axes)) as want, \
+                open_scan(tmp_path / "s.tif", spec=ReadSpec(axes=axes)) as got:  # fmt: skip
+            assert got.shape == want.shape
+            np.testing.assert_array_equal(got.read(1, 3), want.read(1, 3))

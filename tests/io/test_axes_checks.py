@@ -77,7 +77,7 @@ def test_a_resumed_ingest_still_judges_every_frame(tmp_path, volume):
         store = ingest(source, tmp_path / "out", chunk_frames=8).store
     group = zarr.open_group(store, mode="r+")
     group.attrs[WARNINGS_ATTR] = []
-    _remove_chunk(store, "frames", 3)
+    _remove_chunk(store, "frames/0", 3)
     _reopen_stage(group, store, "ingest", {3})
     with open_scan(path) as source:
         result = ingest(source, tmp_path / "out", chunk_frames=8)

@@ -45,7 +45,7 @@ def reference(volume, tmp_path_factory) -> dict[str, np.ndarray]:
     """Frames and depth maps of the volume read with ``--axes tzyx``."""
     store = _ingest(volume[0], tmp_path_factory.mktemp("ref"), ReadSpec(axes="tzyx"))
     group = zarr.open_group(store, mode="r")
-    return {"frames": group["frames"][:], "depth_map": group["depth_map"][:]}
+    return {"frames": group["frames/0"][:], "depth_map": group["depth_map/0"][:]}
 
 
 def acquire(vol: np.ndarray, *, first: int = 1, unidirectional: bool = False, slow: int = 1, jitter: float = 0.1,
@@ -82,8 +82,8 @@ def _group(path: Path, out: Path, spec: ReadSpec | None = None, **kw: object) ->
 
 
 def _same(group: zarr.Group, reference: dict[str, np.ndarray]) -> None:
-    np.testing.assert_array_equal(group["frames"][:], reference["frames"])
-    np.testing.assert_array_equal(group["depth_map"][:], reference["depth_map"])
+    np.testing.assert_array_equal(group["frames/0"][:], reference["frames"])
+    np.testing.assert_array_equal(group["depth_map/0"][:], reference["depth_map"])
 
 
 # -- the grid ---------------------------------------------------------------------------------------
@@ -236,7 +236,7 @@ def test_first_line_backward_slow_axis_decreasing_and_a_frame_index_column(tmp_p
     ref = _group(tmp_path / "back.npy", tmp_path / "ref", ReadSpec(axes="tzyx"), first_line="backward")
     np.savez(tmp_path / "ps.npz", raw_data=acquire(vol_back, first=-1, slow=-1)[0], pos_map=pos)
     group = _group(tmp_path / "ps.npz", tmp_path / "out")
-    _same(group, {"frames": ref["frames"][:], "depth_map": ref["depth_map"][:]})
+    _same(group, {"frames": ref["frames/0"][:], "depth_map": ref["depth_map/0"][:]})
     attrs = dict(group.attrs)
     assert attrs["conventions"]["first_line"] == "backward"
     assert attrs["source"]["point_scan"]["frames_from"] == "frame index column"
@@ -320,12 +320,12 @@ def test_repair_rereads_a_damaged_chunk_from_the_point_scan(tmp_path, volume):
     lines, pos = acquire(volume[1], first=-1)
     np.savez(tmp_path / "ps.npz", raw_data=lines, pos_map=pos)
     store = _ingest(tmp_path / "ps.npz", tmp_path / "out", ReadSpec(positions="pos_map"), chunk_frames=1)
-    before = zarr.open_group(store, mode="r")["frames"][:]
-    chunk = store / "frames" / "c" / "1" / "0" / "0"
+    before = zarr.open_group(store, mode="r")["frames/0"][:]
+    chunk = store / "frames" / "0" / "c" / "1" / "0" / "0"
     chunk.write_bytes(b"\0" * 16)
     result = repair_store(store)
     assert result.chunks_recomputed and not result.remaining
-    np.testing.assert_array_equal(zarr.open_group(store, mode="r")["frames"][:], before)
+    np.testing.assert_array_equal(zarr.open_group(store, mode="r")["frames/0"][:], before)
 
 
 def test_inspect_names_the_positions_table_and_suggests_positions(tmp_path, volume):

@@ -6,7 +6,7 @@ from orpam_pipeline.errors import OrpamError, StoreError
 from orpam_pipeline.geometry import interleave, split
 from orpam_pipeline.register import METHODS, get_method
 from orpam_pipeline.register.engine import register_store
-from orpam_pipeline.store.layout import open_scan_store, stage_complete
+from orpam_pipeline.store.layout import get_array, has_array, open_scan_store, stage_complete
 from tests.conftest import make_store
 
 ARRAYS = ("registered_even", "merged", "displacement")
@@ -28,8 +28,8 @@ def test_chunked_equals_whole(tmp_path, small_sim, method):
         store = make_store(tmp_path / str(chunk), frames, chunk_frames=chunk)
         register_store(store, get_method(method, **settings))
         group = open_scan_store(store)
-        assert group["merged"].chunks[0] == chunk
-        results.append({k: group[k][:] for k in ARRAYS if k in group})
+        assert group["merged/0"].chunks[0] == chunk
+        results.append({k: get_array(group, k)[:] for k in ARRAYS if has_array(group, k)})
     for other in results[1:]:
         assert other.keys() == results[0].keys()
         for key in other:
@@ -41,11 +41,11 @@ def test_merged_keeps_forward_lines_and_interleaves(tmp_path, small_sim):
     info = register_store(store, get_method("phase"))
     group = open_scan_store(store)
     odd, _ = split(small_sim.frames)
-    merged = group["merged"][:]
+    merged = group["merged/0"][:]
     np.testing.assert_array_equal(merged[..., 0::2], odd)
-    np.testing.assert_array_equal(merged, interleave(odd, group["registered_even"][:]))
+    np.testing.assert_array_equal(merged, interleave(odd, group["registered_even/0"][:]))
     assert group["displacement"].shape == small_sim.displacement.shape
-    assert group["registered_even"].metadata.dimension_names == ("t", "y", "x")
+    assert group["registered_even/0"].metadata.dimension_names == ("t", "y", "x")
     assert stage_complete(group, "register")
     assert group.attrs["registration"]["method"] == "phase" == info["method"]
     assert np.isfinite(merged).all()
@@ -57,7 +57,7 @@ def test_reregistering_without_displacement_removes_the_stale_one(tmp_path, smal
     register_store(store, get_method("none"))
     group = open_scan_store(store)
     assert "displacement" not in group
-    np.testing.assert_array_equal(group["registered_even"][:], small_sim.frames[:6, :, 1::2])
+    np.testing.assert_array_equal(group["registered_even/0"][:], small_sim.frames[:6, :, 1::2])
 
 
 @pytest.mark.parametrize("first_line", ["forward", "backward"])
@@ -67,8 +67,8 @@ def test_odd_width_and_first_line_backward(tmp_path, small_sim, first_line):
     register_store(store, get_method("phase"))
     group = open_scan_store(store)
     odd, even = split(frames, first_line)
-    assert group["registered_even"].shape == even.shape
-    np.testing.assert_array_equal(split(group["merged"][:], first_line)[0], odd)
+    assert group["registered_even/0"].shape == even.shape
+    np.testing.assert_array_equal(split(group["merged/0"][:], first_line)[0], odd)
 
 
 def test_progress_reports_every_block(tmp_path, small_sim):

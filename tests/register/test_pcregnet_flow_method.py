@@ -48,11 +48,11 @@ def test_runs_in_the_engine_and_stores_a_field(tmp_path, small_sim, flow_checkpo
     assert disp.shape == even.shape and disp.dtype == np.float32
     assert np.isfinite(disp).all() and np.abs(disp).max() > 0.05
     assert info["displacement"] == "field" and info["kind"] == "learned" and info["params"]["checkpoint_sha256"]
-    np.testing.assert_array_equal(group["merged"][:][..., 0::2], odd)
+    np.testing.assert_array_equal(group["merged/0"][:][..., 0::2], odd)
     # with gain 1 and offset 0 the registered lines are the measured lines resampled at y + displacement
     expected = apply_displacement(frames, disp)[..., 1::2]
     scale = np.abs(frames).max()
-    np.testing.assert_allclose(group["registered_even"][:], expected, atol=1e-4 * scale, rtol=0)
+    np.testing.assert_allclose(group["registered_even/0"][:], expected, atol=1e-4 * scale, rtol=0)
 
 
 def test_shares_the_pcregnet_runner(flow_checkpoint):
@@ -90,7 +90,7 @@ def test_line_profile_is_the_median_field_and_still_a_warp(tmp_path, small_sim, 
         settings = FlowInferenceSettings(checkpoint=str(flow_checkpoint), device="cpu", precision="fp32", line_profile=profile)
         register_store(store, PCRegNetFlowMethod(settings))
         fields.append(open_scan_store(store)["displacement"][:])
-        registered = open_scan_store(store)["registered_even"][:]
+        registered = open_scan_store(store)["registered_even/0"][:]
     field, profile_field = fields
     np.testing.assert_allclose(profile_field, np.broadcast_to(np.median(field, axis=-1, keepdims=True), field.shape),
                                atol=1e-6)

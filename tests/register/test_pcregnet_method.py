@@ -21,9 +21,9 @@ def test_runs_in_the_engine_and_writes_the_spec_arrays(tmp_path, small_sim, tiny
     info = register_store(store, get_method("pcregnet", checkpoint=str(tiny_checkpoint), device="cpu"))
     group = open_scan_store(store)
     odd, even = split(frames)
-    assert group["registered_even"].shape == even.shape
-    np.testing.assert_array_equal(group["merged"][:][..., 0::2], odd)
-    assert np.isfinite(group["registered_even"][:]).all()
+    assert group["registered_even/0"].shape == even.shape
+    np.testing.assert_array_equal(group["merged/0"][:][..., 0::2], odd)
+    assert np.isfinite(group["registered_even/0"][:]).all()
     assert "displacement" not in group
     assert info["params"]["checkpoint_sha256"] and info["kind"] == "learned"
 

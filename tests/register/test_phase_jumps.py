@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import zarr
 
 from orpam_pipeline.evaluate.scoring import score_store
 from orpam_pipeline.register import engine, get_method, jumps
-from orpam_pipeline.register.apply_displacement import apply_displacement, apply_displacement_store
+from orpam_pipeline.register.apply_displacement import (
+    apply_displacement,
+    apply_displacement_store,
+)
 from orpam_pipeline.register.engine import register_store
-from orpam_pipeline.simulate import Simulation, SimulationParams, simulate, write_simulation
-from orpam_pipeline.store.layout import open_scan_store
+from orpam_pipeline.simulate import (
+    Simulation,
+    SimulationParams,
+    simulate,
+    write_simulation,
+)
+from orpam_pipeline.store.layout import get_array, open_scan_store
 from orpam_pipeline.store.resume import ChunkMarkers
 from tests.conftest import make_store
 
@@ -106,7 +113,7 @@ def test_smooth_scan_is_bit_identical_with_and_without_jump_detection(tmp_path, 
         store = make_store(tmp_path / str(jumps_on), small_sim.frames, chunk_frames=5)
         register_store(store, get_method("phase", jumps=jumps_on))
         group = open_scan_store(store)
-        arrays.append({k: group[k][:] for k in ("registered_even", "merged", "displacement")})
+        arrays.append({k: get_array(group, k)[:] for k in ("registered_even", "merged", "displacement")})
     for key in arrays[0]:
         np.testing.assert_array_equal(arrays[0][key], arrays[1][key], err_msg=key)
 
@@ -119,7 +126,7 @@ def test_jitter_chunked_equals_whole(tmp_path, jitter_sim):
         register_store(store, get_method("phase"))
         group = open_scan_store(store)
         assert group["displacement"].chunks == (chunk, 192, 80)
-        results.append({k: group[k][:] for k in ("registered_even", "merged", "displacement")})
+        results.append({k: get_array(group, k)[:] for k in ("registered_even", "merged", "displacement")})
     for other in results[1:]:
         for key in other:
             np.testing.assert_array_equal(other[key], results[0][key], err_msg=key)
@@ -160,7 +167,7 @@ def _uninterrupted_and_interrupted(tmp_path, frames):
     """Arrays of an uninterrupted phase registration, and a store whose registration stopped after a chunk."""
     want_store = make_store(tmp_path / "want", frames, chunk_frames=2)
     register_store(want_store, get_method("phase"))
-    want = {k: open_scan_store(want_store)[k][:] for k in ("registered_even", "merged", "displacement")}
+    want = {k: get_array(open_scan_store(want_store), k)[:] for k in ("registered_even", "merged", "displacement")}
     store = make_store(tmp_path / "got", frames, chunk_frames=2)
     with pytest.raises(KeyboardInterrupt):
         register_store(store, get_method("phase"), progress=_stop_after_first_chunk)
@@ -176,7 +183,7 @@ def test_an_interrupted_field_registration_resumes_bit_identical(tmp_path, jitte
     assert result.state == "resumed" and result.chunks_written <= 2
     group = open_scan_store(store)
     for key, value in want.items():
-        np.testing.assert_array_equal(group[key][:], value, err_msg=key)
+        np.testing.assert_array_equal(get_array(group, key)[:], value, err_msg=key)
 
 
 def test_a_displacement_array_of_the_wrong_kind_is_replaced_on_resume(tmp_path, jitter_sim):
@@ -189,7 +196,7 @@ def test_a_displacement_array_of_the_wrong_kind_is_replaced_on_resume(tmp_path, 
     assert result.state == "resumed" and result.chunks_written == 3
     group = open_scan_store(store)
     for key, value in want.items():
-        np.testing.assert_array_equal(group[key][:], value, err_msg=key)
+        np.testing.assert_array_equal(get_array(group, key)[:], value, err_msg=key)
 
 
 # -- the pieces ---------------------------------------------------------------------------------------

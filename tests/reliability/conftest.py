@@ -12,6 +12,7 @@ import pytest
 import zarr
 
 from orpam_pipeline.simulate import SimulationParams, simulate
+from orpam_pipeline.store.layout import get_array, has_array
 
 ARRAYS = ("frames", "registered_even", "merged", "displacement")
 RUN_ARGS = ("--method", "phase", "--chunk-frames", "4")
@@ -30,7 +31,7 @@ def long_scan(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def read_arrays(store: Path) -> dict[str, np.ndarray]:
     group = zarr.open_group(store, mode="r")
-    return {name: group[name][:] for name in ARRAYS if name in group}
+    return {name: get_array(group, name)[:] for name in ARRAYS if has_array(group, name)}
 
 
 def assert_same_arrays(got: dict[str, np.ndarray], want: dict[str, np.ndarray]) -> None:

@@ -38,7 +38,7 @@ def test_strays_are_cleaned_and_reruns_continue_skip_or_refuse(tmp_path, small_s
     strays = [
         out / "s" / ".scan.zarr.partial-999999",
         out / "s" / ".report.json.partial-999999",
-        store / "frames" / "c" / "0" / "0" / ("0." + "ab" * 16 + ".partial"),
+        store / "frames" / "0" / "c" / "0" / "0" / ("0." + "ab" * 16 + ".partial"),
         state_root(store) / "register" / ".measure.npy.partial-999999",
     ]
     for stray in strays:
@@ -50,7 +50,7 @@ def test_strays_are_cleaned_and_reruns_continue_skip_or_refuse(tmp_path, small_s
 
     res = _invoke("ingest", src, out, "--chunk-frames", 3)  # chunking is no parameter: the store keeps its own
     assert res.exit_code == 0 and "already complete" in res.output, res.output
-    assert zarr.open_group(store, mode="r")["frames"].chunks[0] == 2
+    assert zarr.open_group(store, mode="r")["frames/0"].chunks[0] == 2
 
     assert _invoke("register", out / "s", "--method", "phase").exit_code == 0
     res = _invoke("register", out / "s", "--method", "phase")
@@ -84,21 +84,21 @@ def test_other_chunking_continues_a_partial_registration_and_skips_a_complete_sc
     assert process_scan(src, tmp_path / "ref", RunOptions(method="phase", chunk_frames=2)).ok
     want = read_arrays(tmp_path / "ref" / "s" / "scan.zarr")
 
-    real_write = engine.write_frames
+    real_write = engine.write_image
     guard, writes = threading.Lock(), {"n": 0}
 
-    def full_disk(array, start, stop, data):
+    def full_disk(levels, start, stop, data):
         with guard:
             writes["n"] += 1
             if writes["n"] > 6:
                 raise OSError(errno.ENOSPC, "No space left on device")
-        real_write(array, start, stop, data)
+        real_write(levels, start, stop, data)
 
     out = tmp_path / "out"
-    monkeypatch.setattr(engine, "write_frames", full_disk)
+    monkeypatch.setattr(engine, "write_image", full_disk)
     failed = process_scan(src, out, RunOptions(method="phase", chunk_frames=2))
     assert not failed.ok and "No space left" in failed.error
-    monkeypatch.setattr(engine, "write_frames", real_write)
+    monkeypatch.setattr(engine, "write_image", real_write)
     store = out / "s" / "scan.zarr"
     assert scan_status(store)["stages"]["register"]["state"] == "partial"
     done = ChunkMarkers(store, "register").done()
@@ -106,7 +106,7 @@ def test_other_chunking_continues_a_partial_registration_and_skips_a_complete_sc
 
     again = process_scan(src, out, RunOptions(method="phase", chunk_frames=3))  # no --overwrite needed
     assert again.ok and again.status == "resumed", again.error
-    assert zarr.open_group(store, mode="r")["merged"].chunks[0] == 2
+    assert zarr.open_group(store, mode="r")["merged/0"].chunks[0] == 2
     assert_same_arrays(read_arrays(store), want)
     skipped = process_scan(src, out, RunOptions(method="phase", chunk_frames=5))
     assert skipped.ok and skipped.status == "skipped"
@@ -126,7 +126,7 @@ def test_partial_ingest_with_other_chunking_restarts_and_ends_bit_identical(tmp_
         restarted = ingest(source, out, chunk_frames=5)
     assert restarted.state == "created" and restarted.chunks == restarted.chunks_written == 3
     group = zarr.open_group(store, mode="r")
-    assert group["frames"].chunks[0] == 5 and group.attrs["stages"]["ingest"]["chunk_frames"] == 5
+    assert group["frames/0"].chunks[0] == 5 and group.attrs["stages"]["ingest"]["chunk_frames"] == 5
     assert process_scan(src, out, RunOptions(method="phase", chunk_frames=5)).ok
     assert_same_arrays(read_arrays(store), want)
 
@@ -165,4 +165,4 @@ def test_records_with_chunk_frames_among_the_parameters_are_the_same_parameters(
     with open_scan(src) as source:
         resumed = ingest(source, legacy_out, chunk_frames=2)
     assert resumed.state == "resumed" and resumed.chunks_written == 2
-    np.testing.assert_array_equal(zarr.open_group(legacy_out / "s" / "scan.zarr", mode="r")["frames"][:], small_sim.frames[:6])
+    np.testing.assert_array_equal(zarr.open_group(legacy_out / "s" / "scan.zarr", mode="r")["frames/0"][:], small_sim.frames[:6])

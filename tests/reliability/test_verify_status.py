@@ -31,7 +31,7 @@ def test_verify_detects_a_modified_source_and_a_corrupted_chunk(tmp_path, small_
     res = _invoke("verify", out)
     assert res.exit_code == 0 and "ok: 1 stores, 1 source files, 12 chunks checked" in res.output, res.output
 
-    chunk = out / "s" / "scan.zarr" / "merged" / "c" / "1" / "0" / "0"
+    chunk = out / "s" / "scan.zarr" / "merged" / "0" / "c" / "1" / "0" / "0"
     data = bytearray(chunk.read_bytes())
     data[len(data) // 2] ^= 0x40
     chunk.write_bytes(bytes(data))
@@ -42,7 +42,7 @@ def test_verify_detects_a_modified_source_and_a_corrupted_chunk(tmp_path, small_
     result = verify_outputs(out)
     assert len(result.problems) == 2, result.problems
     assert any(f"source {src}" in p and "sha256" in p for p in result.problems)
-    assert any("array merged chunk 1 (frames 2-3): corrupted" in p and "checksum" in p for p in result.problems)
+    assert any("array merged/0 chunk 1 (frames 2-3): corrupted" in p and "checksum" in p for p in result.problems)
     assert all("\n" not in p for p in result.problems)
     res = _invoke("verify", out)
     assert res.exit_code == 1 and "2 problems" in res.output

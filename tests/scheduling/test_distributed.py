@@ -20,6 +20,7 @@ from orpam_pipeline.register import get_method
 from orpam_pipeline.register.engine import register_store
 from orpam_pipeline.register.pcregnet import runner_loads
 from orpam_pipeline.simulate import SimulationParams, write_simulation
+from orpam_pipeline.store.layout import get_array, has_array
 from tests.conftest import make_store
 
 distributed = pytest.importorskip("distributed")
@@ -52,7 +53,7 @@ def threaded_reference(store: Path, method: str, **options) -> None:
 
 def arrays(store: Path) -> dict[str, np.ndarray]:
     group = zarr.open_group(store, mode="r")
-    return {k: group[k][:] for k in ARRAYS if k in group}
+    return {k: get_array(group, k)[:] for k in ARRAYS if has_array(group, k)}
 
 
 def assert_same(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> None:

@@ -19,6 +19,7 @@ from orpam_pipeline.simulate import SimulationParams, write_simulation
 from orpam_pipeline.simulate.raw import RawParams
 from orpam_pipeline.store.damage import expected_arrays
 from orpam_pipeline.store.ingest import ingest
+from orpam_pipeline.store.layout import get_array
 from orpam_pipeline.store.status import verify_outputs
 
 SPEC = ReadSpec(axes="tzyx", reduction=Reduction(sampling_rate=250.0, speed_of_sound=1500.0))
@@ -39,7 +40,7 @@ def _ingest(scan: Path, out: Path, spec: ReadSpec = SPEC, **kw: object) -> Path:
 def test_depth_map_and_physical_attributes(tmp_path, raw_sim):
     store = _ingest(raw_sim.scan, tmp_path / "out", chunk_frames=3)
     group = zarr.open_group(store, mode="r")
-    frames, depth = group["frames"], group["depth_map"]
+    frames, depth = group["frames/0"], group["depth_map/0"]
     assert depth.shape == frames.shape == (4, 64, 48) and depth.chunks == frames.chunks == (3, 64, 48)
     assert depth.dtype == np.float32 and tuple(depth.metadata.dimension_names) == ("t", "y", "x")
     truth = zarr.open_group(raw_sim.truth, mode="r")
@@ -53,7 +54,7 @@ def test_depth_map_and_physical_attributes(tmp_path, raw_sim):
     assert record["depth_map"] is True
     assert record["params"]["axes"] == "tzyx" and record["params"]["map"]["method"] == "envelope"
     assert record["params"]["map"]["baseline"] == "median"
-    assert set(expected_arrays(group)) == {"frames", "depth_map"}
+    assert set(expected_arrays(group)) == {"frames/0", "depth_map/0"}
     assert "warnings" not in attrs
 
 
@@ -61,7 +62,7 @@ def test_chunking_does_not_change_a_bit(tmp_path, raw_sim):
     one = zarr.open_group(_ingest(raw_sim.scan, tmp_path / "a", chunk_frames=1), mode="r")
     all_ = zarr.open_group(_ingest(raw_sim.scan, tmp_path / "b", chunk_frames=4), mode="r")
     for name in ("frames", "depth_map"):
-        np.testing.assert_array_equal(one[name][:], all_[name][:])
+        np.testing.assert_array_equal(get_array(one, name)[:], get_array(all_, name)[:])
 
 
 def test_another_reduction_is_refused_unless_overwrite(tmp_path, raw_sim):
@@ -78,19 +79,19 @@ def test_repair_recomputes_a_damaged_depth_map_chunk(tmp_path, raw_sim):
     store = _ingest(raw_sim.scan, tmp_path / "out", chunk_frames=2)
     register(store, get_method("none"))
     group = zarr.open_group(store, mode="r")
-    before = {name: group[name][:] for name in ("frames", "depth_map", "registered_even", "merged")}
-    array = zarr.open_array(store / "depth_map", mode="r")
-    chunk = store / "depth_map" / array.metadata.encode_chunk_key((1, 0, 0))
+    before = {name: get_array(group, name)[:] for name in ("frames", "depth_map", "registered_even", "merged")}
+    array = zarr.open_array(store / "depth_map" / "0", mode="r")
+    chunk = store / "depth_map" / "0" / array.metadata.encode_chunk_key((1, 0, 0))
     data = bytearray(chunk.read_bytes())
     data[len(data) // 2] ^= 0xFF
     chunk.write_bytes(bytes(data))
     found = verify_outputs(tmp_path / "out")
-    assert any("array depth_map chunk 1" in p for p in found.problems), found.problems
+    assert any("array depth_map/0 chunk 1" in p for p in found.problems), found.problems
     result = repair_store(store)
     assert result.ok and result.chunks_recomputed == {"ingest": [1]}
     group = zarr.open_group(store, mode="r")
     for name, want in before.items():
-        np.testing.assert_array_equal(group[name][:], want, err_msg=name)
+        np.testing.assert_array_equal(get_array(group, name)[:], want, err_msg=name)
     assert not verify_outputs(tmp_path / "out").problems
 
 
@@ -100,7 +101,7 @@ def test_plain_scans_are_stored_as_before(tmp_path):
     with open_scan(path) as source:
         store = ingest(source, tmp_path / "out").store
     group = zarr.open_group(store, mode="r")
-    assert sorted(group.array_keys()) == ["frames"]
+    assert sorted(group.group_keys()) == ["frames"] and not list(group.array_keys())
     record = group.attrs["stages"]["ingest"]
     assert "depth_map" not in record and "physical" not in group.attrs
     assert sorted(record["params"]) == ["depth_axis", "files", "first_line", "reader", "scan_lines", "shape",

@@ -13,8 +13,8 @@ def test_frames_round_trip_with_provenance_and_codecs(tmp_path, small_sim):
     frames = small_sim.frames[:7]
     store = make_store(tmp_path, frames, chunk_frames=3)
     group = open_scan_store(store)
-    np.testing.assert_array_equal(group["frames"][:], frames)
-    arr = group["frames"]
+    np.testing.assert_array_equal(group["frames/0"][:], frames)
+    arr = group["frames/0"]
     assert arr.dtype == np.float32 and arr.chunks == (3,) + frames.shape[1:]
     assert arr.metadata.dimension_names == ("t", "y", "x")
     codec_names = [c.to_dict()["name"] for c in arr.metadata.codecs]
@@ -32,7 +32,7 @@ def test_scan_lines_rows_transposes_on_ingest(tmp_path, small_sim):
     np.save(src, frames.transpose(0, 2, 1))
     with open_scan(src) as source:
         store = ingest_scan(source, tmp_path / "out", scan_lines="rows")
-    np.testing.assert_array_equal(zarr.open_group(store)["frames"][:], frames)
+    np.testing.assert_array_equal(zarr.open_group(store)["frames/0"][:], frames)
 
 
 def test_existing_store_same_source_is_complete_whatever_the_chunking_different_source_is_refused(tmp_path, small_sim):
@@ -42,11 +42,11 @@ def test_existing_store_same_source_is_complete_whatever_the_chunking_different_
     assert again.state == "complete" and again.store == store and again.chunks_written == 0
     with open_scan(tmp_path / "src" / "scan.npy") as source:
         other = ingest(source, tmp_path / "out", chunk_frames=1)  # another chunking: still the same frames
-    assert other.state == "complete" and open_scan_store(store)["frames"].chunks[0] == 2
+    assert other.state == "complete" and open_scan_store(store)["frames/0"].chunks[0] == 2
     with pytest.raises(StoreError, match="already exists with different ingest parameters .*source files differ.*--overwrite"):
         make_store(tmp_path, small_sim.frames[:3])
     make_store(tmp_path, small_sim.frames[:3], overwrite=True)
-    np.testing.assert_array_equal(open_scan_store(store)["frames"][:], small_sim.frames[:3])
+    np.testing.assert_array_equal(open_scan_store(store)["frames/0"][:], small_sim.frames[:3])
 
 
 def test_failed_ingest_leaves_nothing_that_looks_complete(tmp_path, small_sim):

@@ -34,4 +34,4 @@ def test_is_store_and_frames_per_chunk(tmp_path, small_sim):
     store = make_store(tmp_path, small_sim.frames[:5], chunk_frames=2)
     assert is_store(store) and is_store(store.parent) and not is_store(tmp_path) and not is_store(tmp_path / "nope")
     group = open_scan_store(store.parent)
-    assert frames_per_chunk(group) == frames_per_chunk(group["frames"]) == 2
+    assert frames_per_chunk(group) == frames_per_chunk(group["frames/0"]) == 2

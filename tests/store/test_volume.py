@@ -22,12 +22,12 @@ def test_keep_volume_stores_the_profiles_and_registers_them_like_the_map(tmp_pat
     assert res.exit_code == 0, res.output
     store = tmp_path / "out" / "sim-0008" / "scan.zarr"
     group = zarr.open_group(store, mode="r")
-    volume, frames = group["volume"][:], group["frames"][:]
-    assert volume.shape == (3, 48, 48, 32) and group["volume"].metadata.dimension_names == ("t", "z", "y", "x")
+    volume, frames = group["volume/0"][:], group["frames/0"][:]
+    assert volume.shape == (3, 48, 48, 32) and group["volume/0"].metadata.dimension_names == ("t", "z", "y", "x")
     np.testing.assert_allclose(volume.max(axis=1), frames, rtol=1e-5)  # the MAP is the profiles' maximum
     expected = apply_displacement(volume, group["displacement"][:], "forward")
-    np.testing.assert_array_equal(group["volume_registered"][:], expected)
-    np.testing.assert_array_equal(group["volume_registered"][..., 0::2], volume[..., 0::2])
+    np.testing.assert_array_equal(group["volume_registered/0"][:], expected)
+    np.testing.assert_array_equal(group["volume_registered/0"][..., 0::2], volume[..., 0::2])
     stages = group.attrs["stages"]
     assert stages["volume"]["complete"] and stages["volume_register"]["complete"]
     again = json.loads(runner.invoke(app, args).stdout)  # a rerun finds everything complete

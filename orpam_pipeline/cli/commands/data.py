@@ -114,6 +114,7 @@ def _print_scan(scan: dict[str, Any]) -> None:
             out.print(f"    depth score per axis (oscillation; depth above 4): {' '.join(scores)}", highlight=False)
         for note in axes.get("notes") or []:
             out.print(f"    note: {esc(note)}", highlight=False)
+    _print_stated(scan.get("stated") or {})
     frames = scan.get("frames")
     if frames:
         depth = f", {frames['depth']} depth samples reduced to a MAP" if frames.get("depth") else ""
@@ -125,6 +126,18 @@ def _print_scan(scan: dict[str, Any]) -> None:
         out.print(f"  [bold]run:[/] {esc(suggestion['command'])}", highlight=False)
     if suggestion.get("equivalent"):
         out.print(f"  (the same with --depth-axis: {esc(suggestion['equivalent'])})", highlight=False)
+
+
+def _print_stated(stated: dict[str, Any]) -> None:
+    """The pixel size and frame interval the file states, and where each came from."""
+    found = stated.get("found") or {}
+    if "pixel_um" in stated:
+        pixel = stated["pixel_um"]
+        where = ", ".join(sorted({found[k]["from"] for k in ("pixel_um_y", "pixel_um_x") if k in found}))
+        out.print(f"  pixel size stated: {pixel['y']:g} x {pixel['x']:g} µm (along its rows x columns; {esc(where)})", highlight=False)
+    if "frame_interval_s" in stated:
+        where = found.get("frame_interval_s", {}).get("from", "")
+        out.print(f"  frame interval stated: {stated['frame_interval_s']:g} s ({esc(where)})", highlight=False)
 
 
 def _print_file(report: dict[str, Any], prefix: str) -> None:

@@ -131,13 +131,27 @@ def _run_batch(src: Path, out_dir: Path, options: Any, show: bool = True) -> lis
     return outcomes
 
 
+def _write_index(out_dir: Path, outcomes: list[Any]) -> tuple[Path | None, str | None]:
+    """``OUT/index.html`` and ``index.json`` (docs/batch.md): the page's path, or the one line saying why
+    it could not be written (the run's summary is still printed)."""
+    from orpam_pipeline.errors import one_line
+    from orpam_pipeline.report.batch import INDEX_HTML, write_batch_index
+
+    try:
+        return write_batch_index(out_dir, outcomes)[1], None
+    except Exception as exc:  # the scans' results stand without the page
+        return None, one_line(exc, Path(out_dir) / INDEX_HTML)
+
+
 EXIT_BUSY = 75
 """Exit status when no scan failed but some were being written by another process (EX_TEMPFAIL: retry)."""
 
 
-def _summarise(outcomes: list[Any], started: float, as_json: bool = False) -> None:
-    """The closing lines: counts, where each report is, every failure; exit 1 if any scan failed,
-    75 if none failed but some were busy (another live process is writing them)."""
+def _summarise(outcomes: list[Any], started: float, as_json: bool = False,
+               index: tuple[Path | None, str | None] = (None, None)) -> None:
+    """The closing lines: counts, where each report and the batch page are, every failure; exit 1 if
+    any scan failed or the page could not be written, 75 if none failed but some were busy (another
+    live process is writing them)."""
     ok = [o for o in outcomes if o.ok]
     busy = [o for o in outcomes if o.status == "busy"]
     failed = [o for o in outcomes if not o.ok and o.status != "busy"]
@@ -145,7 +159,8 @@ def _summarise(outcomes: list[Any], started: float, as_json: bool = False) -> No
     if as_json:
         print_json({"scans": [o.summary() for o in outcomes], "done": len(ok), "failed": len(failed),
                     "busy": len(busy), "frames": sum(o.report["frames"] for o in ok),
-                    "seconds": round(seconds, 3)})  # fmt: skip
+                    "seconds": round(seconds, 3), "index_html": None if index[0] is None else str(index[0]),
+                    "index_error": index[1]})  # fmt: skip
     else:
         frames = sum(o.report["frames"] for o in ok)
         skipped = sum(1 for o in ok if o.status == "skipped")
@@ -153,6 +168,8 @@ def _summarise(outcomes: list[Any], started: float, as_json: bool = False) -> No
         out.print(f"{len(ok)} of {len(outcomes)} scans done{note}, {frames} frames in {seconds:.1f} s", highlight=False)
         for o in ok:
             out.print(f"  {esc(o.name)}: {esc(o.report_html)}  ({o.report_json.name} beside it)", highlight=False)
+        if index[0] is not None:
+            out.print(f"index: {esc(index[0])}", highlight=False)
         if busy:
             err.print(f"[yellow]{len(busy)} busy[/] (another orpam process is writing them; rerun, or pass "
                       "--wait-for-locks):", highlight=False)  # fmt: skip
@@ -162,7 +179,9 @@ def _summarise(outcomes: list[Any], started: float, as_json: bool = False) -> No
             err.print(f"[bold red]{len(failed)} failed:[/]")
             for o in failed:
                 err.print(f"  {esc(o.error)}", highlight=False, soft_wrap=True)
-    if failed:
+        if index[1] is not None:
+            err.print(f"[bold red]index not written:[/] {esc(index[1])}", highlight=False, soft_wrap=True)
+    if failed or index[1] is not None:
         raise typer.Exit(1)
     if busy:
         raise typer.Exit(EXIT_BUSY)
@@ -172,7 +191,7 @@ def _summarise(outcomes: list[Any], started: float, as_json: bool = False) -> No
 @with_groups(scan=SCAN, network=NETWORK, compute=COMPUTE)
 def run(
     src: SRC,
-    out_dir: Annotated[Path, typer.Argument(metavar="OUT", help="Output folder: OUT/<scan>/{scan.zarr,report.json,report.html}.")],
+    out_dir: Annotated[Path, typer.Argument(metavar="OUT", help="Output folder: OUT/<scan>/{scan.zarr,report.json,report.html} and OUT/index.{html,json}.")],
     method: Method = DEFAULT_METHOD,
     network: dict[str, Any] = FROM_GROUP,
     scan: dict[str, Any] = FROM_GROUP,
@@ -195,7 +214,7 @@ def run(
     started = time.perf_counter()
     with computing(compute):
         outcomes = _run_batch(src, out_dir, options, show=not as_json)
-    _summarise(outcomes, started, as_json)
+    _summarise(outcomes, started, as_json, _write_index(out_dir, outcomes))
 
 
 @friendly
@@ -216,4 +235,4 @@ def demo(
     for o in outcomes:
         if o.ok:
             out.print(report_table(o.report))
-    _summarise(outcomes, started)
+    _summarise(outcomes, started, index=_write_index(out_dir / "results", outcomes))
