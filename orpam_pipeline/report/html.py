@@ -97,6 +97,16 @@ def _warnings_box(report: Mapping[str, Any]) -> str:
     )
 
 
+def _scale(physical: Any) -> list[tuple[str, str]]:
+    """Pixel size and frame interval as the figures use them, or what they fall back to."""
+    if not isinstance(physical, Mapping):
+        return []
+    pixel, interval = physical.get("pixel_um"), physical.get("frame_interval_s")
+    size = (f"{pixel.get('y')} µm along a line (y) × {pixel.get('x')} µm between lines (x)"
+            if isinstance(pixel, Mapping) else "unknown: figures are in pixels")  # fmt: skip
+    return [("Pixel size", size), ("Frame interval", f"{interval} s" if interval else "unknown: time in frames")]
+
+
 def _meta_table(report: Mapping[str, Any]) -> str:
     """Provenance: scan, store, method and its parameters, version, time."""
     rows = []
@@ -110,14 +120,13 @@ def _meta_table(report: Mapping[str, Any]) -> str:
     ):
         if key in report:
             rows.append(f"<tr><td>{label}</td><td>{escape(str(report[key]))}</td></tr>")
+    rows += [f"<tr><td>{label}</td><td>{escape(value)}</td></tr>" for label, value in _scale(report.get("physical"))]
     html = '<table class="meta"><tbody>' + "".join(rows) + "</tbody></table>"
     params = report.get("method_params")
     if params:
         text = json.dumps(params, indent=2, sort_keys=True, default=str)
         html += f"<p>Method parameters:</p><pre>{escape(text)}</pre>"
     return html
-
-
 
 
 def _truth_table(report: Mapping[str, Any]) -> str:

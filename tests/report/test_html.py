@@ -51,6 +51,10 @@ def test_page_has_warnings_first_numbers_figures_and_escaping() -> None:
     assert html.count("<svg") == 3 and "<?xml" not in html and "<!DOCTYPE svg" not in html
     assert "caption of frames &lt;i&gt;" in html
     assert "figures/metrics_per_frame.svg" in html and 'style="width: 864px"' in html
+    scaled = render_report_html({**_report(), "physical": {"pixel_um": {"y": 2.5, "x": 4.0}, "frame_interval_s": 0.05}}, [])
+    assert "2.5 µm along a line (y) × 4.0 µm between lines (x)" in scaled and "0.05 s" in scaled
+    bare = render_report_html({**_report(), "physical": {"pixel_um": None, "frame_interval_s": None}}, [])
+    assert "unknown: figures are in pixels" in bare and "unknown: time in frames" in bare
 
 
 def test_page_without_figures_truth_or_warnings() -> None:
