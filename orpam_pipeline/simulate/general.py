@@ -11,8 +11,8 @@ per scan, from ``numpy.random.default_rng([seed, _STREAM_GENERAL])``:
   (15 %) block jitter. The shape is scaled down where needed so ``|d'| <= MAX_STEEPNESS`` (the
   simulator refuses 0.5 px/px), then the whole field so its peak ``|d|`` over all frames stays
   below a limit drawn uniformly in 0.1-8 px (``MAX_DISPLACEMENT``);
-- backward appearance: gain 0.4-1.8, gamma 0.6-1.6, offset ±0.15 (the benchmark spans 0.7-1.35,
-  0.7-1.3 and ±0.08);
+- backward appearance: gain 0.4-1.8, gamma 0.6-1.6, offset ±0.15 (the benchmark spans 0.66-1.35,
+  0.7-1.3 and -0.10-+0.08);
 - noise: 0-4x the default shot and read noise of each line set (a quarter of the scans clean);
 - scene: 60 % the vessel simulator with wider settings than ``randomised``, 40 % a ridge-filtered
   picture bundled with scikit-image (:mod:`.images`).
