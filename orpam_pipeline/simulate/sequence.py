@@ -37,6 +37,9 @@ FIELD_CONVENTION = "registered_even[t, y, j] = even[t, y + displacement[t, y, j]
 
 _STREAM_RANDOMISE, _STREAM_SCENE, _STREAM_MOTION, _STREAM_NOISE, _STREAM_JITTER = 0, 1, 2, 3, 4
 _JITTER_FIELDS = ("jitter_blocks", "jitter_min", "jitter_max")
+_EXTENSION_FIELDS = ("disp_knots", "disp_wave_amp", "disp_wave_period", "disp_wave_phase", "scene_source")
+"""Fields added after the first stores were pinned: left out of :meth:`SimulationParams.to_dict` at their defaults."""
+VESSEL_SCENE = "vessels"
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,14 @@ class SimulationParams:
 
     Bidirectional displacement ``d(t, y)`` with ``u = y / (height - 1)``:
     ``disp_offset + disp_slope * (u - 0.5) + disp_sine_amp * sin(2 pi disp_sine_cycles u + disp_sine_phase)``
-    plus a slow random walk over frames whose peak magnitude is ``disp_drift`` px.
+    plus a slow random walk over frames whose peak magnitude is ``disp_drift`` px. Optional extensions
+    (off at their defaults, so older parameters give the same bytes): ``disp_knots``, ``(u, px)``
+    points of an added piecewise-linear profile (``u`` strictly increasing in [0, 1], constant
+    beyond the ends), and a slowly time-varying slope ``disp_wave_amp * sin(2 pi t / disp_wave_period
+    + disp_wave_phase) * (u - 0.5)`` (``t`` in frames).
+
+    Scene content: ``scene_source`` is ``"vessels"`` (the vessel simulator, tuned by ``scene``) or
+    ``"image:<name>"``, a ridge-filtered bundled scikit-image picture (:mod:`.images`).
 
     Backward appearance: ``gain * (signal) ** gamma + offset``; noise is shot noise
     ``shot * sqrt(signal)`` plus Gaussian read noise, separately for forward and backward lines.
@@ -91,6 +101,11 @@ class SimulationParams:
     jitter_blocks: int = 0
     jitter_min: float = 4.0
     jitter_max: float = 0.0
+    disp_knots: tuple[tuple[float, float], ...] = ()
+    disp_wave_amp: float = 0.0
+    disp_wave_period: float = 64.0
+    disp_wave_phase: float = 0.0
+    scene_source: str = VESSEL_SCENE
 
     def __post_init__(self) -> None:
         if self.frames < 1 or self.height < 8 or self.width < 2:
@@ -103,6 +118,17 @@ class SimulationParams:
             raise OrpamError(f"pulse_period must be positive, not {self.pulse_period}")
         if self.jitter_blocks:
             self._check_jitter()
+        if self.disp_wave_period <= 0:
+            raise OrpamError(f"disp_wave_period must be positive, not {self.disp_wave_period}")
+        knots = tuple((float(u), float(d)) for u, d in self.disp_knots)
+        object.__setattr__(self, "disp_knots", knots)  # JSON gives lists; keep params hashable and comparable
+        if knots and (len(knots) < 2 or knots[0][0] < 0 or knots[-1][0] > 1
+                      or any(b[0] <= a[0] for a, b in zip(knots, knots[1:]))):
+            raise OrpamError(f"disp_knots needs at least 2 (u, px) points with u increasing in [0, 1], not {knots}")
+        if self.scene_source != VESSEL_SCENE:
+            from orpam_pipeline.simulate.images import check_image_source
+
+            check_image_source(self.scene_source)
 
     def _check_jitter(self) -> None:
         n_even = self.width // 2
@@ -173,11 +199,12 @@ class SimulationParams:
     def to_dict(self) -> dict[str, Any]:
         """JSON-able dict (scene knobs nested under ``"scene"``).
 
-        Jitter keys at their defaults are left out, so a scan without jitter records exactly the
-        parameters it recorded before jitter existed (benchmark caches and truth digests stay valid).
+        Jitter and extension keys at their defaults are left out, so a scan without them records exactly
+        the parameters it recorded before they existed (benchmark caches and truth digests stay valid).
         """
         out = json.loads(json.dumps(asdict(self)))
-        defaults = {f.name: f.default for f in fields(self) if f.name in _JITTER_FIELDS}
+        optional = _JITTER_FIELDS + _EXTENSION_FIELDS
+        defaults = {f.name: json.loads(json.dumps(f.default)) for f in fields(self) if f.name in optional}
         for key, default in defaults.items():
             if out[key] == default:
                 del out[key]
@@ -258,6 +285,7 @@ class _Trajectories:
     pulse: np.ndarray
     flicker: np.ndarray
     disp_drift: np.ndarray
+    disp_wave: np.ndarray
 
 
 def _smooth_walk(rng: np.random.Generator, n: int, peak: float, dims: int = 1) -> np.ndarray:
@@ -272,58 +300,111 @@ def _smooth_walk(rng: np.random.Generator, n: int, peak: float, dims: int = 1) -
 
 
 def trajectories(params: SimulationParams) -> _Trajectories:
-    """Drift, pulsation weight, flicker and displacement drift for every frame."""
+    """Drift, pulsation weight, flicker, displacement drift and slope wave for every frame."""
     rng = np.random.default_rng([params.seed, _STREAM_MOTION])
     t = np.arange(params.frames)
     drift = _smooth_walk(rng, params.frames, params.drift_px, dims=2)
     pulse = params.pulse_strength * 0.5 * (1.0 - np.cos(2 * np.pi * t / params.pulse_period + params.pulse_phase))
     flicker = 1.0 + params.flicker * rng.standard_normal(params.frames)
     disp_drift = _smooth_walk(rng, params.frames, params.disp_drift)[:, 0]
-    return _Trajectories(drift=drift, pulse=pulse, flicker=flicker, disp_drift=disp_drift)
+    wave = params.disp_wave_amp * np.sin(2 * np.pi * t / params.disp_wave_period + params.disp_wave_phase)
+    return _Trajectories(drift=drift, pulse=pulse, flicker=flicker, disp_drift=disp_drift, disp_wave=wave)
 
 
 def _profile(params: SimulationParams, y: np.ndarray) -> np.ndarray:
     """Static displacement profile along the line, evaluated at (possibly fractional) rows ``y``."""
     u = y / (params.height - 1)
-    return (
+    d = (
         params.disp_offset
         + params.disp_slope * (u - 0.5)
         + params.disp_sine_amp * np.sin(2 * np.pi * params.disp_sine_cycles * u + params.disp_sine_phase)
     )
+    if params.disp_knots:
+        knot_u, knot_d = zip(*params.disp_knots)
+        d = d + np.interp(u, knot_u, knot_d)
+    return d
+
+
+def _wave_term(params: SimulationParams, y: np.ndarray, wave: float) -> np.ndarray | float:
+    """The time-varying slope's contribution at rows ``y`` for a frame whose wave value is ``wave``."""
+    return wave * (y / (params.height - 1) - 0.5) if wave else 0.0
 
 
 def displacement_field(params: SimulationParams) -> np.ndarray:
     """True displacement ``(T, Y)`` in pixels (``(T, Y, X // 2)`` with jitter), per the module's convention."""
-    base = _profile(params, np.arange(params.height, dtype=np.float64))
-    profile = base[None, :] + trajectories(params).disp_drift[:, None]
+    rows = np.arange(params.height, dtype=np.float64)
+    base = _profile(params, rows)
+    traj = trajectories(params)
+    profile = base[None, :] + traj.disp_drift[:, None]
+    if params.disp_wave_amp:
+        profile = profile + traj.disp_wave[:, None] * (rows / (params.height - 1) - 0.5)[None, :]
     if not params.jittered:
         return profile
     jitter = np.stack([jitter_offsets(params, t) for t in range(params.frames)])
     return profile[:, :, None] + jitter[:, None, :]
 
 
+def steepness(params: SimulationParams) -> float:
+    """Largest ``|d'(y)|`` (px/px) over the line and over the slope wave's extremes in the sequence."""
+    y = np.linspace(0.0, params.height - 1.0, 8 * params.height)
+    grad = np.gradient(_profile(params, y), y)
+    if not params.disp_wave_amp:
+        return float(np.abs(grad).max())
+    wave = trajectories(params).disp_wave
+    # d' is linear in the wave value, so its largest magnitude is reached at the wave's min or max
+    return float(max(np.abs(grad + w / (params.height - 1)).max() for w in (wave.min(), wave.max())))
+
+
 def _check_monotone(params: SimulationParams) -> None:
     """The map y -> y + d(y) must be invertible: require |d'(y)| < 0.5 everywhere."""
-    y = np.linspace(0.0, params.height - 1.0, 8 * params.height)
-    slope = np.abs(np.gradient(_profile(params, y), y)).max()
+    slope = steepness(params)
     if slope >= 0.5:
         raise OrpamError(f"displacement profile too steep (|d'| = {slope:.2f} px/px, must stay below 0.5)")
 
 
-def _source_rows(params: SimulationParams, drift_d: float) -> np.ndarray:
+def _knot_peak(params: SimulationParams) -> float:
+    """Largest magnitude of the piecewise-linear component (0 without knots)."""
+    return max((abs(d) for _, d in params.disp_knots), default=0.0)
+
+
+def _source_rows(params: SimulationParams, drift_d: float, wave: float = 0.0) -> np.ndarray:
     """Physical row ``s(r)`` seen by a backward line at row ``r``: the inverse of ``y -> y + d(y)``."""
     pad = abs(params.disp_offset) + abs(params.disp_slope) + abs(params.disp_sine_amp) + abs(drift_d) + 2.0
+    if params.disp_knots or wave:
+        pad += _knot_peak(params) + abs(wave)
     y = np.arange(-pad, params.height - 1 + pad + 0.125, 0.125)
-    return np.interp(np.arange(params.height, dtype=np.float64), y + _profile(params, y) + drift_d, y)
+    moved = y + _profile(params, y) + drift_d
+    if wave:
+        moved = moved + _wave_term(params, y, wave)
+    return np.interp(np.arange(params.height, dtype=np.float64), moved, y)
+
+
+def required_margin(params: SimulationParams, traj: _Trajectories | None = None) -> float:
+    """Scene margin (px) the motion needs: a bound on the displacement, drift and spline support."""
+    traj = traj or trajectories(params)
+    worst_d = abs(params.disp_offset) + abs(params.disp_slope) / 2 + abs(params.disp_sine_amp)
+    worst_d += params.jitter_max if params.jittered else 0.0
+    if params.disp_knots or params.disp_wave_amp:
+        worst_d += _knot_peak(params) + abs(params.disp_wave_amp) / 2
+    return float(worst_d + np.abs(traj.disp_drift).max(initial=0.0) + np.abs(traj.drift).max(initial=0.0) + 3.0)
 
 
 def _check_margin(params: SimulationParams, traj: _Trajectories) -> None:
     """Refuse parameters whose motion would sample outside the rendered scene."""
-    worst_d = abs(params.disp_offset) + abs(params.disp_slope) / 2 + abs(params.disp_sine_amp)
-    worst_d += params.jitter_max if params.jittered else 0.0
-    need = worst_d + np.abs(traj.disp_drift).max(initial=0.0) + np.abs(traj.drift).max(initial=0.0) + 3.0
+    need = required_margin(params, traj)
     if need > params.margin:
         raise OrpamError(f"simulation margin {params.margin} px is too small for this motion (needs {need:.1f} px)")
+
+
+def _scene(params: SimulationParams) -> Scene:
+    """The static scene of a sequence: the vessel simulator or a ridge-filtered bundled image."""
+    rng = np.random.default_rng([params.seed, _STREAM_SCENE])
+    if params.scene_source == VESSEL_SCENE:
+        return render_scene(params.height, params.width, rng, params.scene, params.margin)
+    from orpam_pipeline.simulate.images import check_image_source, render_image_scene
+
+    name = check_image_source(params.scene_source)
+    return render_image_scene(name, params.height, params.width, rng, params.margin)
 
 
 class _Renderer:
@@ -334,10 +415,7 @@ class _Renderer:
         self.traj = trajectories(params)
         _check_monotone(params)
         _check_margin(params, self.traj)
-        scene: Scene = render_scene(
-            params.height, params.width, np.random.default_rng([params.seed, _STREAM_SCENE]),
-            params.scene, params.margin,
-        )
+        scene = _scene(params)
         self.coef = ndimage.spline_filter(scene.base.astype(np.float64), order=3, mode="mirror")
         self.coef_delta = ndimage.spline_filter(scene.pulsed.astype(np.float64), order=3, mode="mirror") - self.coef
         h, w = params.height, params.width
@@ -360,7 +438,7 @@ class _Renderer:
         dy, dx = self.traj.drift[t]
         rows = np.empty((h, w))
         rows[:, 0::2] = (self.rows + dy)[:, None]
-        rows[:, 1::2] = (_source_rows(self.params, self.traj.disp_drift[t]) + dy)[:, None]
+        rows[:, 1::2] = (_source_rows(self.params, self.traj.disp_drift[t], self.traj.disp_wave[t]) + dy)[:, None]
         cols = np.broadcast_to(self.all_x + dx, (h, w)).copy()
         return rows, cols
 
@@ -373,25 +451,29 @@ class _Renderer:
         clean = self._sample(coef, self.rows, self.all_x, dy, dx) * flick
         if p.jittered:
             jitter = jitter_offsets(p, t)
-            back = self._jittered_back(coef, tr.disp_drift[t], jitter, dy, dx) * flick
+            back = self._jittered_back(coef, tr.disp_drift[t], tr.disp_wave[t], jitter, dy, dx) * flick
         else:
-            back = self._sample(coef, _source_rows(p, tr.disp_drift[t]), self.bwd_x, dy, dx) * flick
+            back = self._sample(coef, _source_rows(p, tr.disp_drift[t], tr.disp_wave[t]), self.bwd_x, dy, dx) * flick
         back = p.gain * np.maximum(back, 0.0) ** p.gamma + p.offset
         rng = np.random.default_rng([p.seed, _STREAM_NOISE, t])
         frame = np.empty_like(clean)
         frame[:, 0::2] = _noisy(rng, clean[:, 0::2], p.shot_noise, p.read_noise)
         frame[:, 1::2] = _noisy(rng, back, p.even_shot_noise, p.even_read_noise)
         profile = self.profile + tr.disp_drift[t]
+        if tr.disp_wave[t]:
+            profile = profile + _wave_term(p, self.rows, tr.disp_wave[t])
         if p.jittered:
             return frame, clean, profile[:, None] + jitter[None, :]
         return frame, clean, profile
 
-    def _jittered_back(self, coef: np.ndarray, drift_d: float, jitter: np.ndarray, dy: float, dx: float) -> np.ndarray:
+    def _jittered_back(
+        self, coef: np.ndarray, drift_d: float, wave: float, jitter: np.ndarray, dy: float, dx: float
+    ) -> np.ndarray:
         """Backward columns when each block of lines carries its own constant offset ``jitter[j]``."""
         back = np.empty((self.rows.size, self.bwd_x.size))
         edges = np.flatnonzero(np.diff(jitter)) + 1
         for cols in np.split(np.arange(self.bwd_x.size), edges):
-            rows = _source_rows(self.params, drift_d + float(jitter[cols[0]]))
+            rows = _source_rows(self.params, drift_d + float(jitter[cols[0]]), wave)
             back[:, cols] = self._sample(coef, rows, self.bwd_x[cols], dy, dx)
         return back
 

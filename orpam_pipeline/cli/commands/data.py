@@ -28,8 +28,14 @@ def simulate(
     out_dir: Annotated[Path, typer.Argument(metavar="OUT", help="Folder to write scans/ and truth/ into.")],
     frames: Annotated[int, typer.Option("--frames", "-t", min=1, help="Frames per scan.")] = 64,
     size: Annotated[tuple[int, int], typer.Option("--size", help="Frame height (Y, fast axis) and width (X).")] = (256, 256),
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the first scan.")] = 0,
-    scans: Annotated[int, typer.Option("--scans", min=1, help="Number of scans (seeds seed, seed+1, ...).")] = 1,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed of the first scan (default 0; with --general the "
+                                             "start of the training seed range, 20000).")] = None,
+    scans: Annotated[int, typer.Option("--scans", "--count", min=1, help="Number of scans (seeds seed, seed+1, ...).")] = 1,
+    general: Annotated[bool, typer.Option("--general", help="Draw from the general training distribution (profiles 0 "
+                                          "to ±8 px of five kinds, wide gain/gamma/offset and noise, vessel and picture "
+                                          "scenes; seeds 20000-29999 only; needs scikit-image).")] = False,
+    manifest: Annotated[Path | None, typer.Option("--manifest", help="Also write a dataset manifest of OUT/scans "
+                                                  "(split 80/10/10 by scan) for `orpam train`.")] = None,
     raw: Annotated[bool, typer.Option("--raw", help="Write A-line volumes (T, Z, Y, X) uint16 with a DC offset and "
                                       "carrier pulses instead of MAP frames (read them with --axes tzyx).")] = False,
     depth_samples: Annotated[int, typer.Option("--depth-samples", min=16, help="With --raw: samples per A-line.")] = 128,
@@ -41,15 +47,40 @@ def simulate(
     overwrite: Overwrite = False,
 ) -> None:
     """Simulate bidirectional sequences of OR-PAM vasculature with ground truth beside them."""
+    from orpam_pipeline.errors import OrpamError
     from orpam_pipeline.simulate import SimulationParams, write_simulation
     from orpam_pipeline.simulate.raw import RawParams
 
     raw_params = RawParams(depth_samples=depth_samples) if raw else None
     jitter = {"jitter_blocks": jitter_blocks, "jitter_min": jitter_min, "jitter_max": jitter_max} if jitter_blocks else {}
+    if general:
+        from orpam_pipeline.simulate.general import TRAIN_SEEDS, check_training_seed, general_params
+
+        if jitter:
+            raise OrpamError("--general draws its own block jitter; leave out --jitter-blocks")
+        seed = TRAIN_SEEDS.start if seed is None else seed
+        for s in range(seed, seed + scans):  # refuse before writing anything
+            check_training_seed(s)
+    seed = 0 if seed is None else seed
     for i in range(scans):
-        params = SimulationParams.randomised(seed + i, frames=frames, height=size[0], width=size[1], **jitter)
+        if general:
+            params = general_params(seed + i, frames=frames, height=size[0], width=size[1])
+        else:
+            params = SimulationParams.randomised(seed + i, frames=frames, height=size[0], width=size[1], **jitter)
         paths = write_simulation(out_dir, params, overwrite=overwrite, raw=raw_params)
         out.print(f"scan  {paths.scan}\ntruth {paths.truth}", highlight=False)
+    if manifest is not None:
+        _simulated_manifest(out_dir, manifest, general, overwrite)
+
+
+def _simulated_manifest(out_dir: Path, path: Path, general: bool, overwrite: bool) -> None:
+    """Manifest of every scan under ``OUT/scans`` with its truth, split by scan (seed 0)."""
+    from orpam_pipeline.manifest import create_manifest
+
+    what = "general training distribution" if general else "randomised simulations"
+    made = create_manifest(out_dir / "scans", path, val_fraction=0.1, test_fraction=0.1, name=Path(out_dir).name,
+                           description=f"orpam simulate ({what})", overwrite=overwrite)  # fmt: skip
+    out.print(f"wrote {path}: {len(made.scans)} scans", highlight=False)
 
 
 @friendly
