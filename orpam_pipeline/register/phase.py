@@ -60,26 +60,28 @@ class PhaseSettings:
     max_blocks: int = setting(16, "Most blocks of lines with their own offset in one frame (bounds the plan table).")
 
 
-def resample_rows(lines: np.ndarray, positions: np.ndarray) -> np.ndarray:
-    """Sample ``lines`` (t, Y, C) along Y at ``positions`` (t, Y), edge-clamped Keys cubic."""
+def _resample(lines: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """Keys cubic samples of ``lines`` (t, Y, C) along Y at ``positions`` (t, Y, 1) or (t, Y, C), edge-clamped."""
     height = lines.shape[-2]
     pos = np.clip(positions, 0.0, height - 1.0)
     base = np.floor(pos)
-    frac = (pos - base)[..., None].astype(np.float32)
+    frac = (pos - base).astype(np.float32)
     base = base.astype(np.intp)
     out = np.zeros(lines.shape, dtype=np.float32)
     for offset, weight in zip(KEYS_OFFSETS, keys_weights(frac)):
-        idx = np.clip(base + offset, 0, height - 1)[..., None]
-        out += weight * np.take_along_axis(lines, idx, axis=-2)
+        idx = np.clip(base + offset, 0, height - 1)
+        out += weight * np.take_along_axis(lines, np.broadcast_to(idx, lines.shape), axis=-2)
     return out
+
+
+def resample_rows(lines: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """Sample ``lines`` (t, Y, C) along Y at ``positions`` (t, Y), edge-clamped Keys cubic."""
+    return _resample(lines, positions[..., None])
 
 
 def resample_columns(lines: np.ndarray, positions: np.ndarray) -> np.ndarray:
     """Sample each column of ``lines`` (t, Y, C) along Y at its own ``positions`` (t, Y, C), edge-clamped Keys cubic."""
-    t, height, cols = lines.shape
-    per_col = np.ascontiguousarray(lines.transpose(0, 2, 1)).reshape(t * cols, height, 1)
-    pos = positions.transpose(0, 2, 1).reshape(t * cols, height)
-    return resample_rows(per_col, pos).reshape(t, cols, height).transpose(0, 2, 1)
+    return _resample(lines, positions)
 
 
 def monotone_map(values: np.ndarray, src_q: np.ndarray, dst_q: np.ndarray) -> np.ndarray:
