@@ -12,6 +12,7 @@ from typing import Any
 from orpam_pipeline.errors import OrpamError
 from orpam_pipeline.register.base import RegistrationMethod
 from orpam_pipeline.register.baselines import CopyOdd, NoRegistration
+from orpam_pipeline.register.eoir import EOIRMethod
 from orpam_pipeline.register.pcregnet import PCRegNetMethod
 from orpam_pipeline.register.pcregnet_flow import PCRegNetFlowMethod
 from orpam_pipeline.register.phase import PhaseCorrelation
@@ -23,6 +24,7 @@ BUILTIN: tuple[type[RegistrationMethod], ...] = (
     PhaseCorrelation,
     PCRegNetMethod,
     PCRegNetFlowMethod,
+    EOIRMethod,
 )
 DEFAULT_METHOD = PhaseCorrelation.name
 METHODS: dict[str, type[RegistrationMethod]] = {cls.name: cls for cls in BUILTIN}

@@ -39,9 +39,16 @@ import torch
 from orpam_pipeline.errors import OrpamError
 from orpam_pipeline.manifest import Manifest, load_manifest, manifest_hash
 from orpam_pipeline.metrics import ncc_frames, psnr_frames, ssim_frames
+from orpam_pipeline.models.architectures import DEFAULT_ARCH, get_architecture
 from orpam_pipeline.store.files import atomic_write
 from orpam_pipeline.train.config import RUNTIME_FIELDS, TrainConfig, upgrade_config
-from orpam_pipeline.train.data import PairScan, ScanPairs, TrainPairs, ValPair, val_pairs
+from orpam_pipeline.train.data import (
+    PairScan,
+    ScanPairs,
+    TrainPairs,
+    ValPair,
+    val_pairs,
+)
 from orpam_pipeline.train.loss import LossWeights, model_loss
 
 Progress = Callable[[dict[str, Any]], None]
@@ -294,8 +301,9 @@ def _run(manifest: Manifest, mhash: str, out: Path, config: TrainConfig, device:
     seed_everything(config.seed)
     model, model_cfg = _build_model(model_config)
     supervised = config.lambda_displacement > 0
-    if supervised and model_cfg.get("arch") != "pcregnet-flow":
-        raise OrpamError("lambda_displacement needs --arch pcregnet-flow (only it predicts a displacement)")
+    if supervised and not get_architecture(model_cfg.get("arch", DEFAULT_ARCH)).displacement:
+        raise OrpamError(f"lambda_displacement needs a method whose network predicts a displacement, not "
+                         f"{model_cfg.get('arch', DEFAULT_ARCH)}")  # fmt: skip
     init_sha = None
     if config.init and not resume:
         init_sha = _load_init(model, model_cfg, Path(config.init))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -31,7 +32,7 @@ def train(
     seed: Annotated[int, typer.Option("--seed")] = 0,
     device: Device = None,
     precision: Precision = None,
-    base_channels: Annotated[int, typer.Option("--base-channels", min=4, help="Network width (paper: 32).")] = 32,
+    base_channels: Annotated[int | None, typer.Option("--base-channels", min=4, help="Network width (pcregnet and pcregnet-flow; paper: 32).")] = None,
     lambda_smooth: Annotated[float, typer.Option("--lambda-smooth", help="pcregnet-flow: displacement smoothness weight.")] = 0.1,
     lambda_intensity: Annotated[float, typer.Option("--lambda-intensity", help="pcregnet-flow: gain/offset smoothness weight.")] = 0.1,
     lambda_displacement: Annotated[float, typer.Option("--lambda-displacement", help="pcregnet-flow: weight of the supervised displacement error; needs truth stores with a displacement (simulated data). 0 = self-supervised.")] = 0.0,
@@ -58,10 +59,14 @@ def train(
     if out_dir is None:
         raise OrpamError("usage: orpam train MANIFEST OUT [options]")
     from orpam_pipeline.models.architectures import get_architecture
-    from orpam_pipeline.train.trainer import TrainConfig, train as run_training
+    from orpam_pipeline.train.trainer import TrainConfig
+    from orpam_pipeline.train.trainer import train as run_training
 
     arch = get_architecture(trained_architecture(method))
-    model_config = arch.config_class()(base_channels=base_channels)
+    widths = {"base_channels": base_channels} if base_channels is not None else {}
+    if widths and "base_channels" not in {f.name for f in fields(arch.config_class())}:
+        raise OrpamError(f"--base-channels does not apply to {method}")
+    model_config = arch.config_class()(**widths)
     config = TrainConfig(
         epochs=epochs, batch_size=batch_size, steps_per_epoch=steps_per_epoch, crop=crop, lr=lr,
         weight_decay=weight_decay, lambda_coarse=lambda_coarse, seed=seed, device=check_device(device or "auto"),

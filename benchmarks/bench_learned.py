@@ -1,0 +1,93 @@
+"""Learned methods against `phase` on the same frames: ms per frame side by side, parameters and FLOPs.
+
+One simulated sequence is split into backward and forward lines once; every method registers the
+same arrays in memory (``measure``/``plan``/``apply`` as the engine calls them, no I/O), repeated and
+reported as the median. Learned methods run on the CPU in fp32 and bf16 (and on CUDA when present,
+with a batch-size sweep); the ratio column is each row's time over `phase`'s, measured in this run.
+
+    .venv/bin/python benchmarks/bench_learned.py --frames 32 --size 256 --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import time
+from typing import Any
+
+import numpy as np
+
+from orpam_pipeline.geometry import split
+from orpam_pipeline.register import METHODS, get_method
+from orpam_pipeline.simulate import SimulationParams, simulate
+
+
+def _time(method: Any, odd: np.ndarray, even: np.ndarray, repeats: int) -> float:
+    """Median seconds of one full registration of the frames (first pass included), after a warm-up."""
+    method.configure(even.shape[1], odd.shape[2] + even.shape[2], "forward")
+
+    def once() -> None:
+        plan = method.plan(method.measure(odd, even)) if method.plan_width else None
+        method.apply(odd, even, plan)
+
+    once()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        once()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def _model_cost(method: Any, height: int, width: int) -> tuple[int, float]:
+    """Parameters and GFLOP per frame of a learned method's network on one (height, width) half-frame."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from orpam_pipeline.models.checkpoint import load_model
+
+    model, _ = load_model(method.settings.checkpoint, device="cpu")
+    model.eval()
+    x = torch.rand(1, 1, height, width)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(x, x)
+    return sum(p.numel() for p in model.parameters()), counter.get_total_flops() / 1e9
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--frames", type=int, default=32)
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=1000)
+    args = parser.parse_args()
+    import torch
+
+    sim = simulate(SimulationParams.randomised(args.seed, frames=args.frames, height=args.size, width=args.size))
+    odd, even = split(np.asarray(sim.frames, dtype=np.float32))
+    learned = [name for name, cls in METHODS.items() if cls.uses_network]
+    print(f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, {torch.get_num_threads()} "
+          f"threads; {args.frames} frames of {args.size}x{args.size}, median of {args.repeats}")  # fmt: skip
+    base = _time(get_method("phase"), odd, even, args.repeats)
+    rows = [("phase", "-", "-", base)]
+    devices = [("cpu", "fp32", 16), ("cpu", "bf16", 16)]
+    if torch.cuda.is_available():
+        devices += [("cuda", p, b) for p in ("fp32", "bf16") for b in (1, 4, 16, 64)]
+    costs = {}
+    for name in learned:
+        for device, precision, batch in devices:
+            method = get_method(name, device=device, precision=precision, batch_size=batch)
+            rows.append((name, f"{device} {precision}", str(batch), _time(method, odd, even, args.repeats)))
+        costs[name] = _model_cost(get_method(name), even.shape[1], even.shape[2])
+    print("\n| method | device, precision | batch | ms/frame | × phase |\n|---|---|---:|---:|---:|")
+    for name, where, batch, seconds in rows:
+        print(f"| {name} | {where} | {batch} | {1000 * seconds / args.frames:.2f} | {seconds / base:.2f} |")
+    print("\n| method | parameters | GFLOP per frame (one half-frame pair) |\n|---|---:|---:|")
+    for name, (params, gflop) in costs.items():
+        print(f"| {name} | {params:,} | {gflop:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
