@@ -22,6 +22,8 @@ class Architecture:
     module: str
     config: str
     model: str
+    displacement: bool = True
+    """Whether the network predicts a displacement (fields ``displacement``, ``coarse_displacement``)."""
 
     def config_class(self) -> Any:
         return getattr(import_module(self.module), self.config)
@@ -33,8 +35,11 @@ class Architecture:
 ARCHITECTURES: dict[str, Architecture] = {
     a.name: a
     for a in (
-        Architecture("pcregnet", "orpam_pipeline.models.pcregnet", "PCRegNetConfig", "PCRegNet"),
+        Architecture("pcregnet", "orpam_pipeline.models.pcregnet", "PCRegNetConfig", "PCRegNet", displacement=False),
         Architecture("pcregnet-flow", "orpam_pipeline.models.pcregnet_flow", "PCRegNetFlowConfig", "PCRegNetFlow"),
+        Architecture("sasnet", "orpam_pipeline.models.sasnet", "SASNetConfig", "SASNet", displacement=False),
+        Architecture("sasnet-flow", "orpam_pipeline.models.sasnet", "SASNetFlowConfig", "SASNetFlow"),
+        Architecture("atdt", "orpam_pipeline.models.atdt", "ATDTConfig", "ATDT"),
     )
 }
 DEFAULT_ARCH = "pcregnet"

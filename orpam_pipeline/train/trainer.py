@@ -39,6 +39,7 @@ import torch
 from orpam_pipeline.errors import OrpamError
 from orpam_pipeline.manifest import Manifest, load_manifest, manifest_hash
 from orpam_pipeline.metrics import ncc_frames, psnr_frames, ssim_frames
+from orpam_pipeline.models.architectures import DEFAULT_ARCH, get_architecture
 from orpam_pipeline.store.files import atomic_write
 from orpam_pipeline.train.config import RUNTIME_FIELDS, TrainConfig, upgrade_config
 from orpam_pipeline.train.data import PairScan, ScanPairs, TrainPairs, ValPair, val_pairs
@@ -160,6 +161,7 @@ def evaluate(model: torch.nn.Module, items: list[ValPair], device: torch.device,
     fixed image but no better than ``truth_ncc_copy_fixed`` against the truth.
     """
     model.eval()
+    arch = getattr(getattr(model, "config", None), "arch", None)
     losses: list[float] = []
     preds: list[np.ndarray] = []
     disp_sq: list[float] = []
@@ -171,11 +173,11 @@ def evaluate(model: torch.nn.Module, items: list[ValPair], device: torch.device,
             target = torch.from_numpy(np.stack([p.displacement for p in group])[:, None]).to(device) if known else None
             with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
                 outputs = model(m, f)
-            loss, _ = model_loss(outputs, f, weights, target)
+            loss, _ = model_loss(outputs, f, weights, target, arch)
             final = outputs[0]
             losses.extend([float(loss)] * len(group))
             preds.extend(final.float().cpu().numpy()[:, 0].astype(np.float64))
-            if target is not None and len(outputs) == 3:
+            if target is not None and len(outputs) == 3 and "displacement" in outputs[2]:
                 err = outputs[2]["displacement"].float() - target
                 disp_sq.extend((err**2).mean(dim=(1, 2, 3)).cpu().tolist())
     pred = np.stack(preds)
@@ -294,8 +296,9 @@ def _run(manifest: Manifest, mhash: str, out: Path, config: TrainConfig, device:
     seed_everything(config.seed)
     model, model_cfg = _build_model(model_config)
     supervised = config.lambda_displacement > 0
-    if supervised and model_cfg.get("arch") != "pcregnet-flow":
-        raise OrpamError("lambda_displacement needs --arch pcregnet-flow (only it predicts a displacement)")
+    if supervised and not get_architecture(model_cfg.get("arch", DEFAULT_ARCH)).displacement:
+        raise OrpamError(f"lambda_displacement needs a method whose network predicts a displacement, not "
+                         f"{model_cfg.get('arch', DEFAULT_ARCH)}")  # fmt: skip
     init_sha = None
     if config.init and not resume:
         init_sha = _load_init(model, model_cfg, Path(config.init))
@@ -361,7 +364,7 @@ def _run(manifest: Manifest, mhash: str, out: Path, config: TrainConfig, device:
             optimizer.zero_grad(set_to_none=True)
             with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
                 outputs = model(moving, fixed)
-            loss, _ = model_loss(outputs, fixed, weights, target[0] if target else None)
+            loss, _ = model_loss(outputs, fixed, weights, target[0] if target else None, model_cfg.get("arch"))
             scaler.scale(loss).backward()
             scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)

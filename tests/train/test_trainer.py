@@ -117,7 +117,7 @@ def test_displacement_supervision_and_init(sim_manifest: Path, tmp_path: Path) -
 
 def test_displacement_supervision_refusals(sim_manifest: Path, tmp_path: Path) -> None:
     config = TrainConfig(epochs=1, batch_size=2, crop=32, steps_per_epoch=1, val_pairs=2, lambda_displacement=1.0)
-    with pytest.raises(OrpamError, match="needs --arch pcregnet-flow"):
+    with pytest.raises(OrpamError, match="needs a method whose network predicts a displacement"):
         train(sim_manifest, tmp_path / "a", config, SMALL)
     plain = train(sim_manifest, tmp_path / "b", TrainConfig(epochs=1, batch_size=2, crop=32, steps_per_epoch=1,
                                                              val_pairs=2), SMALL)
