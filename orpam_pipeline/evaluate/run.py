@@ -38,7 +38,18 @@ from orpam_pipeline.store.ingest import ingest_scan
 from orpam_pipeline.store.layout import STORE_NAME, remove_tree
 from orpam_pipeline.store.names import scan_folder
 
-DEFAULT_METHODS = tuple(METHODS)
+
+
+def _shipped(name: str) -> bool:
+    """Whether a method runs with its default settings: not learned, or its default checkpoint is shipped."""
+    cls = METHODS[name]
+    if not cls.uses_network:
+        return True
+    return Path(getattr(cls().settings, "checkpoint", "")).is_file()
+
+
+DEFAULT_METHODS = tuple(name for name in METHODS if _shipped(name))
+"""Every registered method that runs out of the box (learned ones without a shipped checkpoint are left out)."""
 INGESTED = "ingested"
 BENCHMARK_DATA = "benchmark-data"
 METRIC_KEYS = (

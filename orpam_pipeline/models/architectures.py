@@ -38,6 +38,9 @@ ARCHITECTURES: dict[str, Architecture] = {
         Architecture("pcregnet", "orpam_pipeline.models.pcregnet", "PCRegNetConfig", "PCRegNet", displacement=False),
         Architecture("pcregnet-flow", "orpam_pipeline.models.pcregnet_flow", "PCRegNetFlowConfig", "PCRegNetFlow"),
         Architecture("eoir", "orpam_pipeline.models.eoir", "EOIRConfig", "EOIR"),
+        Architecture("sasnet", "orpam_pipeline.models.sasnet", "SASNetConfig", "SASNet", displacement=False),
+        Architecture("sasnet-flow", "orpam_pipeline.models.sasnet", "SASNetFlowConfig", "SASNetFlow"),
+        Architecture("atdt", "orpam_pipeline.models.atdt", "ATDTConfig", "ATDT"),
     )
 }
 DEFAULT_ARCH = "pcregnet"

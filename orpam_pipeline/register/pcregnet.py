@@ -123,8 +123,10 @@ class _Runner:
         ``line_profile`` (flow models): the displacement becomes its median along W for every row and
         the final image is recomputed as ``gain · warp(moving, profile) + offset``.
         """
-        if line_profile and self.arch == "pcregnet":
-            raise OrpamError("a line profile needs a model that predicts a displacement (pcregnet-flow)")
+        from orpam_pipeline.models.architectures import get_architecture
+
+        if line_profile and not get_architecture(self.arch).displacement:
+            raise OrpamError(f"a line profile needs a model that predicts a displacement (pcregnet-flow), not {self.arch}")
         from orpam_pipeline.models.normalise import denormalise, normalise_pair
 
         torch = self.torch
@@ -172,7 +174,9 @@ def _with_line_profile(moving: Any, outputs: tuple[Any, ...]) -> tuple[Any, ...]
         median = 0.5 * (ranked[..., (w - 1) // 2] + ranked[..., w // 2])  # numpy's median for even w too
         profile = median[..., None].expand_as(d).contiguous()
         warped = warp_rows(moving[:, :1].float().contiguous(), profile)
-        final = fields["gain"].float() * warped + fields["offset"].float()
+        final = warped
+        if "gain" in fields:  # models without an intensity transform (atdt) output the warp itself
+            final = fields["gain"].float() * warped + fields["offset"].float()
     return final, coarse, {**fields, "displacement": profile}
 
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 from orpam_pipeline.errors import OrpamError
+from orpam_pipeline.register.atdt import ATDTMethod
 from orpam_pipeline.register.base import RegistrationMethod
 from orpam_pipeline.register.baselines import CopyOdd, NoRegistration
 from orpam_pipeline.register.eoir import EOIRMethod
 from orpam_pipeline.register.pcregnet import PCRegNetMethod
 from orpam_pipeline.register.pcregnet_flow import PCRegNetFlowMethod
 from orpam_pipeline.register.phase import PhaseCorrelation
+from orpam_pipeline.register.sasnet import SASNetFlowMethod, SASNetMethod
 from orpam_pipeline.settings import parse_assignments
 
 BUILTIN: tuple[type[RegistrationMethod], ...] = (
@@ -25,6 +27,9 @@ BUILTIN: tuple[type[RegistrationMethod], ...] = (
     PCRegNetMethod,
     PCRegNetFlowMethod,
     EOIRMethod,
+    SASNetMethod,
+    SASNetFlowMethod,
+    ATDTMethod,
 )
 DEFAULT_METHOD = PhaseCorrelation.name
 METHODS: dict[str, type[RegistrationMethod]] = {cls.name: cls for cls in BUILTIN}

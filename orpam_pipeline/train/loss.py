@@ -157,8 +157,17 @@ def flow_loss(final: torch.Tensor, coarse: torch.Tensor, fields: dict[str, torch
 
 
 def model_loss(outputs: tuple[Any, ...], fixed: torch.Tensor, weights: LossWeights = LossWeights(),
-               target_displacement: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, Any]]:
-    """The loss of either architecture from its forward outputs: ``(final, coarse)`` or ``(final, coarse, fields)``."""
+               target_displacement: torch.Tensor | None = None, arch: str | None = None) -> tuple[torch.Tensor, dict[str, Any]]:
+    """The loss of an architecture from its forward outputs: ``(final, coarse)`` or ``(final, coarse, fields)``.
+
+    Architectures with losses of their own (``train.arch_losses.ARCH_LOSSES``) are picked by ``arch``.
+    """
+    if arch is not None:
+        from orpam_pipeline.train.arch_losses import ARCH_LOSSES
+
+        special = ARCH_LOSSES.get(arch)
+        if special is not None:
+            return special(outputs, fixed, weights, target_displacement)
     if len(outputs) == 3:
         return flow_loss(outputs[0], outputs[1], outputs[2], fixed, weights, target_displacement)
     if weights.displacement > 0:

@@ -167,6 +167,7 @@ def evaluate(model: torch.nn.Module, items: list[ValPair], device: torch.device,
     fixed image but no better than ``truth_ncc_copy_fixed`` against the truth.
     """
     model.eval()
+    arch = getattr(getattr(model, "config", None), "arch", None)
     losses: list[float] = []
     preds: list[np.ndarray] = []
     disp_sq: list[float] = []
@@ -178,11 +179,11 @@ def evaluate(model: torch.nn.Module, items: list[ValPair], device: torch.device,
             target = torch.from_numpy(np.stack([p.displacement for p in group])[:, None]).to(device) if known else None
             with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
                 outputs = model(m, f)
-            loss, _ = model_loss(outputs, f, weights, target)
+            loss, _ = model_loss(outputs, f, weights, target, arch)
             final = outputs[0]
             losses.extend([float(loss)] * len(group))
             preds.extend(final.float().cpu().numpy()[:, 0].astype(np.float64))
-            if target is not None and len(outputs) == 3:
+            if target is not None and len(outputs) == 3 and "displacement" in outputs[2]:
                 err = outputs[2]["displacement"].float() - target
                 disp_sq.extend((err**2).mean(dim=(1, 2, 3)).cpu().tolist())
     pred = np.stack(preds)
@@ -369,7 +370,7 @@ def _run(manifest: Manifest, mhash: str, out: Path, config: TrainConfig, device:
             optimizer.zero_grad(set_to_none=True)
             with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
                 outputs = model(moving, fixed)
-            loss, _ = model_loss(outputs, fixed, weights, target[0] if target else None)
+            loss, _ = model_loss(outputs, fixed, weights, target[0] if target else None, model_cfg.get("arch"))
             scaler.scale(loss).backward()
             scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
