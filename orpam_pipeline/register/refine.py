@@ -56,7 +56,7 @@ def refine_rows(even: np.ndarray, odd: np.ndarray, displacement: np.ndarray, ite
     d = np.array(displacement, dtype=np.float32)
     rows = np.arange(e.shape[1], dtype=np.float32)[None, :, None]
     slope = np.gradient(e, axis=1).astype(np.float32)
-    scale = float(np.std(f)) or 1.0
+    scale = np.maximum(f.std(axis=(1, 2), dtype=np.float64), 1e-12)[:, None]  # per frame: blocks of any size agree
     basis = None if degree is None else _basis(e.shape[1], degree)
     for _ in range(int(iterations)):
         positions = rows + d
