@@ -2,7 +2,8 @@
 
 ``tests/data/store_digests.json`` holds the digests the pipeline wrote before the registry/CLI
 refactor (issue 12); ``test_pinned_stores`` asserts that every method still writes exactly those
-bytes. Regenerate only for an intended change of results: ``python -m tests.pinned``.
+bytes. Regenerate only for an intended change of results: ``python -m tests.pinned [LABEL ...]``
+(``eoir`` was added with its shipped checkpoint, after the refactor).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ METHOD_OPTIONS: dict[str, dict] = {
     "pcregnet": {"precision": "fp32", "device": "cpu"},
     "pcregnet-flow": {"precision": "fp32", "device": "cpu"},
     "pcregnet-flow --line-profile": {"precision": "fp32", "device": "cpu", "line_profile": True},
+    "eoir": {"precision": "fp32", "device": "cpu"},
 }
 PINNED_REPORT_KEYS = (
     "displacement_px", "frame_shape", "frames", "method", "ncc_mean", "ncc_mean_unregistered", "ncc_unregistered",
@@ -86,8 +88,10 @@ def report_digest(report: dict) -> str:
 
 
 def main() -> None:
-    digests = {}
-    for label in METHOD_OPTIONS:
+    """Regenerate the digests of the labels named on the command line (default: all of them)."""
+    labels = sys.argv[1:] or list(METHOD_OPTIONS)
+    digests = json.loads(DIGESTS.read_text()) if DIGESTS.exists() else {}
+    for label in labels:
         with tempfile.TemporaryDirectory() as tmp:
             digests[label] = run_method(Path(tmp), label)
     DIGESTS.parent.mkdir(parents=True, exist_ok=True)
