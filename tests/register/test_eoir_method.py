@@ -100,3 +100,21 @@ def test_polynomial_refinement_recovers_a_smooth_profile(small_sim):
     d = refine_rows(even, ref, np.zeros_like(even), iterations=8, degree=3)
     error = np.abs(d[:, 12:-12, 0] - true[12:-12])
     assert np.median(error) < 0.03, np.median(error)
+
+
+@pytest.mark.parametrize("k", [-5.0, 2.5])
+def test_the_shipped_network_finds_a_known_shift_and_refinement_sharpens_it(small_sim, k):
+    frames = _shifted(small_sim.frames[:3], k)
+    odd, even = split(frames)
+    inner = slice(24, -24)
+    _, net = EOIRMethod(EOIRSettings(device="cpu", precision="fp32", refine=0)).apply(odd, even, None)
+    _, refined = EOIRMethod(EOIRSettings(device="cpu", precision="fp32")).apply(odd, even, None)
+    assert np.abs(np.median(net[:, inner]) - k) < 0.5
+    assert np.abs(np.median(refined[:, inner]) - k) < 0.1
+
+
+def test_the_shipped_method_does_not_leak_noise(small_sim):
+    odd, _ = split(small_sim.frames[:4])
+    noise = np.random.default_rng(1).normal(0.0, 1.0, odd.shape).astype(np.float32)
+    registered, _ = EOIRMethod(EOIRSettings(device="cpu", precision="fp32")).apply(odd, noise, None)
+    assert leak_scores(registered, noise, odd)["excess"] < LEAK_THRESHOLD

@@ -21,7 +21,8 @@ def evaluate(
     src: Annotated[Path | None, typer.Argument(metavar="SRC", help="Scans to evaluate (file or tree); with --benchmark give only OUT.")] = None,
     out_dir: Annotated[Path | None, typer.Argument(metavar="OUT", help="Output folder: evaluation.{json,md,png} and one store per method.")] = None,
     method: Annotated[list[str] | None, typer.Option("--method", "-m", metavar="METHOD[,METHOD...]",
-                      help=f"Methods to compare (repeatable, or a comma list; default: all of {', '.join(METHODS)}).")] = None,
+                      help=f"Methods to compare (repeatable, or a comma list; default: those of {', '.join(METHODS)} that run "
+                           "out of the box, i.e. learned ones only with a shipped checkpoint).")] = None,
     methods_old: Annotated[str | None, typer.Option("--methods", hidden=True)] = None,
     network: dict[str, Any] = FROM_GROUP,
     benchmark: Annotated[bool, typer.Option("--benchmark", help="Evaluate on the held-out simulated benchmark (generated into OUT/benchmark-data).")] = False,
@@ -46,7 +47,9 @@ def evaluate(
         src, out_dir = None, src
     if out_dir is None or (src is not None and benchmark):
         raise OrpamError("usage: orpam evaluate SRC OUT, or orpam evaluate --benchmark OUT")
-    names = split_methods(method) or list(METHODS)
+    from orpam_pipeline.evaluate.run import DEFAULT_METHODS
+
+    names = split_methods(method) or list(DEFAULT_METHODS)
     options = EvaluateOptions(
         methods=tuple(names), max_frames=max_frames, leak_frames=leak_frames, leak_threshold=leak_threshold,
         settings=network_settings(names, network), **scan_fields(scan),
