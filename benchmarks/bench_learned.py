@@ -67,7 +67,9 @@ def main() -> None:
 
     sim = simulate(SimulationParams.randomised(args.seed, frames=args.frames, height=args.size, width=args.size))
     odd, even = split(np.asarray(sim.frames, dtype=np.float32))
-    learned = [name for name, cls in METHODS.items() if cls.uses_network]
+    from orpam_pipeline.evaluate.run import DEFAULT_METHODS
+
+    learned = [name for name in DEFAULT_METHODS if METHODS[name].uses_network]  # those with a shipped checkpoint
     print(f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, {torch.get_num_threads()} "
           f"threads; {args.frames} frames of {args.size}x{args.size}, median of {args.repeats}")  # fmt: skip
     base = _time(get_method("phase"), odd, even, args.repeats)
