@@ -103,6 +103,12 @@ def _smooth(stack: np.ndarray) -> np.ndarray:
     )
 
 
+SSIM_BATCH_VALUES = 1 << 15
+"""Pixels per batch of frames in :func:`ssim_frames`: its dozen float64 temporaries then stay in the CPU
+cache, about 3x faster than one pass over a whole chunk, and bit for bit the same (every operation
+is per pixel or per frame)."""
+
+
 def ssim_frames(a: ArrayLike, b: ArrayLike, data_range: ArrayLike) -> np.ndarray:
     """Mean SSIM (Wang et al. 2004) per frame, matching skimage's Gaussian-weighted form.
 
@@ -114,7 +120,18 @@ def ssim_frames(a: ArrayLike, b: ArrayLike, data_range: ArrayLike) -> np.ndarray
     t, h, w = sa.shape
     if h < SSIM_WIN or w < SSIM_WIN:
         raise ValueError(f"SSIM needs frames of at least {SSIM_WIN}x{SSIM_WIN}, got {h}x{w}")
-    r = _per_frame_range(data_range, t)[:, None, None]
+    r = _per_frame_range(data_range, t)
+    step = max(1, SSIM_BATCH_VALUES // (h * w))
+    out = np.empty(t, dtype=np.float64)
+    for i in range(0, t, step):
+        out[i : i + step] = _ssim_batch(sa[i : i + step], sb[i : i + step], r[i : i + step, None, None])
+    out[~(r > 0)] = np.nan
+    return out
+
+
+def _ssim_batch(sa: np.ndarray, sb: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """Mean SSIM of each frame of a small batch (float64 stacks, ``r`` shaped ``(t, 1, 1)``)."""
+    t, h, w = sa.shape
     c1 = (SSIM_K1 * r) ** 2
     c2 = (SSIM_K2 * r) ** 2
     ux, uy = _smooth(sa), _smooth(sb)
@@ -124,9 +141,7 @@ def ssim_frames(a: ArrayLike, b: ArrayLike, data_range: ArrayLike) -> np.ndarray
     with np.errstate(divide="ignore", invalid="ignore"):
         s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
     p = SSIM_RADIUS
-    out = s[:, p : h - p, p : w - p].reshape(t, -1).mean(axis=1, dtype=np.float64)
-    out[~(r[:, 0, 0] > 0)] = np.nan
-    return out
+    return s[:, p : h - p, p : w - p].reshape(t, -1).mean(axis=1, dtype=np.float64)
 
 
 def ssim(a: ArrayLike, b: ArrayLike, data_range: float) -> float:
