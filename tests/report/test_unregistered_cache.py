@@ -1,0 +1,67 @@
+"""The metrics of the frames as ingested are computed once per ingest and reused by every later report."""
+
+from __future__ import annotations
+
+import numpy as np
+import zarr
+
+from orpam_pipeline.io import open_scan
+from orpam_pipeline.register import get_method
+from orpam_pipeline.register.engine import register
+from orpam_pipeline.report import scan_report
+from orpam_pipeline.report.scan_report import UNREGISTERED_CACHE, write_report
+from orpam_pipeline.store.ingest import ingest
+
+UNREGISTERED_KEYS = ("ncc_unregistered", "ssim_unregistered", "psnr_unregistered", "pair_ncc_unregistered",
+                     "pair_ncc_odd")  # fmt: skip
+
+
+def _store(tmp_path):
+    rng = np.random.default_rng(5)
+    np.save(tmp_path / "s.npy", rng.random((7, 40, 30), dtype=np.float32))
+    with open_scan(tmp_path / "s.npy") as source:
+        return ingest(source, tmp_path / "out", chunk_frames=3).store
+
+
+def _spy(monkeypatch) -> list[bool]:
+    calls: list[bool] = []
+    original = scan_report._score_store
+
+    def spy(group, unregistered):
+        calls.append(unregistered)
+        return original(group, unregistered)
+
+    monkeypatch.setattr(scan_report, "_score_store", spy)
+    return calls
+
+
+def test_computed_once_then_reused_across_methods_with_the_same_numbers(tmp_path, monkeypatch):
+    store = _store(tmp_path)
+    calls = _spy(monkeypatch)
+    register(store, get_method("none"))
+    first = write_report(store)[0]
+    cache = zarr.open_group(store, mode="r")[UNREGISTERED_CACHE]
+    ingest_fp = zarr.open_group(store, mode="r").attrs["stages"]["ingest"]["fingerprint"]
+    assert cache.attrs["ingest"] == ingest_fp and cache.shape == (7, 5)
+    register(store, get_method("phase"), overwrite=True)
+    second = write_report(store)[0]
+    write_report(store)
+    assert calls == [True, False, False]
+    for key in UNREGISTERED_KEYS:
+        assert first["per_frame"][key] == second["per_frame"][key]
+    for key in ("ncc_mean_unregistered", "ssim_mean_unregistered", "tncc_unregistered", "tncc_odd", "tncg_unregistered"):
+        assert first[key] == second[key]
+
+
+def test_a_cache_of_other_frames_is_computed_again(tmp_path, monkeypatch):
+    store = _store(tmp_path)
+    register(store, get_method("none"))
+    want = write_report(store)[0]
+    group = zarr.open_group(store, mode="r+")
+    group[UNREGISTERED_CACHE].attrs["ingest"] = "another ingest"
+    group[UNREGISTERED_CACHE][...] = 0.0
+    calls = _spy(monkeypatch)
+    got = write_report(store)[0]
+    assert calls == [True]
+    assert {k: got["per_frame"][k] for k in UNREGISTERED_KEYS} == {k: want["per_frame"][k] for k in UNREGISTERED_KEYS}
+    assert zarr.open_group(store, mode="r")[UNREGISTERED_CACHE].attrs["ingest"] != "another ingest"
