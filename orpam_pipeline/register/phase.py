@@ -312,10 +312,11 @@ class PhaseCorrelation(RegistrationMethod):
         for length, starts in self.groups:
             lo, hi = -starts[None, :], (self.height - length - starts)[None, :]
             offsets = np.clip(start, lo, hi).astype(np.intp)
-            first = self._block_peaks(ref, mov, cols, starts, length, offsets)[0]
+            spectra = [self._ref_spectra(ref[:, c], starts, length) for c in cols]
+            first = self._block_peaks(ref, mov, cols, starts, length, offsets, spectra)[0]
             wanted = offsets + np.round(np.nan_to_num(first))
             moved = np.clip(wanted, lo, hi).astype(np.intp)
-            rest, conf = self._block_peaks(ref, mov, cols, starts, length, moved)
+            rest, conf = self._block_peaks(ref, mov, cols, starts, length, moved, spectra)
             clamped = (np.abs(offsets - start) > 2) | (np.abs(moved - wanted) > 2)
             shifts.append(moved + rest)
             confidence.append(np.where(clamped, 0.0, conf))
@@ -325,10 +326,12 @@ class PhaseCorrelation(RegistrationMethod):
         return list(zip(shift, conf))
 
     def _block_peaks(
-        self, ref: np.ndarray, mov: np.ndarray, cols: list[slice], starts: np.ndarray, L: int, offsets: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
+        self, ref: np.ndarray, mov: np.ndarray, cols: list[slice], starts: np.ndarray, L: int, offsets: np.ndarray,
+        ref_spectra: list[tuple[np.ndarray, np.ndarray]],
+    ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
         """:meth:`_correlate` of every block's columns ``cols`` with its own ``offsets`` row; ``(blocks, windows)``."""
-        spectra = [self._window_spectra(ref[:, c], mov[:, c], starts, L, o) for c, o in zip(cols, offsets)]
+        spectra = [self._window_spectra(ref[:, c], mov[:, c], starts, L, o, r)
+                   for c, o, r in zip(cols, offsets, ref_spectra)]  # fmt: skip
         lag, height = self._peaks(np.concatenate(spectra), L)
         return lag.reshape(len(cols), -1), height.reshape(len(cols), -1)
 
@@ -342,9 +345,10 @@ class PhaseCorrelation(RegistrationMethod):
         """
         parts = []
         for length, starts in self.groups:
-            first, _ = self._correlate(ref, mov, starts, length, np.zeros(starts.size, dtype=np.intp))
+            spectra = self._ref_spectra(ref, starts, length)
+            first, _ = self._correlate(ref, mov, starts, length, np.zeros(starts.size, dtype=np.intp), spectra)
             offsets = np.clip(np.round(first), -starts, self.height - length - starts).astype(np.intp)
-            rest, conf = self._correlate(ref, mov, starts, length, offsets)
+            rest, conf = self._correlate(ref, mov, starts, length, offsets, spectra)
             parts.append((offsets + rest, conf))
         shifts = np.concatenate([p[0] for p in parts])
         confidence = np.concatenate([p[1] for p in parts])
@@ -352,25 +356,37 @@ class PhaseCorrelation(RegistrationMethod):
         return np.where(bad, 0.0, shifts), np.where(bad, 0.0, confidence)
 
     def _correlate(
-        self, ref: np.ndarray, mov: np.ndarray, starts: np.ndarray, L: int, offsets: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
+        self, ref: np.ndarray, mov: np.ndarray, starts: np.ndarray, L: int, offsets: np.ndarray,
+        ref_spectra: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
         """Sub-pixel lag of each ``L``-row window of ``mov`` (moved by ``offsets`` rows) against ``ref``."""
-        return self._peaks(self._window_spectra(ref, mov, starts, L, offsets), L)
+        return self._peaks(self._window_spectra(ref, mov, starts, L, offsets, ref_spectra), L)
+
+    def _ref_spectra(self, ref: np.ndarray, starts: np.ndarray, L: int) -> tuple[np.ndarray, np.ndarray]:
+        """Spectra ``(windows, L // 2 + 1, lines)`` of the reference windows and their power summed over the lines.
+
+        They do not depend on the backward lines' offsets, so both passes of a window group share them.
+        """
+        rows = np.arange(L)[None, :]
+        taper = np.hanning(L + 2)[1:-1][None, :, None]
+        b = ref[starts[:, None] + rows]
+        b = (b - b.mean(axis=1, keepdims=True)) * taper
+        fb = np.fft.rfft(b, axis=1)
+        return fb, (np.abs(fb) ** 2).sum(axis=2)
 
     def _window_spectra(
-        self, ref: np.ndarray, mov: np.ndarray, starts: np.ndarray, L: int, offsets: np.ndarray
-    ) -> np.ndarray:
+        self, ref: np.ndarray, mov: np.ndarray, starts: np.ndarray, L: int, offsets: np.ndarray,
+        ref_spectra: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> np.ndarray:  # fmt: skip
         """Coherence-whitened, low-passed cross-spectrum ``(windows, L // 2 + 1)`` pooled over the lines."""
+        fb, power_b = ref_spectra if ref_spectra is not None else self._ref_spectra(ref, starts, L)
         rows = np.arange(L)[None, :]
         taper = np.hanning(L + 2)[1:-1][None, :, None]
         a = mov[starts[:, None] + offsets[:, None] + rows]
-        b = ref[starts[:, None] + rows]
         a = (a - a.mean(axis=1, keepdims=True)) * taper
-        b = (b - b.mean(axis=1, keepdims=True)) * taper
         fa = np.fft.rfft(a, axis=1)
-        fb = np.fft.rfft(b, axis=1)
         cross = (fa * np.conj(fb)).sum(axis=2)
-        power = np.sqrt((np.abs(fa) ** 2).sum(axis=2) * (np.abs(fb) ** 2).sum(axis=2))
+        power = np.sqrt((np.abs(fa) ** 2).sum(axis=2) * power_b)
         floor = 1e-12 * max(float(power.max(initial=0.0)), 1e-300)
         coh = np.divide(cross, power, out=np.zeros_like(cross), where=power > floor)
         return coh * self._spectral_weights(coh.shape[1], L)[None, :]
