@@ -151,6 +151,8 @@ class PhaseCorrelation(RegistrationMethod):
         self.window = 0
         self.n_moving = 0
         self.chosen_degree = self.settings.degree
+        self._phases: dict[tuple[int, int, float], np.ndarray] = {}
+        """Fine-grid DFT matrices by (frequencies, window length, coarse lag), see :meth:`_phase_matrix`."""
         self.planned_displacement: DisplacementKind = "profile"
         """``field`` once :meth:`plan` has found a frame whose lines jump, ``profile`` otherwise."""
 
@@ -402,7 +404,7 @@ class PhaseCorrelation(RegistrationMethod):
         coarse = lags[np.argmax(corr, axis=1)]
         up = self.settings.upsample
         grid = coarse[:, None] + np.linspace(-1.0, 1.0, 2 * up + 1)[None, :]
-        phase = np.exp(2j * np.pi * np.arange(nf)[None, :, None] * grid[:, None, :] / L)
+        phase = np.stack([self._phase_matrix(nf, L, c) for c in coarse]) if coarse.size else np.zeros((0, nf, 2 * up + 1))
         fine = np.real(np.einsum("wk,wkg->wg", spec, phase)) / weights.sum()
         best = np.clip(np.argmax(fine, axis=1), 1, 2 * up - 1)
         idx = np.arange(fine.shape[0])
@@ -410,6 +412,21 @@ class PhaseCorrelation(RegistrationMethod):
         denom = y0 - 2 * y1 + y2
         delta = np.where(denom < 0, 0.5 * (y0 - y2) / np.where(denom < 0, denom, -1.0), 0.0)
         return grid[idx, best] + np.clip(delta, -1.0, 1.0) / up, np.clip(y1, 0.0, None)
+
+    def _phase_matrix(self, nf: int, L: int, coarse: float) -> np.ndarray:
+        """The DFT matrix ``(nf, 2 * upsample + 1)`` evaluating a spectrum on the fine grid around lag ``coarse``.
+
+        Coarse lags are whole numbers within ``max_shift``, so the few matrices are built once per
+        window length and lag and kept (the same expression per element as building them per window:
+        identical numbers).
+        """
+        key = (nf, L, float(coarse))
+        matrix = self._phases.get(key)
+        if matrix is None:
+            grid = coarse + np.linspace(-1.0, 1.0, 2 * self.settings.upsample + 1)[None, :]
+            matrix = np.exp(2j * np.pi * np.arange(nf)[None, :, None] * grid[:, None, :] / L)[0]
+            self._phases[key] = matrix
+        return matrix
 
     def _spectral_weights(self, nf: int, L: int) -> np.ndarray:
         """Hermitian fold weights times a raised-cosine low-pass.
