@@ -36,3 +36,30 @@ def test_batched_ssim_is_bit_identical_to_one_pass(shape, monkeypatch):
     assert np.array_equal(ssim_frames(a, b, r), want)
     monkeypatch.setattr(image, "SSIM_BATCH_VALUES", 1)  # one frame per batch
     assert np.array_equal(ssim_frames(a, b, r), want)
+
+
+@pytest.mark.parametrize("shape", [(7, 40, 24), (5, 256, 256), (1, 3, 2)])
+def test_ncc_and_psnr_do_not_depend_on_the_batching(shape, monkeypatch):
+    rng = np.random.default_rng(4)
+    a = rng.random(shape, dtype=np.float32)
+    b = (a + 0.1 * rng.standard_normal(shape)).astype(np.float32)
+    b[0] = 0.5  # a constant frame: NaN NCC
+    r = np.ptp(a.reshape(shape[0], -1), axis=1).astype(np.float64)
+    results = []
+    for values in (1 << 40, image.SSIM_BATCH_VALUES, 1):  # one pass (the former code), default, frame by frame
+        monkeypatch.setattr(image, "SSIM_BATCH_VALUES", values)
+        results.append((image.ncc_frames(a, b), image.psnr_frames(a, b, r)))
+    for ncc, psnr in results[1:]:
+        assert np.array_equal(ncc, results[0][0], equal_nan=True) and np.array_equal(psnr, results[0][1])
+
+
+@pytest.mark.parametrize("t", [2, 3, 5, 6, 33])
+def test_ncc_of_many_frames_matches_one_einsum_over_the_stack(t, monkeypatch):
+    rng = np.random.default_rng(t)
+    a = rng.random((t, 64, 64))
+    b = a + 0.1 * rng.standard_normal(a.shape)
+    da, db = a.reshape(t, -1) - a.reshape(t, -1).mean(axis=1, keepdims=True), b.reshape(t, -1) - b.reshape(t, -1).mean(axis=1, keepdims=True)
+    want = np.clip(np.einsum("ij,ij->i", da, db) / np.sqrt(np.einsum("ij,ij->i", da, da) * np.einsum("ij,ij->i", db, db)), -1, 1)
+    for values in (1, 4096 * 2, 4096 * 3):
+        monkeypatch.setattr(image, "SSIM_BATCH_VALUES", values)
+        assert np.array_equal(image.ncc_frames(a, b), want)
