@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 import os
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +16,18 @@ import zarr
 from orpam_pipeline import __version__
 from orpam_pipeline.checks.run import update_checks
 from orpam_pipeline.errors import OrpamError, StoreError
-from orpam_pipeline.geometry import split
 from orpam_pipeline.jsonsafe import json_safe
-from orpam_pipeline.metrics import intra_frame_metrics, pair_ncc, pair_ncc_between, temporal_summary
+from orpam_pipeline.metrics import pair_ncc_between, temporal_summary
+from orpam_pipeline.report.chunk_scores import (
+    UNREGISTERED_COLUMNS,
+    ChunkScores,
+    clear_scores,
+    load_scores,
+    load_unregistered,
+    save_unregistered,
+    score_arrays,
+    scores_dir,
+)
 from orpam_pipeline.report.displacement import DisplacementSummary, summarise_displacement
 from orpam_pipeline.report.html import render_report_html
 from orpam_pipeline.report.rendered import FIGURES_DIR, RenderedFigure, tidy_figures
@@ -30,7 +38,6 @@ from orpam_pipeline.store.layout import (
     FRAMES,
     MERGED,
     REGISTERED_EVEN,
-    codecs,
     frames_per_chunk,
     get_array,
     has_array,
@@ -63,40 +70,15 @@ def _physical_units(group: zarr.Group) -> dict[str, Any]:
             "time_unit": "second" if interval else "frame"}  # fmt: skip
 
 
-UNREGISTERED_CACHE = "cache/unregistered_metrics"
-"""Path inside the store of the metrics of the frames as ingested (docs/store.md): one row per frame."""
-UNREGISTERED_COLUMNS = ("ncc_unregistered", "ssim_unregistered", "psnr_unregistered", "pair_ncc_unregistered",
-                        "pair_ncc_odd")  # fmt: skip
-"""Its columns; the two pair columns hold T - 1 values, the last row is NaN there."""
 REPORT_THREADS = 4
 """Most chunks scored at once: reading (blosc) and the filters release the GIL, so chunks use every core."""
 
 
-@dataclass
-class _ChunkScores:
-    """One chunk's per-frame metrics and consecutive-pair NCCs, and the frames its neighbours pair with."""
-
-    per: dict[str, np.ndarray]
-    pairs: dict[str, np.ndarray]
-    first: dict[str, np.ndarray]
-    last: dict[str, np.ndarray]
-
-
 def _score_chunk(arrays: tuple[zarr.Array, zarr.Array, zarr.Array], start: int, stop: int, first_line: str,
-                 unregistered: bool) -> _ChunkScores:  # fmt: skip
-    """Metrics of frames ``start:stop``: registered always, those of the frames as ingested when ``unregistered``."""
+                 unregistered: bool) -> ChunkScores:  # fmt: skip
+    """:func:`score_arrays` of frames ``start:stop`` read from the store."""
     frames_z, reg_z, merged_z = arrays
-    block, reg, merged = frames_z[start:stop], reg_z[start:stop], merged_z[start:stop]
-    odd, even = split(block, first_line)
-    per = dict(intra_frame_metrics(reg, odd))
-    stacks = {"merged": merged}
-    if unregistered:
-        per.update({k + "_unregistered": v for k, v in intra_frame_metrics(even, odd).items()})
-        stacks.update(unregistered=block, odd=odd)
-    pairs = {name: pair_ncc(stack) for name, stack in stacks.items()}
-    first = {name: np.array(stack[0]) for name, stack in stacks.items()}
-    last = {name: np.array(stack[-1]) for name, stack in stacks.items()}
-    return _ChunkScores(per, pairs, first, last)
+    return score_arrays(frames_z[start:stop], reg_z[start:stop], merged_z[start:stop], first_line, unregistered)
 
 
 def _ordered(pool: ThreadPoolExecutor, fn: Any, items: list[Any], ahead: int) -> Iterator[Any]:
@@ -110,68 +92,53 @@ def _ordered(pool: ThreadPoolExecutor, fn: Any, items: list[Any], ahead: int) ->
         yield pending.popleft().result()
 
 
+def _assemble(chunks: Iterable[ChunkScores]) -> tuple[dict[str, list[np.ndarray]], dict[str, list[np.ndarray]]]:
+    """Per-frame metrics and pair NCCs of the chunks in frame order, pairs across chunk boundaries included."""
+    per: dict[str, list[np.ndarray]] = {}
+    pairs: dict[str, list[np.ndarray]] = {}
+    last: dict[str, np.ndarray] = {}
+    for scores in chunks:
+        for k, v in scores.per.items():
+            per.setdefault(k, []).append(v)
+        for name, values in scores.pairs.items():
+            if name in last:
+                pairs.setdefault(name, []).append(np.array([pair_ncc_between(last[name], scores.first[name])]))
+            pairs.setdefault(name, []).append(values)
+        last = scores.last
+    return per, pairs
+
+
 def _score_store(group: zarr.Group, unregistered: bool) -> tuple[dict[str, list[np.ndarray]], dict[str, list[np.ndarray]]]:
-    """Per-frame metrics and pair NCCs of every chunk, in frame order (pairs across chunk boundaries included)."""
+    """:func:`_assemble` of every chunk read from the store and scored on up to ``REPORT_THREADS`` threads."""
     frames_z = get_array(group, FRAMES)
     arrays = (frames_z, get_array(group, REGISTERED_EVEN), get_array(group, MERGED))
     n_frames = frames_z.shape[0]
     first_line = group.attrs["conventions"]["first_line"]
     chunk = frames_per_chunk(frames_z)
     items = [(arrays, a, min(a + chunk, n_frames), first_line, unregistered) for a in range(0, n_frames, chunk)]
-    per: dict[str, list[np.ndarray]] = {}
-    pairs: dict[str, list[np.ndarray]] = {}
-    last: dict[str, np.ndarray] = {}
     threads = max(1, min(REPORT_THREADS, os.cpu_count() or 1, len(items)))
     with ThreadPoolExecutor(threads) as pool:
-        for scores in _ordered(pool, _score_chunk, items, threads):
-            for k, v in scores.per.items():
-                per.setdefault(k, []).append(v)
-            for name, values in scores.pairs.items():
-                if name in last:
-                    pairs.setdefault(name, []).append(np.array([pair_ncc_between(last[name], scores.first[name])]))
-                pairs.setdefault(name, []).append(values)
-            last = scores.last
-    return per, pairs
+        return _assemble(_ordered(pool, _score_chunk, items, threads))
 
 
-def _load_unregistered(group: zarr.Group, n_frames: int) -> dict[str, np.ndarray] | None:
-    """The cached metrics of the frames as ingested, when made from these very frames (same ingest fingerprint)."""
-    fp = dict(dict(group.attrs.get("stages", {})).get("ingest") or {}).get("fingerprint")
-    try:
-        cache = group[UNREGISTERED_CACHE]
-        if fp is None or cache.attrs.get("ingest") != fp or tuple(cache.shape) != (n_frames, len(UNREGISTERED_COLUMNS)):
-            return None
-        table = np.asarray(cache[...], dtype=np.float64)
-    except Exception:  # absent or unreadable: computed again
+def _saved_scores(group: zarr.Group, unregistered: bool) -> list[ChunkScores] | None:
+    """The chunk scores the register stage saved for the current registration, when complete and sufficient."""
+    fp = (stage_record(group, "register") or {}).get("fingerprint")
+    if not fp:
         return None
-    out = {name: table[:, i] for i, name in enumerate(UNREGISTERED_COLUMNS)}
-    for name in UNREGISTERED_COLUMNS[3:]:
-        out[name] = out[name][: max(n_frames - 1, 0)]
-    return out
-
-
-def _save_unregistered(root: Path, group: zarr.Group, values: dict[str, np.ndarray]) -> None:
-    """Keep the metrics of the frames as ingested in the store, keyed by the ingest fingerprint (best effort)."""
-    fp = dict(dict(group.attrs.get("stages", {})).get("ingest") or {}).get("fingerprint")
-    n = len(values["ncc_unregistered"])
-    table = np.full((n, len(UNREGISTERED_COLUMNS)), np.nan)
-    for i, name in enumerate(UNREGISTERED_COLUMNS):
-        table[: len(values[name]), i] = values[name]
-    try:
-        writable = zarr.open_group(root, mode="r+")
-        cache = writable.create_array(UNREGISTERED_CACHE, shape=table.shape, chunks=table.shape, dtype="float64",
-                                      fill_value=np.nan, overwrite=True, **codecs())  # fmt: skip
-        cache[...] = table
-        cache.attrs.update({"ingest": fp, "columns": list(UNREGISTERED_COLUMNS), "package_version": __version__})
-    except OSError:  # a read-only store still gets its report
-        pass
+    chunks = -(-get_array(group, FRAMES).shape[0] // frames_per_chunk(group))
+    saved = load_scores(scores_dir(store_root(group), fp), chunks)
+    if saved is None or (unregistered and not all("ncc_unregistered" in s.per for s in saved)):
+        return None
+    return saved
 
 
 def compute_report(store: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """Return ``(report, figures)``: the report.json content and the arrays the HTML page shows.
 
     The metrics of the frames as ingested depend only on the ingest, so they are computed once and kept
-    in the store (``UNREGISTERED_CACHE``); each report then scores only the registered arrays.
+    in the store (``UNREGISTERED_CACHE``); each report then scores only the registered arrays. Chunks
+    come scored from the register stage where it saved them (``chunk_scores``), else read here.
     """
     group = open_scan_store(store, mode="r")
     if not stage_complete(group, "register"):
@@ -179,14 +146,15 @@ def compute_report(store: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     frames_z, merged_z = get_array(group, FRAMES), get_array(group, MERGED)
     n_frames, height, width = frames_z.shape
     chunk = frames_per_chunk(frames_z)
-    cached = _load_unregistered(group, n_frames)
-    per, pairs = _score_store(group, unregistered=cached is None)
+    cached = load_unregistered(group, n_frames)
+    saved = _saved_scores(group, unregistered=cached is None)
+    per, pairs = _assemble(saved) if saved is not None else _score_store(group, unregistered=cached is None)
     flat = {k: np.concatenate(v) for k, v in per.items()}
     pair_flat = {k: (np.concatenate(v) if v else np.zeros(0)) for k, v in pairs.items()}
     for name in ("merged", "unregistered", "odd"):
         pair_flat.setdefault(name, np.zeros(0))
     if cached is None:
-        _save_unregistered(store_root(group), group, {**{k: flat[k] for k in UNREGISTERED_COLUMNS[:3]},
+        save_unregistered(store_root(group), group, {**{k: flat[k] for k in UNREGISTERED_COLUMNS[:3]},
                                                       "pair_ncc_unregistered": pair_flat["unregistered"],
                                                       "pair_ncc_odd": pair_flat["odd"]})  # fmt: skip
     else:
@@ -352,4 +320,5 @@ def write_report(store: Path) -> tuple[dict[str, Any], Path, Path]:
         group = zarr.open_group(root, mode="r+")
         params = _report_params(group)
         mark_stage(group, "report", True, json=str(json_path), html=str(html_path), fingerprint=fingerprint(params))
+        clear_scores(root)
     return safe, json_path, html_path

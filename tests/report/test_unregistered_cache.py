@@ -8,8 +8,9 @@ import zarr
 from orpam_pipeline.io import open_scan
 from orpam_pipeline.register import get_method
 from orpam_pipeline.register.engine import register
-from orpam_pipeline.report import scan_report
-from orpam_pipeline.report.scan_report import UNREGISTERED_CACHE, write_report
+from orpam_pipeline.report import chunk_scores, scan_report
+from orpam_pipeline.report.chunk_scores import UNREGISTERED_CACHE
+from orpam_pipeline.report.scan_report import write_report
 from orpam_pipeline.store.ingest import ingest
 
 UNREGISTERED_KEYS = ("ncc_unregistered", "ssim_unregistered", "psnr_unregistered", "pair_ncc_unregistered",
@@ -24,6 +25,7 @@ def _store(tmp_path):
 
 
 def _spy(monkeypatch) -> list[bool]:
+    """Records, for every report of a store, whether it scored the unregistered lines (read from the store)."""
     calls: list[bool] = []
     original = scan_report._score_store
 
@@ -35,22 +37,40 @@ def _spy(monkeypatch) -> list[bool]:
     return calls
 
 
+def _count_scorings(monkeypatch) -> list[int]:
+    """Counts every chunk's intra-frame scoring (registered, and unregistered while not cached)."""
+    count = [0]
+    original = chunk_scores.intra_frame_metrics
+
+    def spy(*args):
+        count[0] += 1
+        return original(*args)
+
+    monkeypatch.setattr(chunk_scores, "intra_frame_metrics", spy)
+    return count
+
+
 def test_computed_once_then_reused_across_methods_with_the_same_numbers(tmp_path, monkeypatch):
     store = _store(tmp_path)
-    calls = _spy(monkeypatch)
+    calls, scored = _spy(monkeypatch), _count_scorings(monkeypatch)
     register(store, get_method("none"))
+    assert scored == [6]  # 3 chunks, registered and unregistered, while they are in memory
     first = write_report(store)[0]
     cache = zarr.open_group(store, mode="r")[UNREGISTERED_CACHE]
     ingest_fp = zarr.open_group(store, mode="r").attrs["stages"]["ingest"]["fingerprint"]
     assert cache.attrs["ingest"] == ingest_fp and cache.shape == (7, 5)
     register(store, get_method("phase"), overwrite=True)
+    assert scored == [9]  # registered only
     second = write_report(store)[0]
-    write_report(store)
-    assert calls == [True, False, False]
+    assert calls == []  # both reports assembled the chunks' saved scores, reading nothing again
+    third = write_report(store)[0]  # saved scores are gone after a report: read, registered lines only
+    assert calls == [False] and scored == [12]
     for key in UNREGISTERED_KEYS:
-        assert first["per_frame"][key] == second["per_frame"][key]
+        assert first["per_frame"][key] == second["per_frame"][key] == third["per_frame"][key]
     for key in ("ncc_mean_unregistered", "ssim_mean_unregistered", "tncc_unregistered", "tncc_odd", "tncg_unregistered"):
-        assert first[key] == second[key]
+        assert first[key] == second[key] == third[key]
+    assert {k: v for k, v in second.items() if k not in ("created", "warnings")} == {
+        k: v for k, v in third.items() if k not in ("created", "warnings")}
 
 
 def test_a_cache_of_other_frames_is_computed_again(tmp_path, monkeypatch):
