@@ -22,7 +22,7 @@ from orpam_pipeline import __version__
 from orpam_pipeline.geometry import split
 from orpam_pipeline.metrics import intra_frame_metrics, pair_ncc
 from orpam_pipeline.store.files import atomic_write
-from orpam_pipeline.store.layout import FRAMES, codecs, get_array, remove_tree
+from orpam_pipeline.store.layout import FRAMES, codecs, get_array, remove_tree, write_frames
 from orpam_pipeline.store.resume import state_root
 
 SCORES_PREFIX = "scores-"
@@ -147,7 +147,7 @@ def save_unregistered(root: Path, group: zarr.Group, values: dict[str, np.ndarra
         writable = zarr.open_group(root, mode="r+")
         cache = writable.create_array(UNREGISTERED_CACHE, shape=table.shape, chunks=table.shape, dtype="float64",
                                       fill_value=np.nan, overwrite=True, **codecs())  # fmt: skip
-        cache[...] = table
+        write_frames(cache, 0, n, table)  # flushed to the disk like every chunk of the store
         cache.attrs.update({"ingest": _ingest_fingerprint(group), "columns": list(UNREGISTERED_COLUMNS),
                             "package_version": __version__})  # fmt: skip
     except OSError:  # a read-only store still gets its report
