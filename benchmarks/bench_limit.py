@@ -49,6 +49,8 @@ if str(ROOT) not in sys.path:  # benchmark the tree this file is in, also in the
 
 PEERS = ("io-limit", "shift-int", "shift-subpx")
 METHODS = ("none", "copy-odd", "phase")
+TASK_PARTS = {"_measure_block": "measure", "_apply_block": "apply", "write_image": "write", "score_arrays": "score"}
+"""Functions of the register engine timed inside the chunk tasks (seconds summed over the dask threads)."""
 STAGES = ("ingest", "measure", "plan", "apply+write", "report metrics", "report figures+page")
 MAX_SHIFT = 16
 UPSAMPLE = 20
@@ -218,27 +220,40 @@ def run_pipeline(method: str, src: Path, out: Path) -> dict[str, Any]:
     from orpam_pipeline.pipeline import run_batch
     from orpam_pipeline.report import scan_report
 
+    from orpam_pipeline.register import engine
+
     clock = StageClock()
     scan_report.compute_report = clock.timed("metrics", scan_report.compute_report)
+    for name, key in TASK_PARTS.items():
+        if hasattr(engine, name):  # older trees score no chunks in the engine
+            setattr(engine, name, clock.timed(key, getattr(engine, name)))
     outcomes = run_batch(src.parent, out, RunOptions(method=method), progress=clock.progress)
     end = time.perf_counter()
     if len(outcomes) != 1 or not outcomes[0].ok:
         raise SystemExit(f"{method}: {[o.error for o in outcomes]}")
-    return {"stages": clock.stages(end), "torch": "torch" in sys.modules}
+    tasks = {key: clock.report.get(key, 0.0) for key in TASK_PARTS.values()}
+    return {"stages": clock.stages(end), "tasks": tasks, "torch": "torch" in sys.modules}
 
 
 # -- child process -------------------------------------------------------------------------------
 def peak_rss_mib() -> float:
-    """This process's resident high-water mark in MiB."""
+    """This process's resident high-water mark in MiB.
+
+    Linux: ``VmHWM`` of /proc/self/status (``ru_maxrss`` would carry over the parent's resident size
+    from before the child's exec); Windows: psutil's ``peak_wset``; else ``ru_maxrss``.
+    """
+    status = Path("/proc/self/status")
+    if status.is_file():
+        line = next(x for x in status.read_text().splitlines() if x.startswith("VmHWM:"))
+        return int(line.split()[1]) / 1024.0
     import psutil
 
-    info = psutil.Process().memory_info()
-    peak = getattr(info, "peak_wset", None)  # Windows
-    if peak is None:
-        import resource
+    peak = getattr(psutil.Process().memory_info(), "peak_wset", None)
+    if peak is not None:
+        return peak / 2**20
+    import resource
 
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
-    return peak / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def child(row: str, src: Path, out: Path) -> None:
@@ -288,6 +303,8 @@ def summarise(runs: dict[tuple[int, str], list[dict]], frames: int) -> list[dict
                      "peak_mib": statistics.median(r["peak_mib"] for r in results),
                      "stages": {k: statistics.median(r["stages"][k] for r in results) for k in STAGES}
                      if "stages" in results[0] else None,
+                     "tasks": {k: statistics.median(r["tasks"][k] for r in results) for k in TASK_PARTS.values()}
+                     if "tasks" in results[0] else None,
                      "torch": any(r.get("torch") for r in results)})  # fmt: skip
     for r in rows:
         limit = next(x for x in rows if x["size"] == r["size"] and x["row"] == "io-limit")
@@ -307,6 +324,12 @@ def print_table(rows: list[dict[str, Any]], repeats: int) -> None:
     for r in rows:
         if r["stages"]:
             print(f"{r['size']:>5} {r['row']:<22} " + " ".join(f"{r['stages'][s]:>12.2f}" for s in STAGES))
+    print("\ninside the chunk tasks (s summed over the dask threads, median): first pass, method, writes "
+          "(compression, fsync), report metrics of the chunk")
+    print(f"{'size':>5} {'row':<22} " + " ".join(f"{s:>12}" for s in TASK_PARTS.values()))
+    for r in rows:
+        if r["tasks"]:
+            print(f"{r['size']:>5} {r['row']:<22} " + " ".join(f"{r['tasks'][s]:>12.2f}" for s in TASK_PARTS.values()))
     memory = [r for r in rows if r["row"].startswith("phase")]
     big = max(r["size"] for r in memory)
     long_, short = (next(r for r in memory if r["size"] == big and r["row"] == "phase"),
