@@ -85,12 +85,14 @@ def save_scores(folder: Path, index: int, scores: ChunkScores) -> None:
     atomic_write(folder / f"{int(index)}.npz", scores.to_bytes())
 
 
-def load_scores(folder: Path, chunks: int) -> list[ChunkScores] | None:
-    """Every chunk's scores in order, or None when any is missing or unreadable."""
-    try:
-        return [ChunkScores.from_file(folder / f"{i}.npz") for i in range(chunks)]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+def saved_chunks(folder: Path, chunks: int) -> list[Path] | None:
+    """The score files of chunks ``0 .. chunks - 1`` in order, or None when any is missing.
+
+    Read them one at a time (:meth:`ChunkScores.from_file`): together they hold two frames per chunk,
+    which would make the report's memory grow with the number of frames.
+    """
+    paths = [folder / f"{i}.npz" for i in range(chunks)]
+    return paths if all(p.is_file() for p in paths) else None
 
 
 def clear_scores(store: Path, keep: Path | None = None) -> None:

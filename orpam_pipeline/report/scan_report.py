@@ -22,7 +22,7 @@ from orpam_pipeline.report.chunk_scores import (
     UNREGISTERED_COLUMNS,
     ChunkScores,
     clear_scores,
-    load_scores,
+    saved_chunks,
     load_unregistered,
     save_unregistered,
     score_arrays,
@@ -121,16 +121,35 @@ def _score_store(group: zarr.Group, unregistered: bool) -> tuple[dict[str, list[
         return _assemble(_ordered(pool, _score_chunk, items, threads))
 
 
-def _saved_scores(group: zarr.Group, unregistered: bool) -> list[ChunkScores] | None:
-    """The chunk scores the register stage saved for the current registration, when complete and sufficient."""
+def _saved_scores(group: zarr.Group, unregistered: bool) -> Iterator[ChunkScores] | None:
+    """The chunk scores the register stage saved for the current registration, read one at a time; None when
+    some chunk has none, or (``unregistered``) they lack the metrics of the frames as ingested."""
     fp = (stage_record(group, "register") or {}).get("fingerprint")
     if not fp:
         return None
     chunks = -(-get_array(group, FRAMES).shape[0] // frames_per_chunk(group))
-    saved = load_scores(scores_dir(store_root(group), fp), chunks)
-    if saved is None or (unregistered and not all("ncc_unregistered" in s.per for s in saved)):
+    paths = saved_chunks(scores_dir(store_root(group), fp), chunks)
+    if paths is None:
         return None
-    return saved
+    return (_checked(ChunkScores.from_file(p), unregistered) for p in paths)
+
+
+def _checked(scores: ChunkScores, unregistered: bool) -> ChunkScores:
+    """``scores``, refused (ValueError: the store is scored instead) when they lack the unregistered metrics needed."""
+    if unregistered and "ncc_unregistered" not in scores.per:
+        raise ValueError("saved chunk scores without the unregistered metrics")
+    return scores
+
+
+def _scores(group: zarr.Group, unregistered: bool) -> tuple[dict[str, list[np.ndarray]], dict[str, list[np.ndarray]]]:
+    """Per-frame metrics and pair NCCs: from the register stage's saved chunk scores, else read and scored here."""
+    try:
+        saved = _saved_scores(group, unregistered)
+        if saved is not None:
+            return _assemble(saved)
+    except (OSError, ValueError, KeyError, TypeError):  # a damaged score file: score the store instead
+        pass
+    return _score_store(group, unregistered)
 
 
 def compute_report(store: Path) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -147,8 +166,7 @@ def compute_report(store: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     n_frames, height, width = frames_z.shape
     chunk = frames_per_chunk(frames_z)
     cached = load_unregistered(group, n_frames)
-    saved = _saved_scores(group, unregistered=cached is None)
-    per, pairs = _assemble(saved) if saved is not None else _score_store(group, unregistered=cached is None)
+    per, pairs = _scores(group, unregistered=cached is None)
     flat = {k: np.concatenate(v) for k, v in per.items()}
     pair_flat = {k: (np.concatenate(v) if v else np.zeros(0)) for k, v in pairs.items()}
     for name in ("merged", "unregistered", "odd"):
