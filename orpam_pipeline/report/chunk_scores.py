@@ -61,14 +61,21 @@ class ChunkScores:
 
 def score_arrays(block: np.ndarray, reg: np.ndarray, merged: np.ndarray, first_line: str,
                  unregistered: bool) -> ChunkScores:  # fmt: skip
-    """Metrics of one chunk: registered always, those of the frames as ingested when ``unregistered``."""
+    """Metrics of one chunk: registered always, those of the frames as ingested when ``unregistered``.
+
+    Where the registered lines (or merged frames) are bit for bit the ones ingested (``none``), their
+    metrics are those of the unregistered lines: computed once, not twice.
+    """
     odd, even = split(block, first_line)
     per = dict(intra_frame_metrics(reg, odd))
     stacks = {"merged": merged}
     if unregistered:
-        per.update({k + "_unregistered": v for k, v in intra_frame_metrics(even, odd).items()})
+        unreg = per if np.array_equal(reg, even) else intra_frame_metrics(even, odd)
+        per.update({k + "_unregistered": v for k, v in unreg.items()})
         stacks.update(unregistered=block, odd=odd)
-    pairs = {name: pair_ncc(stack) for name, stack in stacks.items()}
+    pairs: dict[str, np.ndarray] = {}
+    for name, stack in stacks.items():
+        pairs[name] = pairs["merged"] if name == "unregistered" and np.array_equal(merged, block) else pair_ncc(stack)
     first = {name: np.array(stack[0]) for name, stack in stacks.items()}
     last = {name: np.array(stack[-1]) for name, stack in stacks.items()}
     return ChunkScores(per, pairs, first, last)
