@@ -4,12 +4,30 @@
 and returns one JSON-able record; ``write_outputs`` turns it into evaluation.json/.md/.png.
 """
 
-from orpam_pipeline.evaluate.artefact import artefact_scores, comb_image
-from orpam_pipeline.evaluate.benchmark import BENCHMARK_SCANS, BenchmarkScan, ensure_benchmark
-from orpam_pipeline.evaluate.leak import LEAK_FRAMES, LEAK_THRESHOLD, leak_check, leak_scores, unrelated_frames
-from orpam_pipeline.evaluate.outputs import write_outputs
-from orpam_pipeline.evaluate.run import DEFAULT_METHODS, EvaluateOptions, evaluate, evaluate_scan, rank_agreement
-from orpam_pipeline.evaluate.scoring import find_truth, score_store
+from orpam_pipeline.lazy import lazy_exports
+
+_WHERE = {
+    "artefact_scores": "artefact",
+    "comb_image": "artefact",
+    "BENCHMARK_SCANS": "benchmark",
+    "BenchmarkScan": "benchmark",
+    "ensure_benchmark": "benchmark",
+    "LEAK_FRAMES": "leak",
+    "LEAK_THRESHOLD": "leak",
+    "leak_check": "leak",
+    "leak_scores": "leak",
+    "unrelated_frames": "leak",
+    "write_outputs": "outputs",
+    "DEFAULT_METHODS": "run",
+    "EvaluateOptions": "run",
+    "evaluate": "run",
+    "evaluate_scan": "run",
+    "rank_agreement": "run",
+    "find_truth": "scoring",
+    "score_store": "scoring",
+}
+"""Where each name lives; imported on first use, so that the report's look for a truth beside the scan
+(``evaluate.scoring``) does not import the simulator and scipy.stats with ``evaluate.run``."""
 
 __all__ = [
     "BENCHMARK_SCANS",
@@ -31,3 +49,5 @@ __all__ = [
     "unrelated_frames",
     "write_outputs",
 ]
+
+__getattr__ = lazy_exports(__name__, _WHERE)

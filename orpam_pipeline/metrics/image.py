@@ -22,24 +22,6 @@ SSIM_RADIUS = int(SSIM_TRUNCATE * SSIM_SIGMA + 0.5)
 SSIM_WIN = 2 * SSIM_RADIUS + 1
 
 
-def _as_stack(a: ArrayLike, name: str) -> np.ndarray:
-    """A ``(T, Y, X)`` float64 view/copy of a 2-D image or 3-D stack."""
-    arr = np.asarray(a, dtype=np.float64)
-    if arr.ndim == 2:
-        arr = arr[None]
-    if arr.ndim != 3:
-        raise ValueError(f"{name} must be 2-D (Y, X) or 3-D (T, Y, X), got shape {arr.shape}")
-    return arr
-
-
-def _pair(a: ArrayLike, b: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
-    """Both inputs as float64 stacks of the same shape."""
-    sa, sb = _as_stack(a, "a"), _as_stack(b, "b")
-    if sa.shape != sb.shape:
-        raise ValueError(f"shape mismatch: {sa.shape} vs {sb.shape}")
-    return sa, sb
-
-
 def _per_frame_range(data_range: ArrayLike, n: int) -> np.ndarray:
     """Data range broadcast to one float64 value per frame."""
     r = np.asarray(data_range, dtype=np.float64)
@@ -51,16 +33,57 @@ def _per_frame_range(data_range: ArrayLike, n: int) -> np.ndarray:
     return r
 
 
+def _stack(a: ArrayLike, name: str) -> np.ndarray:
+    """A ``(T, Y, X)`` view of a 2-D image or 3-D stack, in its own dtype (converted batch by batch)."""
+    arr = np.asarray(a)
+    if arr.ndim == 2:
+        arr = arr[None]
+    if arr.ndim != 3:
+        raise ValueError(f"{name} must be 2-D (Y, X) or 3-D (T, Y, X), got shape {arr.shape}")
+    return arr
+
+
+def _batch_frames(shape: tuple[int, ...]) -> int:
+    """Frames per batch so that one float64 copy of a batch holds about ``SSIM_BATCH_VALUES`` values."""
+    return max(1, SSIM_BATCH_VALUES // max(1, int(np.prod(shape[1:]))))
+
+
 def ncc_frames(a: ArrayLike, b: ArrayLike) -> np.ndarray:
     """Pearson NCC of each frame pair of two ``(T, Y, X)`` stacks; NaN where a frame is constant.
 
     Constancy is tested exactly (max == min) rather than through a near-zero variance, because a
-    float64 mean of a constant frame is not always exact and would otherwise yield noise.
+    float64 mean of a constant frame is not always exact and would otherwise yield noise. Frames are
+    converted to float64 and scored a cache-sized batch at a time (every step is per frame, so the
+    numbers do not depend on the batching).
     """
-    sa, sb = _pair(a, b)
+    sa, sb = _stack(a, "a"), _stack(b, "b")
+    if sa.shape != sb.shape:
+        raise ValueError(f"shape mismatch: {sa.shape} vs {sb.shape}")
     t = sa.shape[0]
-    fa = sa.reshape(t, -1)
-    fb = sb.reshape(t, -1)
+    out = np.empty(t, dtype=np.float64)
+    for i, j in _row_batches(t, _batch_frames(sa.shape)):
+        out[i:j] = _ncc_rows(sa[i:j], sb[i:j])
+    return out
+
+
+def _row_batches(t: int, step: int) -> list[tuple[int, int]]:
+    """``(start, stop)`` of batches of at least two frames (one only when ``t`` is 1).
+
+    numpy's einsum reduces a single row along another path than several rows (the last bits differ),
+    so a batch never holds a lone frame that the whole stack would have scored among others.
+    """
+    step = max(2, step)
+    bounds = [(i, min(i + step, t)) for i in range(0, t, step)]
+    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
+        bounds[-2:] = [(bounds[-2][0], t)]
+    return bounds
+
+
+def _ncc_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """:func:`ncc_frames` of one batch."""
+    t = a.shape[0]
+    fa = np.asarray(a, dtype=np.float64).reshape(t, -1)
+    fb = np.asarray(b, dtype=np.float64).reshape(t, -1)
     if fa.shape[1] == 0:
         return np.full(t, np.nan)
     constant = (np.ptp(fa, axis=1) == 0) | (np.ptp(fb, axis=1) == 0)
@@ -81,10 +104,17 @@ def ncc(a: ArrayLike, b: ArrayLike) -> float:
 
 def psnr_frames(a: ArrayLike, b: ArrayLike, data_range: ArrayLike) -> np.ndarray:
     """PSNR ``10·log10(range² / MSE)`` per frame; ``data_range`` is a scalar or one value per frame."""
-    sa, sb = _pair(a, b)
+    sa, sb = _stack(a, "a"), _stack(b, "b")
+    if sa.shape != sb.shape:
+        raise ValueError(f"shape mismatch: {sa.shape} vs {sb.shape}")
     t = sa.shape[0]
     r = _per_frame_range(data_range, t)
-    mse = np.mean((sa - sb).reshape(t, -1) ** 2, axis=1)
+    step = _batch_frames(sa.shape)
+    mse = np.empty(t, dtype=np.float64)
+    for i in range(0, t, step):
+        fa = np.asarray(sa[i : i + step], dtype=np.float64)
+        fb = np.asarray(sb[i : i + step], dtype=np.float64)
+        mse[i : i + step] = np.mean((fa - fb).reshape(fa.shape[0], -1) ** 2, axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         out = 10.0 * np.log10(r**2 / mse)
     out[~(r > 0)] = np.nan
@@ -103,6 +133,12 @@ def _smooth(stack: np.ndarray) -> np.ndarray:
     )
 
 
+SSIM_BATCH_VALUES = 1 << 15
+"""Pixels per batch of frames in :func:`ssim_frames`: its dozen float64 temporaries then stay in the CPU
+cache, about 3x faster than one pass over a whole chunk, and bit for bit the same (every operation
+is per pixel or per frame)."""
+
+
 def ssim_frames(a: ArrayLike, b: ArrayLike, data_range: ArrayLike) -> np.ndarray:
     """Mean SSIM (Wang et al. 2004) per frame, matching skimage's Gaussian-weighted form.
 
@@ -110,11 +146,26 @@ def ssim_frames(a: ArrayLike, b: ArrayLike, data_range: ArrayLike) -> np.ndarray
     use_sample_covariance=False, data_range=r)``: reflect-mode filtering and a 5-pixel border
     cropped before averaging. Frames smaller than 11×11 are refused as skimage refuses them.
     """
-    sa, sb = _pair(a, b)
+    sa, sb = _stack(a, "a"), _stack(b, "b")
+    if sa.shape != sb.shape:
+        raise ValueError(f"shape mismatch: {sa.shape} vs {sb.shape}")
     t, h, w = sa.shape
     if h < SSIM_WIN or w < SSIM_WIN:
         raise ValueError(f"SSIM needs frames of at least {SSIM_WIN}x{SSIM_WIN}, got {h}x{w}")
-    r = _per_frame_range(data_range, t)[:, None, None]
+    r = _per_frame_range(data_range, t)
+    step = _batch_frames(sa.shape)
+    out = np.empty(t, dtype=np.float64)
+    for i in range(0, t, step):
+        fa = np.asarray(sa[i : i + step], dtype=np.float64)
+        fb = np.asarray(sb[i : i + step], dtype=np.float64)
+        out[i : i + step] = _ssim_batch(fa, fb, r[i : i + step, None, None])
+    out[~(r > 0)] = np.nan
+    return out
+
+
+def _ssim_batch(sa: np.ndarray, sb: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """Mean SSIM of each frame of a small batch (float64 stacks, ``r`` shaped ``(t, 1, 1)``)."""
+    t, h, w = sa.shape
     c1 = (SSIM_K1 * r) ** 2
     c2 = (SSIM_K2 * r) ** 2
     ux, uy = _smooth(sa), _smooth(sb)
@@ -124,9 +175,7 @@ def ssim_frames(a: ArrayLike, b: ArrayLike, data_range: ArrayLike) -> np.ndarray
     with np.errstate(divide="ignore", invalid="ignore"):
         s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
     p = SSIM_RADIUS
-    out = s[:, p : h - p, p : w - p].reshape(t, -1).mean(axis=1, dtype=np.float64)
-    out[~(r[:, 0, 0] > 0)] = np.nan
-    return out
+    return s[:, p : h - p, p : w - p].reshape(t, -1).mean(axis=1, dtype=np.float64)
 
 
 def ssim(a: ArrayLike, b: ArrayLike, data_range: float) -> float:
@@ -151,15 +200,15 @@ def intra_frame_metrics(registered_even: ArrayLike, odd: ArrayLike) -> dict[str,
     frame is max − min of that trimmed odd image. A constant odd frame has no range and no defined correlation: all three are NaN. SSIM is
     NaN for images smaller than its 11x11 window (it is undefined there, as in scikit-image).
     """
-    even = _as_stack(registered_even, "registered_even")
-    fixed = _as_stack(odd, "odd")
+    even = _stack(registered_even, "registered_even")
+    fixed = _stack(odd, "odd")
     if even.shape[:2] != fixed.shape[:2] or abs(fixed.shape[2] - even.shape[2]) > 1:
         raise ValueError(f"cannot compare even {even.shape} with odd {fixed.shape}")
     width = min(even.shape[2], fixed.shape[2])
     even, fixed = even[..., :width], fixed[..., :width]
     t = fixed.shape[0]
     flat = fixed.reshape(t, -1)
-    rng = flat.max(axis=1) - flat.min(axis=1) if flat.shape[1] else np.zeros(t)
+    rng = (flat.max(axis=1).astype(np.float64) - flat.min(axis=1).astype(np.float64)) if flat.shape[1] else np.zeros(t)
     small = min(fixed.shape[1:]) < SSIM_WIN
     return {
         "ncc": ncc_frames(even, fixed),

@@ -35,6 +35,7 @@ from orpam_pipeline.scheduling import ProgressFn, active_client, make_tasks, pla
 from orpam_pipeline.errors import OrpamError, StoreError
 from orpam_pipeline.geometry import interleave, moving_width, split
 from orpam_pipeline.register.base import DisplacementKind, RegistrationMethod
+from orpam_pipeline.report.chunk_scores import clear_scores, save_scores, score_arrays, scores_dir, unregistered_cached
 from orpam_pipeline.store.layout import (
     DISPLACEMENT,
     FRAMES,
@@ -153,6 +154,10 @@ class _ChunkWriter:
     chunk: int
     markers: ChunkMarkers
     displacement: DisplacementKind
+    scores: str | None = None
+    """Folder where the report's metrics of each chunk are saved (``report.chunk_scores``); None: not scored here."""
+    unregistered: bool = True
+    """Whether those include the metrics of the frames as ingested (not yet cached in the store)."""
 
     def __call__(self, index: int, plan_rows: np.ndarray | None) -> int:
         group = _open_group(self.store, "r+")
@@ -169,6 +174,9 @@ class _ChunkWriter:
             outputs[DISPLACEMENT] = packed[..., self.n_moving :]
         for name in self.outputs:
             write_image(image_levels(group, name), start, stop, outputs[name])
+        if self.scores is not None:
+            scores = score_arrays(block, reg, outputs[MERGED], self.first_line, self.unregistered)
+            save_scores(Path(self.scores), index, scores)
         self.markers.mark(index)
         return index
 
@@ -268,6 +276,7 @@ def register(
             decision = "fresh"
         if decision == "fresh":
             markers.clear()
+            clear_scores(store)
             stages = dict(group.attrs.get("stages", {}))
             stages.pop("report", None)
             group.attrs["stages"] = stages
@@ -277,7 +286,7 @@ def register(
         started = time.perf_counter()
         try:
             info, already = _register_chunks(group, store, method, markers, progress, first_line, n_moving,
-                                             decision == "resume")  # fmt: skip
+                                             decision == "resume", fp)  # fmt: skip
         except OSError as exc:
             raise StoreError(
                 store, f"writing registered chunks failed ({exc.strerror or exc}); fix the cause and rerun to continue"
@@ -299,6 +308,7 @@ def _register_chunks(
     first_line: str,
     n_moving: int,
     resume: bool,
+    register_fp: str,
 ) -> tuple[dict[str, Any], int]:
     """First pass (or its saved table), then every chunk not yet marked done; the attributes and the chunks skipped."""
     n_frames, height, width = get_array(group, FRAMES).shape
@@ -328,7 +338,10 @@ def _register_chunks(
     done = markers.done()
     outputs = tuple(_image_shapes(n_frames, height, width, n_moving)) + ((DISPLACEMENT,) if disp_shape else ())
     writer_markers = ChunkMarkers(Path(path), "register")
-    writer = _ChunkWriter(path, outputs, method, first_line, n_moving, chunk, writer_markers, kind)
+    scores = scores_dir(Path(path), register_fp)
+    clear_scores(Path(path), keep=scores)
+    writer = _ChunkWriter(path, outputs, method, first_line, n_moving, chunk, writer_markers, kind, str(scores),
+                          not unregistered_cached(group))  # fmt: skip
     todo = [i for i in range(n_blocks) if i not in done]
     args = [(i, None if plan is None else plan[i * chunk : (i + 1) * chunk]) for i in todo]
     tasks = make_tasks(writer, args, f"orpam-apply-{token}", resources)

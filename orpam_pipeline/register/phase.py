@@ -84,6 +84,32 @@ def resample_columns(lines: np.ndarray, positions: np.ndarray) -> np.ndarray:
     return _resample(lines, positions)
 
 
+def row_quantiles(rows: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """``np.quantile(rows[i], probs)`` (linear method) of every row at once, bit for bit, as float64 ``(t, q)``.
+
+    One sort per row replaces numpy's per-row partition at 130 order statistics (about 20x faster);
+    the interpolation repeats numpy's own arithmetic (``(n - 1) * q``, its two-sided lerp), so the
+    numbers are identical. Rows holding NaN or infinities are left to ``np.quantile``.
+    """
+    rows = np.asarray(rows)
+    n = rows.shape[1]
+    virtual = (n - 1) * np.asarray(probs, dtype=np.float64)
+    below = np.floor(virtual)
+    gamma = virtual - below
+    lo = below.astype(np.intp)
+    hi = np.minimum(lo + 1, n - 1)
+    ordered = np.sort(rows, axis=1)
+    a, b = ordered[:, lo], ordered[:, hi]
+    with np.errstate(invalid="ignore"):  # rows with infinities are redone below
+        diff = b - a
+        out = np.add(a, diff * gamma)
+        np.subtract(b, diff * (1 - gamma), out=out, where=gamma >= 0.5, casting="unsafe")
+    out = np.asarray(out, dtype=np.float64)
+    for i in np.flatnonzero(~np.isfinite(rows).all(axis=1)):
+        out[i] = np.quantile(rows[i], probs)
+    return out
+
+
 def monotone_map(values: np.ndarray, src_q: np.ndarray, dst_q: np.ndarray) -> np.ndarray:
     """Piecewise-linear map sending quantiles ``src_q`` to ``dst_q``, extended linearly at both ends."""
     xp = np.maximum.accumulate(np.asarray(src_q, dtype=np.float64))
@@ -125,6 +151,8 @@ class PhaseCorrelation(RegistrationMethod):
         self.window = 0
         self.n_moving = 0
         self.chosen_degree = self.settings.degree
+        self._phases: dict[tuple[int, int, float], np.ndarray] = {}
+        """Fine-grid DFT matrices by (frequencies, window length, coarse lag), see :meth:`_phase_matrix`."""
         self.planned_displacement: DisplacementKind = "profile"
         """``field`` once :meth:`plan` has found a frame whose lines jump, ``profile`` otherwise."""
 
@@ -176,8 +204,12 @@ class PhaseCorrelation(RegistrationMethod):
         """
         s = self.settings
         probs = np.linspace(0.005, 0.995, s.quantiles)
+        t = even.shape[0]
+        if s.harmonise:
+            all_even = row_quantiles(even.reshape(t, -1), probs)
+            all_odd = row_quantiles(odd.reshape(t, -1), probs)
         rows = []
-        for f in range(even.shape[0]):
+        for f in range(t):
             ref = odd_at_even(odd[f].astype(np.float64), self.width, self.first_line)
             mov = even[f].astype(np.float64)
             found = self._find_blocks(ref, mov) if s.jumps else None
@@ -188,8 +220,8 @@ class PhaseCorrelation(RegistrationMethod):
             else:
                 shifts, weights, starts, offsets = blocks
                 table = [self._block_table(starts, offsets)]
-            q_even = np.quantile(even[f], probs) if s.harmonise else probs
-            q_odd = np.quantile(odd[f], probs) if s.harmonise else probs
+            q_even = all_even[f] if s.harmonise else probs
+            q_odd = all_odd[f] if s.harmonise else probs
             rows.append(np.concatenate([shifts, weights, q_even, q_odd, *table]))
         return np.asarray(rows, dtype=np.float64).reshape(even.shape[0], self.plan_width)
 
@@ -282,10 +314,11 @@ class PhaseCorrelation(RegistrationMethod):
         for length, starts in self.groups:
             lo, hi = -starts[None, :], (self.height - length - starts)[None, :]
             offsets = np.clip(start, lo, hi).astype(np.intp)
-            first = self._block_peaks(ref, mov, cols, starts, length, offsets)[0]
+            spectra = [self._ref_spectra(ref[:, c], starts, length) for c in cols]
+            first = self._block_peaks(ref, mov, cols, starts, length, offsets, spectra)[0]
             wanted = offsets + np.round(np.nan_to_num(first))
             moved = np.clip(wanted, lo, hi).astype(np.intp)
-            rest, conf = self._block_peaks(ref, mov, cols, starts, length, moved)
+            rest, conf = self._block_peaks(ref, mov, cols, starts, length, moved, spectra)
             clamped = (np.abs(offsets - start) > 2) | (np.abs(moved - wanted) > 2)
             shifts.append(moved + rest)
             confidence.append(np.where(clamped, 0.0, conf))
@@ -295,10 +328,12 @@ class PhaseCorrelation(RegistrationMethod):
         return list(zip(shift, conf))
 
     def _block_peaks(
-        self, ref: np.ndarray, mov: np.ndarray, cols: list[slice], starts: np.ndarray, L: int, offsets: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
+        self, ref: np.ndarray, mov: np.ndarray, cols: list[slice], starts: np.ndarray, L: int, offsets: np.ndarray,
+        ref_spectra: list[tuple[np.ndarray, np.ndarray]],
+    ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
         """:meth:`_correlate` of every block's columns ``cols`` with its own ``offsets`` row; ``(blocks, windows)``."""
-        spectra = [self._window_spectra(ref[:, c], mov[:, c], starts, L, o) for c, o in zip(cols, offsets)]
+        spectra = [self._window_spectra(ref[:, c], mov[:, c], starts, L, o, r)
+                   for c, o, r in zip(cols, offsets, ref_spectra)]  # fmt: skip
         lag, height = self._peaks(np.concatenate(spectra), L)
         return lag.reshape(len(cols), -1), height.reshape(len(cols), -1)
 
@@ -312,9 +347,10 @@ class PhaseCorrelation(RegistrationMethod):
         """
         parts = []
         for length, starts in self.groups:
-            first, _ = self._correlate(ref, mov, starts, length, np.zeros(starts.size, dtype=np.intp))
+            spectra = self._ref_spectra(ref, starts, length)
+            first, _ = self._correlate(ref, mov, starts, length, np.zeros(starts.size, dtype=np.intp), spectra)
             offsets = np.clip(np.round(first), -starts, self.height - length - starts).astype(np.intp)
-            rest, conf = self._correlate(ref, mov, starts, length, offsets)
+            rest, conf = self._correlate(ref, mov, starts, length, offsets, spectra)
             parts.append((offsets + rest, conf))
         shifts = np.concatenate([p[0] for p in parts])
         confidence = np.concatenate([p[1] for p in parts])
@@ -322,25 +358,37 @@ class PhaseCorrelation(RegistrationMethod):
         return np.where(bad, 0.0, shifts), np.where(bad, 0.0, confidence)
 
     def _correlate(
-        self, ref: np.ndarray, mov: np.ndarray, starts: np.ndarray, L: int, offsets: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
+        self, ref: np.ndarray, mov: np.ndarray, starts: np.ndarray, L: int, offsets: np.ndarray,
+        ref_spectra: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
         """Sub-pixel lag of each ``L``-row window of ``mov`` (moved by ``offsets`` rows) against ``ref``."""
-        return self._peaks(self._window_spectra(ref, mov, starts, L, offsets), L)
+        return self._peaks(self._window_spectra(ref, mov, starts, L, offsets, ref_spectra), L)
+
+    def _ref_spectra(self, ref: np.ndarray, starts: np.ndarray, L: int) -> tuple[np.ndarray, np.ndarray]:
+        """Spectra ``(windows, L // 2 + 1, lines)`` of the reference windows and their power summed over the lines.
+
+        They do not depend on the backward lines' offsets, so both passes of a window group share them.
+        """
+        rows = np.arange(L)[None, :]
+        taper = np.hanning(L + 2)[1:-1][None, :, None]
+        b = ref[starts[:, None] + rows]
+        b = (b - b.mean(axis=1, keepdims=True)) * taper
+        fb = np.fft.rfft(b, axis=1)
+        return fb, (np.abs(fb) ** 2).sum(axis=2)
 
     def _window_spectra(
-        self, ref: np.ndarray, mov: np.ndarray, starts: np.ndarray, L: int, offsets: np.ndarray
-    ) -> np.ndarray:
+        self, ref: np.ndarray, mov: np.ndarray, starts: np.ndarray, L: int, offsets: np.ndarray,
+        ref_spectra: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> np.ndarray:  # fmt: skip
         """Coherence-whitened, low-passed cross-spectrum ``(windows, L // 2 + 1)`` pooled over the lines."""
+        fb, power_b = ref_spectra if ref_spectra is not None else self._ref_spectra(ref, starts, L)
         rows = np.arange(L)[None, :]
         taper = np.hanning(L + 2)[1:-1][None, :, None]
         a = mov[starts[:, None] + offsets[:, None] + rows]
-        b = ref[starts[:, None] + rows]
         a = (a - a.mean(axis=1, keepdims=True)) * taper
-        b = (b - b.mean(axis=1, keepdims=True)) * taper
         fa = np.fft.rfft(a, axis=1)
-        fb = np.fft.rfft(b, axis=1)
         cross = (fa * np.conj(fb)).sum(axis=2)
-        power = np.sqrt((np.abs(fa) ** 2).sum(axis=2) * (np.abs(fb) ** 2).sum(axis=2))
+        power = np.sqrt((np.abs(fa) ** 2).sum(axis=2) * power_b)
         floor = 1e-12 * max(float(power.max(initial=0.0)), 1e-300)
         coh = np.divide(cross, power, out=np.zeros_like(cross), where=power > floor)
         return coh * self._spectral_weights(coh.shape[1], L)[None, :]
@@ -356,7 +404,7 @@ class PhaseCorrelation(RegistrationMethod):
         coarse = lags[np.argmax(corr, axis=1)]
         up = self.settings.upsample
         grid = coarse[:, None] + np.linspace(-1.0, 1.0, 2 * up + 1)[None, :]
-        phase = np.exp(2j * np.pi * np.arange(nf)[None, :, None] * grid[:, None, :] / L)
+        phase = np.stack([self._phase_matrix(nf, L, c) for c in coarse]) if coarse.size else np.zeros((0, nf, 2 * up + 1))
         fine = np.real(np.einsum("wk,wkg->wg", spec, phase)) / weights.sum()
         best = np.clip(np.argmax(fine, axis=1), 1, 2 * up - 1)
         idx = np.arange(fine.shape[0])
@@ -364,6 +412,21 @@ class PhaseCorrelation(RegistrationMethod):
         denom = y0 - 2 * y1 + y2
         delta = np.where(denom < 0, 0.5 * (y0 - y2) / np.where(denom < 0, denom, -1.0), 0.0)
         return grid[idx, best] + np.clip(delta, -1.0, 1.0) / up, np.clip(y1, 0.0, None)
+
+    def _phase_matrix(self, nf: int, L: int, coarse: float) -> np.ndarray:
+        """The DFT matrix ``(nf, 2 * upsample + 1)`` evaluating a spectrum on the fine grid around lag ``coarse``.
+
+        Coarse lags are whole numbers within ``max_shift``, so the few matrices are built once per
+        window length and lag and kept (the same expression per element as building them per window:
+        identical numbers).
+        """
+        key = (nf, L, float(coarse))
+        matrix = self._phases.get(key)
+        if matrix is None:
+            grid = coarse + np.linspace(-1.0, 1.0, 2 * self.settings.upsample + 1)[None, :]
+            matrix = np.exp(2j * np.pi * np.arange(nf)[None, :, None] * grid[:, None, :] / L)[0]
+            self._phases[key] = matrix
+        return matrix
 
     def _spectral_weights(self, nf: int, L: int) -> np.ndarray:
         """Hermitian fold weights times a raised-cosine low-pass.

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +16,18 @@ import zarr
 from orpam_pipeline import __version__
 from orpam_pipeline.checks.run import update_checks
 from orpam_pipeline.errors import OrpamError, StoreError
-from orpam_pipeline.geometry import split
 from orpam_pipeline.jsonsafe import json_safe
-from orpam_pipeline.metrics import intra_frame_metrics, pair_ncc, pair_ncc_between, temporal_summary
+from orpam_pipeline.metrics import pair_ncc_between, temporal_summary
+from orpam_pipeline.report.chunk_scores import (
+    UNREGISTERED_COLUMNS,
+    ChunkScores,
+    clear_scores,
+    saved_chunks,
+    load_unregistered,
+    save_unregistered,
+    score_arrays,
+    scores_dir,
+)
 from orpam_pipeline.report.displacement import DisplacementSummary, summarise_displacement
 from orpam_pipeline.report.html import render_report_html
 from orpam_pipeline.report.rendered import FIGURES_DIR, RenderedFigure, tidy_figures
@@ -57,36 +70,115 @@ def _physical_units(group: zarr.Group) -> dict[str, Any]:
             "time_unit": "second" if interval else "frame"}  # fmt: skip
 
 
+REPORT_THREADS = 4
+"""Most chunks scored at once: reading (blosc) and the filters release the GIL, so chunks use every core."""
+
+
+def _score_chunk(arrays: tuple[zarr.Array, zarr.Array, zarr.Array], start: int, stop: int, first_line: str,
+                 unregistered: bool) -> ChunkScores:  # fmt: skip
+    """:func:`score_arrays` of frames ``start:stop`` read from the store."""
+    frames_z, reg_z, merged_z = arrays
+    return score_arrays(frames_z[start:stop], reg_z[start:stop], merged_z[start:stop], first_line, unregistered)
+
+
+def _ordered(pool: ThreadPoolExecutor, fn: Any, items: list[Any], ahead: int) -> Iterator[Any]:
+    """``fn(*item)`` of every item, in order, with at most ``ahead`` running or waiting to be taken (flat memory)."""
+    pending: deque[Any] = deque()
+    for item in items:
+        pending.append(pool.submit(fn, *item))
+        if len(pending) > ahead:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
+
+
+def _assemble(chunks: Iterable[ChunkScores]) -> tuple[dict[str, list[np.ndarray]], dict[str, list[np.ndarray]]]:
+    """Per-frame metrics and pair NCCs of the chunks in frame order, pairs across chunk boundaries included."""
+    per: dict[str, list[np.ndarray]] = {}
+    pairs: dict[str, list[np.ndarray]] = {}
+    last: dict[str, np.ndarray] = {}
+    for scores in chunks:
+        for k, v in scores.per.items():
+            per.setdefault(k, []).append(v)
+        for name, values in scores.pairs.items():
+            if name in last:
+                pairs.setdefault(name, []).append(np.array([pair_ncc_between(last[name], scores.first[name])]))
+            pairs.setdefault(name, []).append(values)
+        last = scores.last
+    return per, pairs
+
+
+def _score_store(group: zarr.Group, unregistered: bool) -> tuple[dict[str, list[np.ndarray]], dict[str, list[np.ndarray]]]:
+    """:func:`_assemble` of every chunk read from the store and scored on up to ``REPORT_THREADS`` threads."""
+    frames_z = get_array(group, FRAMES)
+    arrays = (frames_z, get_array(group, REGISTERED_EVEN), get_array(group, MERGED))
+    n_frames = frames_z.shape[0]
+    first_line = group.attrs["conventions"]["first_line"]
+    chunk = frames_per_chunk(frames_z)
+    items = [(arrays, a, min(a + chunk, n_frames), first_line, unregistered) for a in range(0, n_frames, chunk)]
+    threads = max(1, min(REPORT_THREADS, os.cpu_count() or 1, len(items)))
+    with ThreadPoolExecutor(threads) as pool:
+        return _assemble(_ordered(pool, _score_chunk, items, threads))
+
+
+def _saved_scores(group: zarr.Group, unregistered: bool) -> Iterator[ChunkScores] | None:
+    """The chunk scores the register stage saved for the current registration, read one at a time; None when
+    some chunk has none, or (``unregistered``) they lack the metrics of the frames as ingested."""
+    fp = (stage_record(group, "register") or {}).get("fingerprint")
+    if not fp:
+        return None
+    chunks = -(-get_array(group, FRAMES).shape[0] // frames_per_chunk(group))
+    paths = saved_chunks(scores_dir(store_root(group), fp), chunks)
+    if paths is None:
+        return None
+    return (_checked(ChunkScores.from_file(p), unregistered) for p in paths)
+
+
+def _checked(scores: ChunkScores, unregistered: bool) -> ChunkScores:
+    """``scores``, refused (ValueError: the store is scored instead) when they lack the unregistered metrics needed."""
+    if unregistered and "ncc_unregistered" not in scores.per:
+        raise ValueError("saved chunk scores without the unregistered metrics")
+    return scores
+
+
+def _scores(group: zarr.Group, unregistered: bool) -> tuple[dict[str, list[np.ndarray]], dict[str, list[np.ndarray]]]:
+    """Per-frame metrics and pair NCCs: from the register stage's saved chunk scores, else read and scored here."""
+    try:
+        saved = _saved_scores(group, unregistered)
+        if saved is not None:
+            return _assemble(saved)
+    except (OSError, ValueError, KeyError, TypeError):  # a damaged score file: score the store instead
+        pass
+    return _score_store(group, unregistered)
+
+
 def compute_report(store: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Return ``(report, figures)``: the report.json content and the arrays the HTML page shows."""
+    """Return ``(report, figures)``: the report.json content and the arrays the HTML page shows.
+
+    The metrics of the frames as ingested depend only on the ingest, so they are computed once and kept
+    in the store (``UNREGISTERED_CACHE``); each report then scores only the registered arrays. Chunks
+    come scored from the register stage where it saved them (``chunk_scores``), else read here.
+    """
     group = open_scan_store(store, mode="r")
     if not stage_complete(group, "register"):
         raise StoreError(store_root(group), "registration did not complete; run `orpam register` first")
-    frames_z, reg_z, merged_z = get_array(group, FRAMES), get_array(group, REGISTERED_EVEN), get_array(group, MERGED)
+    frames_z, merged_z = get_array(group, FRAMES), get_array(group, MERGED)
     n_frames, height, width = frames_z.shape
-    first_line = group.attrs["conventions"]["first_line"]
     chunk = frames_per_chunk(frames_z)
-    keys = ("ncc", "ssim", "psnr")
-    per: dict[str, list[np.ndarray]] = {k: [] for k in keys}
-    per.update({f"{k}_unregistered": [] for k in keys})
-    pairs: dict[str, list[np.ndarray]] = {"merged": [], "unregistered": [], "odd": []}
-    last: dict[str, np.ndarray] = {}
-    for start in range(0, n_frames, chunk):
-        stop = min(start + chunk, n_frames)
-        block = frames_z[start:stop]
-        reg = reg_z[start:stop]
-        merged = merged_z[start:stop]
-        odd, even = split(block, first_line)
-        for suffix, moving in (("", reg), ("_unregistered", even)):
-            for k, v in intra_frame_metrics(moving, odd).items():
-                per[k + suffix].append(v)
-        for name, stack in (("merged", merged), ("unregistered", block), ("odd", odd)):
-            if name in last:
-                pairs[name].append(np.array([pair_ncc_between(last[name], stack[0])]))
-            pairs[name].append(pair_ncc(stack))
-            last[name] = np.array(stack[-1])
+    cached = load_unregistered(group, n_frames)
+    per, pairs = _scores(group, unregistered=cached is None)
     flat = {k: np.concatenate(v) for k, v in per.items()}
     pair_flat = {k: (np.concatenate(v) if v else np.zeros(0)) for k, v in pairs.items()}
+    for name in ("merged", "unregistered", "odd"):
+        pair_flat.setdefault(name, np.zeros(0))
+    if cached is None:
+        save_unregistered(store_root(group), group, {**{k: flat[k] for k in UNREGISTERED_COLUMNS[:3]},
+                                                      "pair_ncc_unregistered": pair_flat["unregistered"],
+                                                      "pair_ncc_odd": pair_flat["odd"]})  # fmt: skip
+    else:
+        flat.update({k: cached[k] for k in UNREGISTERED_COLUMNS[:3]})
+        pair_flat.update(unregistered=cached["pair_ncc_unregistered"], odd=cached["pair_ncc_odd"])
+    flat = {k: flat[k] for k in ("ncc", "ssim", "psnr", "ncc_unregistered", "ssim_unregistered", "psnr_unregistered")}
     reg_t = temporal_summary(pair_flat["odd"], pair_flat["merged"])
     unreg_t = temporal_summary(pair_flat["odd"], pair_flat["unregistered"])
     registration = dict(group.attrs.get("registration", {}))
@@ -246,4 +338,5 @@ def write_report(store: Path) -> tuple[dict[str, Any], Path, Path]:
         group = zarr.open_group(root, mode="r+")
         params = _report_params(group)
         mark_stage(group, "report", True, json=str(json_path), html=str(html_path), fingerprint=fingerprint(params))
+        clear_scores(root)
     return safe, json_path, html_path

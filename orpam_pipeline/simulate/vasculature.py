@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage, signal
+from scipy import ndimage
 
 _STEP = 0.5
 _TIER_EDGES = (1.0, 1.6, 2.5, 4.0)
@@ -80,6 +80,8 @@ def _segment(
     length: float, tortuosity: float,
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """Smoothly curving centreline: heading driven by AR(1) (smooth) curvature noise."""
+    from scipy import signal  # 0.7 s to import; only simulating needs it, not a report that looks for a truth
+
     n = max(2, int(length / _STEP))
     sigma = 0.02 * tortuosity / np.sqrt(max(radius, 0.5))
     curvature = signal.lfilter([1.0], [1.0, -0.92], rng.normal(0.0, sigma, n))

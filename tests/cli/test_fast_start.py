@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -55,6 +56,20 @@ def test_pipeline_commands_without_a_network_never_import_torch(tmp_path):
     loaded = _modules_after(script)
     assert "torch" not in loaded and "zarr" in loaded
     assert (out / "s" / "report.html").is_file()
+
+
+def test_classical_runs_on_a_simulated_scan_with_truth_never_import_torch(tmp_path):
+    """`none`, `copy-odd` and `phase` with a ground truth beside the scan (the report scores it)."""
+    sim = tmp_path / "sim"
+    script = "\n".join([
+        _call("simulate", str(sim), "--frames", "4", "--size", "64", "48"),
+        *[_call("run", str(sim / "scans"), str(tmp_path / m), "--method", m) for m in ("none", "copy-odd", "phase")],
+    ])  # fmt: skip
+    loaded = _modules_after(script)
+    assert "torch" not in loaded and "zarr" in loaded
+    for method in ("none", "copy-odd", "phase"):
+        report = json.loads(next((tmp_path / method).glob("*/report.json")).read_text())
+        assert report["method"] == method and report["truth"]["ncc_truth"] is not None
 
 
 @pytest.mark.parametrize("command", [["run", "a", "b"], ["evaluate", "a", "b"], ["register", "a"], ["train", "m", "o"]])
