@@ -29,14 +29,13 @@ so an untrained model is the identity.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from orpam_pipeline.fieldnames import unknown_keys
+from .config import ModelConfig
 from .pcregnet import pad_to_multiple
 from .pcregnet_flow import _fp32, _zero_conv
 from .warp import warp_rows
@@ -45,7 +44,7 @@ ARCH = "atdt"
 
 
 @dataclass
-class ATDTConfig:
+class ATDTConfig(ModelConfig):
     """AT-Net + DT-Net shape and bounds; the default widths land on the paper's parameter counts."""
 
     base_channels: int = 32
@@ -67,17 +66,6 @@ class ATDTConfig:
         if min(self.max_shift, self.max_scale, self.max_shear, self.max_update) <= 0:
             raise ValueError("the bounds must be positive")
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict of the fields, safe to store in a checkpoint."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ATDTConfig:
-        """Build from :meth:`to_dict` output; unknown keys are an error so typos surface."""
-        unknown = unknown_keys(cls, data)
-        if unknown:
-            raise ValueError(f"unknown ATDTConfig keys: {', '.join(unknown)}")
-        return cls(**data)
 
 
 def _block(cin: int, cout: int) -> nn.Sequential:

@@ -26,15 +26,13 @@ forward returns ``(final, coarse, fields)`` like PCReg-Net-Flow, so training sha
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from orpam_pipeline.fieldnames import unknown_keys
-
+from .config import ModelConfig
 from .pcregnet import pad_to_multiple
 from .warp import warp_cols, warp_rows
 
@@ -43,7 +41,7 @@ LEVELS = 3
 
 
 @dataclass
-class EOIRConfig:
+class EOIRConfig(ModelConfig):
     """Hyper-parameters that determine the network's shape (stored in checkpoints with ``arch``)."""
 
     channels: int = 12
@@ -68,17 +66,6 @@ class EOIRConfig:
         if self.in_moving != 1 or self.in_fixed != 1:
             raise ValueError("EOIR takes one channel for the moving and one for the fixed image")
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict of the fields, safe to store in a checkpoint."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> EOIRConfig:
-        """Build from :meth:`to_dict` output; unknown keys are an error so typos surface."""
-        unknown = unknown_keys(cls, data)
-        if unknown:
-            raise ValueError(f"unknown EOIRConfig keys: {', '.join(unknown)}")
-        return cls(**data)
 
 
 def _block(in_ch: int, out_ch: int) -> nn.Sequential:

@@ -17,21 +17,20 @@ With the defaults the model has 2,598,914 parameters (paper: 2.56 M).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from orpam_pipeline.fieldnames import unknown_keys
+from .config import ModelConfig
 
 MULTIPLE = 8
 """Spatial sizes are padded to this multiple so the three 2x max-pools divide evenly."""
 
 
 @dataclass
-class PCRegNetConfig:
+class PCRegNetConfig(ModelConfig):
     """Hyper-parameters that determine the network's shape (stored in checkpoints)."""
 
     base_channels: int = 32
@@ -39,17 +38,6 @@ class PCRegNetConfig:
     in_fixed: int = 1
     coarse_sees_fixed: bool = False
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict of the fields, safe to store in a checkpoint."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> PCRegNetConfig:
-        """Build from :meth:`to_dict` output; unknown keys are an error so typos surface."""
-        unknown = unknown_keys(cls, data)
-        if unknown:
-            raise ValueError(f"unknown PCRegNetConfig keys: {', '.join(unknown)}")
-        return cls(**data)
 
     def channels(self) -> tuple[int, int, int, int]:
         """Channel count at the four scales (full, 1/2, 1/4, 1/8 resolution)."""

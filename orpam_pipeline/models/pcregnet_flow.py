@@ -39,14 +39,13 @@ that produce the outputs run on the unpadded moving image (edge-clamped at its r
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from orpam_pipeline.fieldnames import unknown_keys
+from .config import ModelConfig
 from .pcregnet import ContrastModule, Decoder, Encoder, _resize, pad_to_multiple
 from .warp import warp_cols, warp_rows
 
@@ -54,7 +53,7 @@ ARCH = "pcregnet-flow"
 
 
 @dataclass
-class PCRegNetFlowConfig:
+class PCRegNetFlowConfig(ModelConfig):
     """Hyper-parameters that determine the flow network's shape (stored in checkpoints with ``arch``)."""
 
     base_channels: int = 32
@@ -78,17 +77,6 @@ class PCRegNetFlowConfig:
         if self.intensity not in ("global", "map"):
             raise ValueError(f"intensity must be 'global' or 'map', not {self.intensity!r}")
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict of the fields, safe to store in a checkpoint."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> PCRegNetFlowConfig:
-        """Build from :meth:`to_dict` output; unknown keys are an error so typos surface."""
-        unknown = unknown_keys(cls, data)
-        if unknown:
-            raise ValueError(f"unknown PCRegNetFlowConfig keys: {', '.join(unknown)}")
-        return cls(**data)
 
     def channels(self) -> tuple[int, int, int, int]:
         """Channel count at the four scales (full, 1/2, 1/4, 1/8 resolution)."""

@@ -29,14 +29,13 @@ cropped back and warps run on the unpadded moving image.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from orpam_pipeline.fieldnames import unknown_keys
+from .config import ModelConfig
 from .pcregnet import pad_to_multiple
 from .pcregnet_flow import _fp32, _zero_conv
 from .warp import warp_rows
@@ -45,24 +44,8 @@ ARCH = "sasnet"
 FLOW_ARCH = "sasnet-flow"
 
 
-class _Config:
-    """Shared (de)serialisation of the two configs."""
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict of the fields, safe to store in a checkpoint."""
-        return asdict(self)  # type: ignore[call-overload]
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Any:
-        """Build from :meth:`to_dict` output; unknown keys are an error so typos surface."""
-        unknown = unknown_keys(cls, data)
-        if unknown:
-            raise ValueError(f"unknown {cls.__name__} keys: {', '.join(unknown)}")
-        return cls(**data)
-
-
 @dataclass
-class SASNetConfig(_Config):
+class SASNetConfig(ModelConfig):
     """SAS-Net's shape; the defaults give 3.35 M parameters, the paper's count."""
 
     base_channels: int = 32
@@ -80,7 +63,7 @@ class SASNetConfig(_Config):
 
 
 @dataclass
-class SASNetFlowConfig(_Config):
+class SASNetFlowConfig(ModelConfig):
     """SAS-Net-Flow's shape and the bounds of its fields."""
 
     base_channels: int = 32
