@@ -178,3 +178,51 @@ def test_rows_store_keeps_pipeline_orientation_and_says_so(tmp_path):
     export_array(outcome.store, tmp_path / "m.ome.tif", array="frames")
     with tifffile.TiffFile(tmp_path / "m.ome.tif") as tif:
         assert "transposed on ingest" in tif.ome_metadata
+
+
+@pytest.fixture(scope="module")
+def volume_store(tmp_path_factory) -> Path:
+    """A store with the depth-resolved ``volume`` (T, Z, Y, X) of a raw A-line simulation."""
+    root = tmp_path_factory.mktemp("vol")
+    runner = CliRunner()
+    res = runner.invoke(app, ["simulate", str(root / "sim"), "--raw", "--frames", "3", "--size", "32", "24",
+                              "--depth-samples", "40", "--seed", "8"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["run", str(root / "sim" / "scans"), str(root / "out"), "--axes", "tzyx", "--keep-volume",
+                              "--pixel-size", "2.5", "--frame-interval", "0.5"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    return root / "out" / "sim-0008" / "scan.zarr"
+
+
+def test_four_dimensional_volume_in_every_format(volume_store, tmp_path):
+    volume = zarr.open_group(volume_store, mode="r")["volume/0"][:]
+    t, z, y, x = volume.shape
+    export_array(volume_store, tmp_path / "v.ome.tif", array="volume")
+    with tifffile.TiffFile(tmp_path / "v.ome.tif") as tif:
+        series = tif.series[0]
+        assert series.axes == "TZYX" and series.shape == volume.shape
+        np.testing.assert_array_equal(series.asarray(), volume)
+        assert 'PhysicalSizeX="2.5"' in tif.ome_metadata and 'TimeIncrement="0.5"' in tif.ome_metadata
+    export_array(volume_store, tmp_path / "v.mat", array="volume")
+    with h5py.File(tmp_path / "v.mat", "r") as f:
+        assert f["volume"].shape == (t, z, x, y)  # MATLAB sees Y x X x Z x T
+        np.testing.assert_array_equal(np.transpose(f["volume"][:]), np.transpose(volume, (2, 3, 1, 0)))
+    export_array(volume_store, tmp_path / "v.h5", array="volume")
+    with h5py.File(tmp_path / "v.h5", "r") as f:
+        np.testing.assert_array_equal(f["volume"][:], volume)
+        assert f["volume"].attrs["axes"] == "TZYX"
+    export_array(volume_store, tmp_path / "v.npy", array="volume")
+    np.testing.assert_array_equal(np.load(tmp_path / "v.npy"), volume)
+
+
+def test_bigtiff_above_the_classic_limit(store, tmp_path, monkeypatch):
+    """Above the classic TIFF's 4 GiB the OME-TIFF is BigTIFF (the limit lowered here: same code path)."""
+    import orpam_pipeline.export as export
+
+    export_array(store, tmp_path / "classic.ome.tif")
+    monkeypatch.setattr(export, "TIFF_CLASSIC_LIMIT", 1024)
+    export_array(store, tmp_path / "big.ome.tif")
+    for name, big in (("classic", False), ("big", True)):
+        with tifffile.TiffFile(tmp_path / f"{name}.ome.tif") as tif:
+            assert tif.is_bigtiff is big
+            np.testing.assert_array_equal(tif.asarray(), _merged(store))
