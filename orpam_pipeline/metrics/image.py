@@ -10,6 +10,8 @@ give PSNR = +inf, as ``skimage.metrics.peak_signal_noise_ratio`` does.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy import ndimage
@@ -66,6 +68,14 @@ def ncc_frames(a: ArrayLike, b: ArrayLike) -> np.ndarray:
     return out
 
 
+def _float64_batches(sa: np.ndarray, sb: np.ndarray) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
+    """``(start, stop, a, b)`` for cache-sized batches of frames of two stacks, converted to float64."""
+    t, step = sa.shape[0], _batch_frames(sa.shape)
+    for i in range(0, t, step):
+        j = min(i + step, t)
+        yield i, j, np.asarray(sa[i:j], dtype=np.float64), np.asarray(sb[i:j], dtype=np.float64)
+
+
 def _row_batches(t: int, step: int) -> list[tuple[int, int]]:
     """``(start, stop)`` of batches of at least two frames (one only when ``t`` is 1).
 
@@ -109,12 +119,9 @@ def psnr_frames(a: ArrayLike, b: ArrayLike, data_range: ArrayLike) -> np.ndarray
         raise ValueError(f"shape mismatch: {sa.shape} vs {sb.shape}")
     t = sa.shape[0]
     r = _per_frame_range(data_range, t)
-    step = _batch_frames(sa.shape)
     mse = np.empty(t, dtype=np.float64)
-    for i in range(0, t, step):
-        fa = np.asarray(sa[i : i + step], dtype=np.float64)
-        fb = np.asarray(sb[i : i + step], dtype=np.float64)
-        mse[i : i + step] = np.mean((fa - fb).reshape(fa.shape[0], -1) ** 2, axis=1)
+    for i, j, fa, fb in _float64_batches(sa, sb):
+        mse[i:j] = np.mean((fa - fb).reshape(fa.shape[0], -1) ** 2, axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         out = 10.0 * np.log10(r**2 / mse)
     out[~(r > 0)] = np.nan
@@ -153,12 +160,9 @@ def ssim_frames(a: ArrayLike, b: ArrayLike, data_range: ArrayLike) -> np.ndarray
     if h < SSIM_WIN or w < SSIM_WIN:
         raise ValueError(f"SSIM needs frames of at least {SSIM_WIN}x{SSIM_WIN}, got {h}x{w}")
     r = _per_frame_range(data_range, t)
-    step = _batch_frames(sa.shape)
     out = np.empty(t, dtype=np.float64)
-    for i in range(0, t, step):
-        fa = np.asarray(sa[i : i + step], dtype=np.float64)
-        fb = np.asarray(sb[i : i + step], dtype=np.float64)
-        out[i : i + step] = _ssim_batch(fa, fb, r[i : i + step, None, None])
+    for i, j, fa, fb in _float64_batches(sa, sb):
+        out[i:j] = _ssim_batch(fa, fb, r[i:j, None, None])
     out[~(r > 0)] = np.nan
     return out
 
