@@ -11,8 +11,14 @@ from orpam_pipeline.models.atdt import ATDT, ATDTConfig, affine_displacement
 from orpam_pipeline.models.checkpoint import load_model, save_checkpoint
 from orpam_pipeline.models.pcregnet import count_parameters
 from orpam_pipeline.models.warp import warp_rows
-from orpam_pipeline.train.arch_losses import ATDT_WEIGHTS, atdt_loss, background, inverse_displacement
+from orpam_pipeline.train.arch_losses import (
+    ATDT_WEIGHTS,
+    atdt_loss,
+    background,
+    inverse_displacement,
+)
 from orpam_pipeline.train.loss import LossWeights, model_loss
+from tests.models.heads import randomise
 
 SMALL = ATDTConfig(base_channels=8)
 
@@ -24,11 +30,7 @@ def _few_threads() -> None:
 
 def randomise_heads(model: ATDT, seed: int = 0, scale: float = 0.3) -> ATDT:
     """Random AT-Net and DT-Net heads: a non-zero affine part and field."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for head in (model.at_net.head, model.dt_net.head):
-            head.weight.copy_(torch.randn(head.weight.shape, generator=gen) * scale)
-            head.bias.copy_(torch.randn(head.bias.shape, generator=gen) * scale)
+    randomise((model.at_net.head, model.dt_net.head), seed, scale)
     return model
 
 

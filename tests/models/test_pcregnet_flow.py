@@ -9,12 +9,18 @@ import pytest
 import torch
 
 from orpam_pipeline.errors import OrpamError
-from orpam_pipeline.models.checkpoint import build_model, load_checkpoint, load_model, save_checkpoint
+from orpam_pipeline.models.checkpoint import (
+    build_model,
+    load_checkpoint,
+    load_model,
+    save_checkpoint,
+)
 from orpam_pipeline.models.pcregnet import PCRegNet, PCRegNetConfig, count_parameters
 from orpam_pipeline.models.pcregnet_flow import PCRegNetFlow, PCRegNetFlowConfig
 from orpam_pipeline.models.warp import warp_cols, warp_rows
 from orpam_pipeline.register.phase import resample_rows
 from orpam_pipeline.train.loss import LossWeights, flow_loss
+from tests.models.heads import randomise
 
 SMALL = PCRegNetFlowConfig(base_channels=8)
 
@@ -26,11 +32,7 @@ def _few_threads() -> None:
 
 def _randomise_heads(model: PCRegNetFlow, seed: int = 0, scale: float = 0.05) -> PCRegNetFlow:
     """Give the zero-initialised heads random weights so the fields are not trivially zero."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for head in (model.coarse_head, model.residual_head, model.intensity_head):
-            head.weight.copy_(torch.randn(head.weight.shape, generator=gen) * scale)
-            head.bias.copy_(torch.randn(head.bias.shape, generator=gen) * scale)
+    randomise((model.coarse_head, model.residual_head, model.intensity_head), seed, scale)
     return model
 
 

@@ -9,9 +9,16 @@ import torch
 
 from orpam_pipeline.models.checkpoint import load_model, save_checkpoint
 from orpam_pipeline.models.pcregnet import count_parameters
-from orpam_pipeline.models.sasnet import SASNet, SASNetConfig, SASNetFlow, SASNetFlowConfig, adain
+from orpam_pipeline.models.sasnet import (
+    SASNet,
+    SASNetConfig,
+    SASNetFlow,
+    SASNetFlowConfig,
+    adain,
+)
 from orpam_pipeline.models.warp import warp_rows
 from orpam_pipeline.train.loss import model_loss
+from tests.models.heads import randomise
 
 SMALL = SASNetConfig(base_channels=8, scene_blocks=1, render_blocks=1, mlp_dim=32)
 SMALL_FLOW = SASNetFlowConfig(base_channels=8, scene_blocks=1)
@@ -33,11 +40,7 @@ def _pair(h: int = 32, w: int = 24, shift: float = 1.5, seed: int = 0) -> tuple[
 
 def randomise_heads(model: SASNetFlow, seed: int = 0, scale: float = 0.2) -> SASNetFlow:
     """Random displacement and intensity heads: non-trivial fields for plumbing tests."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for head in (model.coarse_head, model.residual_head, model.intensity_head):
-            head.weight.copy_(torch.randn(head.weight.shape, generator=gen) * scale)
-            head.bias.copy_(torch.randn(head.bias.shape, generator=gen) * scale)
+    randomise((model.coarse_head, model.residual_head, model.intensity_head), seed, scale)
     return model
 
 
