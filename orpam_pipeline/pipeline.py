@@ -9,6 +9,7 @@ command skips scans already complete, continues interrupted ones chunk by chunk,
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -35,7 +36,7 @@ ScanStatus = Literal["processed", "resumed", "skipped", "busy", "failed"]
 @dataclass
 class ScanOutcome:
     name: str
-    source: Path
+    source: Path | str
     ok: bool
     seconds: float
     store: Path | None = None
@@ -49,19 +50,29 @@ class ScanOutcome:
     """The name the files suggested, when it was not a safe folder name or clashed with another scan."""
     warnings: list[dict[str, str]] = field(default_factory=list)
     """The checks' warnings (``{code, message, stage}``, docs/warnings.md), also for a scan ``--strict`` failed."""
+    location: str | None = None
+    """The scan's folder URL when the output is in object storage (``store`` and the report are then there)."""
 
     @property
     def report_json(self) -> Path | None:
         return None if self.report_html is None else self.report_html.with_name("report.json")
 
+    def where(self, name: str) -> str | None:
+        """Where ``scan.zarr``, ``report.json`` or ``report.html`` of this scan is, as text (URL or path)."""
+        if self.location is not None:
+            return f"{self.location}/{name}" if self.ok or self.report is not None else None
+        path = {"scan.zarr": self.store, "report.json": self.report_json, "report.html": self.report_html}[name]
+        return None if path is None else str(path)
+
     def summary(self) -> dict[str, Any]:
         """JSON-able outcome: where everything is and the report's numbers (per-frame lists left out)."""
         report = {k: v for k, v in (self.report or {}).items() if k != "per_frame"}
-        paths = {"store": self.store, "report_json": self.report_json, "report_html": self.report_html}
+        paths = {"store": self.where("scan.zarr"), "report_json": self.where("report.json"),
+                 "report_html": self.where("report.html")}  # fmt: skip
         return {"name": self.name, "renamed_from": self.renamed_from, "source": str(self.source), "ok": self.ok,
                 "status": self.status,
                 "seconds": round(self.seconds, 3), "error": self.error, "warnings": self.warnings,
-                **{k: None if v is None else str(v) for k, v in paths.items()}, "report": report or None}  # fmt: skip
+                **paths, "report": report or None}  # fmt: skip
 
 
 def process_scan(
@@ -189,33 +200,61 @@ def scans_under(
 
 
 def run_batch(
-    src: Path,
-    out_dir: Path,
+    src: Path | str,
+    out_dir: Path | str,
     options: RunOptions,
     on_start: Callable[[int, int, str], None] | None = None,
     progress: ProgressFn | None = None,
     on_done: Callable[[ScanOutcome], None] | None = None,
     *,
     ingest_only: bool = False,
+    jobs: int | None = None,
+    storage_options: dict[str, Any] | None = None,
+    cache_dir: Path | None = None,
 ) -> list[ScanOutcome]:
     """Process every scan found under ``src`` into ``out_dir``; returns one outcome per scan.
 
     The method is built once (a bad setting fails before any scan); ``ingest_only`` stops each scan
-    after its store is written.
+    after its store is written. On a dask cluster the scans run as tasks of their own, at most
+    ``jobs`` at a time (:func:`~orpam_pipeline.scheduling.map_scans`). ``src`` and ``out_dir`` may be
+    URLs (``s3://…``, read with ``storage_options``): see :mod:`orpam_pipeline.remote`.
     """
-    method = None if ingest_only else get_method(options.method, **options.settings)
+    from orpam_pipeline.remote.urls import is_url
+    from orpam_pipeline.scheduling import map_scans
+
+    if is_url(src) or is_url(out_dir):
+        from orpam_pipeline.remote.batch import run_remote_batch
+
+        return run_remote_batch(str(src), str(out_dir), options, on_start, progress, on_done, ingest_only=ingest_only,
+                                jobs=jobs, storage_options=storage_options, cache_dir=cache_dir)  # fmt: skip
+    if not ingest_only:
+        worker_method(options)  # a bad setting fails here, before any scan
     out_dir = Path(out_dir).resolve()
-    entries = scans_under(src, out_dir, options.variable, options.read_spec().raw, options.positions)
-    outcomes = []
-    for i, entry in enumerate(entries):
-        if on_start is not None:
-            on_start(i, len(entries), entry.name)
+    entries = scans_under(Path(src), out_dir, options.variable, options.read_spec().raw, options.positions)
+
+    def one(entry: ScanEntry, report: ProgressFn | None) -> ScanOutcome:
         if ingest_only:
-            outcome = ingest_entry(entry, Path(out_dir), options, progress)
+            outcome = ingest_entry(entry, out_dir, options, report)
         else:
-            outcome = process_scan(entry, Path(out_dir), options, progress, method)
+            outcome = process_scan(entry, out_dir, options, report, worker_method(options))
         outcome.renamed_from = entry.original
-        outcomes.append(outcome)
-        if on_done is not None:
-            on_done(outcome)
-    return outcomes
+        return outcome
+
+    def lost(entry: ScanEntry, exc: BaseException) -> ScanOutcome:
+        return ScanOutcome(entry.name, entry.paths[0], False, 0.0, error=one_line(exc, entry.paths[0]), status="failed")
+
+    return map_scans(one, entries, [e.name for e in entries], jobs=jobs, on_start=on_start, on_done=on_done,
+                     on_lost=lost, progress=progress)  # fmt: skip
+
+
+_methods: dict[str, RegistrationMethod] = {}
+_methods_guard = threading.Lock()
+
+
+def worker_method(options: RunOptions) -> RegistrationMethod:
+    """The method for ``options``, built once per process: a worker keeps one model for all its scans."""
+    key = repr((options.method, sorted(options.settings.items())))
+    with _methods_guard:
+        if key not in _methods:
+            _methods[key] = get_method(options.method, **options.settings)
+        return _methods[key]

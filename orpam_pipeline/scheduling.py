@@ -12,15 +12,19 @@ is one (also one a caller created itself, e.g. in a notebook) and the threaded s
 and reports finished tasks to the ``progress(stage, done, total)`` callback in every mode. Tasks carry
 only paths and small settings; workers read and write the stores themselves, so every worker must
 see the output paths (and checkpoints) under the same absolute names: a local disk for a local
-cluster, a shared POSIX filesystem (NFS, Lustre, GPFS, CephFS) for a multi-node one. fsspec URLs
-(``s3://``, ``gs://``) are not supported as outputs: the per-folder lock and the chunk markers that
-make stages resumable need a POSIX filesystem.
+cluster, a shared POSIX filesystem (NFS, Lustre, GPFS, CephFS) for a multi-node one.
+
+A batch of several scans is spread by :func:`map_scans`: one task per scan, so many small scans keep
+every worker busy, each scan's chunk tasks staying on its worker's threads. Sources and outputs in
+object storage (``s3://``) need no shared filesystem: each worker stages its scans
+(:mod:`orpam_pipeline.remote`).
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -37,7 +41,7 @@ ProgressFn = Callable[[str, int, int], None]
 
 def active_client() -> Any | None:
     """The default ``distributed`` client of this process, or None (never imports ``distributed``)."""
-    if "distributed" not in sys.modules:
+    if "distributed" not in sys.modules or local_only():
         return None
     from distributed import default_client
 
@@ -221,3 +225,125 @@ def run_tasks(
     except BaseException:
         client.cancel(futures)
         raise
+
+
+_local = threading.local()
+
+
+def local_only() -> bool:
+    """True inside a per-scan task on a worker: its chunk tasks stay on that worker's threads."""
+    return getattr(_local, "active", False)
+
+
+PROGRESS_TOPIC = "orpam-progress"
+
+
+def _scan_task(call: Callable[..., Any], item: Any, key: str, threads: int) -> Any:
+    """Run ``call(item, progress)`` on a worker: chunk tasks on this worker's own threads, progress
+    sent to the client as ``(key, stage, done, total)`` events."""
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+    except (ImportError, ValueError):
+        worker = None
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if worker is not None:
+            worker.log_event(PROGRESS_TOPIC, (key, stage, done, total))
+
+    _local.active = True
+    try:
+        with dask.config.set(num_workers=max(1, threads)):
+            return call(item, progress)
+    finally:
+        _local.active = False
+
+
+def _total_threads(client: Any) -> int:
+    return sum(int(w.get("nthreads", 1)) for w in client.scheduler_info(n_workers=-1)["workers"].values()) or 1
+
+
+def map_scans(
+    call: Callable[[Any, ProgressFn | None], Any],
+    items: Sequence[Any],
+    names: Sequence[str],
+    *,
+    jobs: int | None = None,
+    on_start: Callable[[int, int, str], None] | None = None,
+    on_done: Callable[[Any], None] | None = None,
+    on_lost: Callable[[Any, BaseException], Any] | None = None,
+    progress: ProgressFn | None = None,
+) -> list[Any]:
+    """``call(item, progress)`` for every item, one whole scan per call; results in the items' order.
+
+    Locally (no client) the scans run one after another and ``call`` fans its own chunk tasks out to
+    threads. With a client every scan is a task of its own, at most ``jobs`` in flight (default: every
+    worker thread of the cluster), so many small scans keep every worker busy; each scan's chunk tasks
+    run on the worker that holds it. ``progress`` then hears each stage summed over the scans running;
+    a scan whose worker died comes back as ``on_lost(item, error)``.
+    """
+    client = active_client()
+    results: list[Any] = [None] * len(items)
+    if client is None or len(items) < 2 and jobs is None:
+        for i, item in enumerate(items):
+            if on_start is not None:
+                on_start(i, len(items), names[i])
+            results[i] = call(item, progress)
+            if on_done is not None:
+                on_done(results[i])
+        return results
+    from distributed import as_completed
+
+    limit = max(1, jobs or _total_threads(client))
+    threads = max(1, _total_threads(client) // max(1, len(client.scheduler_info(n_workers=-1)["workers"])))
+    keys = [f"orpam-scan-{i}-{names[i]}" for i in range(len(items))]
+    stages: dict[str, dict[str, tuple[int, int]]] = {}
+    guard = threading.Lock()
+
+    def heard(event: Any) -> None:
+        message = event[1] if isinstance(event, tuple) and len(event) == 2 else event
+        key, stage, done, total = message
+        with guard:
+            stages.setdefault(stage, {})[key] = (done, total)
+            summed = stages[stage].values()
+            if progress is not None:
+                progress(stage, sum(d for d, _ in summed), sum(t for _, t in summed))
+
+    if progress is not None:
+        client.subscribe_topic(PROGRESS_TOPIC, heard)
+    if on_start is not None:
+        on_start(0, len(items), f"{len(items)} scans on {limit} slots")
+    pending = iter(range(len(items)))
+    index_of: dict[Any, int] = {}
+
+    def submit() -> Any | None:
+        i = next(pending, None)
+        if i is None:
+            return None
+        future = client.submit(_scan_task, call, items[i], keys[i], threads, key=keys[i], pure=False)
+        index_of[future] = i
+        return future
+
+    running = as_completed([f for f in (submit() for _ in range(limit)) if f is not None])
+    try:
+        for future in running:
+            i = index_of.pop(future)
+            try:
+                results[i] = future.result()
+            except Exception as exc:  # the worker died or the task could not run: that scan fails alone
+                if on_lost is None:
+                    raise
+                results[i] = on_lost(items[i], exc)
+            if on_done is not None:
+                on_done(results[i])
+            nxt = submit()
+            if nxt is not None:
+                running.add(nxt)
+        return results
+    except BaseException:
+        client.cancel(list(index_of))
+        raise
+    finally:
+        if progress is not None:
+            client.unsubscribe_topic(PROGRESS_TOPIC)

@@ -42,7 +42,7 @@ def _probe_ndim(path: Path, variable: str | None, raw: RawLayout | None = None) 
         return None
 
 
-def _unique(entries: list[tuple[ScanEntry, str | None]]) -> list[ScanEntry]:
+def unique_entries(entries: list[tuple[ScanEntry, str | None]]) -> list[ScanEntry]:
     """Safe names for every entry; colliding ones get their suffix appended (``scan-npy``), then numbers.
 
     Names that differ only in case collide too (they would share a folder on case-insensitive
@@ -84,7 +84,7 @@ def discover_scans(
     if src.is_file():
         if not is_supported(src):
             raise unsupported_error(src)
-        return _unique([(ScanEntry(src.stem, (src,)), None)])
+        return unique_entries([(ScanEntry(src.stem, (src,)), None)])
     top_name = src.name or src.resolve().name or "scan"
     entries: list[tuple[ScanEntry, str | None]] = []
     for dirpath, dirnames, filenames in os.walk(src):
@@ -108,4 +108,4 @@ def discover_scans(
             entries.append((ScanEntry("_".join(stem_parts), (p,)), p.suffix.lower().lstrip(".")))
     if not entries:
         raise ScanError(src, f"no scan files found (supported: {', '.join(supported_suffixes())})")
-    return _unique(entries)
+    return unique_entries(entries)

@@ -92,8 +92,8 @@ def collect_rows(out_dir: Path, outcomes: Iterable[ScanOutcome] = ()) -> list[Ba
         row.run_status, row.source, row.renamed_from = o.status, str(o.source), o.renamed_from
         if not o.ok:
             row.status, row.error = ("busy" if o.status == "busy" else "failed"), o.error
-        if row.report is None and o.report is not None and o.store is not None:
-            row.report, row.folder = o.report, o.store.parent
+        if row.report is None and o.report is not None and (o.store is not None or o.location is not None):
+            row.report, row.folder = o.report, None if o.store is None else o.store.parent
             row.warnings = list(o.report.get("warnings") or [])
         if row.report is None:
             row.warnings = list(o.warnings)
@@ -142,7 +142,7 @@ def _link(row: BatchRow, file: str) -> str | None:
     return None if row.report is None else f"{row.name}/{file}"
 
 
-def index_document(out_dir: Path, rows: Sequence[BatchRow]) -> dict[str, Any]:
+def index_document(out_dir: Path, rows: Sequence[BatchRow], label: str | None = None) -> dict[str, Any]:
     """The content of index.json (docs/batch.md)."""
     counts = {s: sum(r.status == s for r in rows) for s in ("ok", "failed", "busy")}
     scans = [{"name": r.name, "status": r.status, "run_status": r.run_status, "error": r.error, "source": r.source,
@@ -150,7 +150,7 @@ def index_document(out_dir: Path, rows: Sequence[BatchRow]) -> dict[str, Any]:
               "report_json": _link(r, "report.json"), "report_created": (r.report or {}).get("created"),
               "metrics": None if r.report is None else _metrics(r.report), "warnings": r.warnings}
              for r in rows]  # fmt: skip
-    return json_safe({"version": INDEX_VERSION, "created": now_iso(), "out": str(Path(out_dir).resolve()),
+    return json_safe({"version": INDEX_VERSION, "created": now_iso(), "out": label or str(Path(out_dir).resolve()),
                       "counts": {"scans": len(rows), **counts}, "scans": scans})  # fmt: skip
 
 
@@ -297,10 +297,11 @@ def render_index_html(document: dict[str, Any], rows: Sequence[BatchRow], thumbn
     )
 
 
-def write_batch_index(out_dir: Path, outcomes: Iterable[ScanOutcome] = ()) -> tuple[Path, Path]:
+def write_batch_index(out_dir: Path, outcomes: Iterable[ScanOutcome] = (), label: str | None = None) -> tuple[Path, Path]:
     """Write ``OUT/index.json`` and ``OUT/index.html`` atomically; returns their paths.
 
-    A scan whose thumbnail cannot be read is listed without one.
+    A scan whose thumbnail cannot be read is listed without one; ``label`` names the output in the page
+    when it is not ``out_dir`` itself (a URL the page is uploaded to).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -313,7 +314,7 @@ def write_batch_index(out_dir: Path, outcomes: Iterable[ScanOutcome] = ()) -> tu
             thumbnails[row.name] = thumbnail_png(row.folder / STORE_NAME)
         except Exception:  # a missing picture must not cost the page
             pass
-    document = index_document(out_dir, rows)
+    document = index_document(out_dir, rows, label)
     json_path, html_path = out_dir / INDEX_JSON, out_dir / INDEX_HTML
     atomic_write(json_path, json.dumps(document, indent=1, allow_nan=False))
     atomic_write(html_path, render_index_html(document, rows, thumbnails))

@@ -99,10 +99,16 @@ class VerifyResult:
         return not self.problems
 
 
-def _verify_sources(store: Path, group: zarr.Group, result: VerifyResult) -> None:
+def _verify_sources(store: Path, group: zarr.Group, result: VerifyResult,
+                    storage_options: dict[str, Any] | None = None) -> None:
+    from orpam_pipeline.remote.urls import is_url
+
     for entry in group.attrs.get("source", {}).get("files", []):
-        path = Path(entry["path"])
         result.source_files += 1
+        if is_url(entry["path"]):
+            _verify_remote_source(store, entry, result, storage_options)
+            continue
+        path = Path(entry["path"])
         if not path.is_file():
             result.problems.append(f"{store}: source {path} is missing")
             continue
@@ -113,8 +119,33 @@ def _verify_sources(store: Path, group: zarr.Group, result: VerifyResult) -> Non
             result.problems.append(f"{store}: source {path} changed: sha256 differs from the recorded one")
 
 
-def verify_outputs(path: Path, progress: Callable[[str, int, int], None] | None = None) -> VerifyResult:
-    """Re-check every store under ``path``: sources' size and sha256, stage completion, every chunk."""
+def _verify_remote_source(store: Path, entry: dict[str, Any], result: VerifyResult,
+                          storage_options: dict[str, Any] | None) -> None:
+    """A source recorded by URL (staged from object storage): re-read and re-hash it where it is."""
+    from orpam_pipeline.remote.sync import sha256_remote
+    from orpam_pipeline.remote.urls import filesystem
+
+    url = entry["path"]
+    try:
+        fs, key = filesystem(url, storage_options)
+        size, digest = sha256_remote(fs, key)
+    except FileNotFoundError:
+        result.problems.append(f"{store}: source {url} is missing")
+        return
+    except Exception as exc:  # unreachable storage is a problem of this check, not a crash
+        result.problems.append(f"{store}: source {url} cannot be read: {type(exc).__name__}: {exc}")
+        return
+    if size != entry.get("size"):
+        result.problems.append(f"{store}: source {url} changed: {size} bytes, recorded {entry.get('size')}")
+    elif digest != entry.get("sha256"):
+        result.problems.append(f"{store}: source {url} changed: sha256 differs from the recorded one")
+
+
+def verify_outputs(path: Path, progress: Callable[[str, int, int], None] | None = None, *,
+                   storage_options: dict[str, Any] | None = None) -> VerifyResult:
+    """Re-check every store under ``path``: sources' size and sha256, stage completion, every chunk.
+    Sources recorded by URL are read with ``storage_options``; for an output URL see
+    :func:`orpam_pipeline.remote.verify.verify_remote`."""
     result = VerifyResult()
     stores = find_stores(path)
     if not stores:
@@ -129,7 +160,7 @@ def verify_outputs(path: Path, progress: Callable[[str, int, int], None] | None 
         if group is None:
             result.problems.append(f"{store}: {problem}")
             continue
-        _verify_sources(store, group, result)
+        _verify_sources(store, group, result, storage_options)
         status = scan_status(store)["stages"]
         for stage in ("ingest", "register"):
             s = status[stage]

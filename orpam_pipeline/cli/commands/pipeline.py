@@ -24,9 +24,11 @@ from orpam_pipeline.cli.console import (
 from orpam_pipeline.cli.groups import FROM_GROUP, with_groups
 from orpam_pipeline.cli.options import (
     COMPUTE,
+    CacheDir,
+    Jobs,
+    StorageOption,
     NETWORK,
     SCAN,
-    SRC,
     AsJson,
     Method,
     Overwrite,
@@ -102,14 +104,14 @@ def batch_hooks(bars: Any, visible: bool = True) -> tuple[Callable[..., None], A
     def on_done(outcome: Any) -> None:
         bars.advance(scans_task)
         if outcome.ok:
-            r = outcome.report
+            r = outcome.report or {}
             how = {"skipped": " (already complete, skipped)", "resumed": " (continued)"}.get(outcome.status, "")
             if outcome.renamed_from is not None:
                 how += f" (named from {esc(repr(outcome.renamed_from))})"
             bars.console.print(
-                f"[green]ok[/] {esc(outcome.name)}{how}: NCC {fmt(r['ncc_mean'])} (unregistered "
-                f"{fmt(r['ncc_mean_unregistered'])}), TNCC {fmt(r['tncc_merged'])} "
-                f"(odd-only {fmt(r['tncc_odd'])}), {outcome.seconds:.1f} s",
+                f"[green]ok[/] {esc(outcome.name)}{how}: NCC {fmt(r.get('ncc_mean'))} (unregistered "
+                f"{fmt(r.get('ncc_mean_unregistered'))}), TNCC {fmt(r.get('tncc_merged'))} "
+                f"(odd-only {fmt(r.get('tncc_odd'))}), {outcome.seconds:.1f} s",
                 highlight=False,
             )
         elif outcome.status == "busy":
@@ -121,26 +123,31 @@ def batch_hooks(bars: Any, visible: bool = True) -> tuple[Callable[..., None], A
     return on_start, stages, on_done
 
 
-def _run_batch(src: Path, out_dir: Path, options: Any, show: bool = True) -> list[Any]:
+def _run_batch(src: Path | str, out_dir: Path | str, options: Any, show: bool = True, **where: Any) -> list[Any]:
     from orpam_pipeline.pipeline import run_batch
 
     with progress_bars(show) as bars:
         on_start, stages, on_done = batch_hooks(bars)
-        outcomes = run_batch(src, out_dir, options, on_start=on_start, progress=stages, on_done=on_done)
+        outcomes = run_batch(src, out_dir, options, on_start=on_start, progress=stages, on_done=on_done, **where)
         stages.reset()
     return outcomes
 
 
-def _write_index(out_dir: Path, outcomes: list[Any]) -> tuple[Path | None, str | None]:
+def _write_index(out_dir: Path | str, outcomes: list[Any], **where: Any) -> tuple[Path | str | None, str | None]:
     """``OUT/index.html`` and ``index.json`` (docs/batch.md): the page's path, or the one line saying why
     it could not be written (the run's summary is still printed)."""
     from orpam_pipeline.errors import one_line
+    from orpam_pipeline.remote.urls import is_url
     from orpam_pipeline.report.batch import INDEX_HTML, write_batch_index
 
     try:
-        return write_batch_index(out_dir, outcomes)[1], None
+        if is_url(out_dir):
+            from orpam_pipeline.remote.batch import write_remote_index
+
+            return write_remote_index(str(out_dir), outcomes, where.get("storage_options"), where.get("cache_dir")), None
+        return write_batch_index(Path(out_dir), outcomes)[1], None
     except Exception as exc:  # the scans' results stand without the page
-        return None, one_line(exc, Path(out_dir) / INDEX_HTML)
+        return None, one_line(exc, Path(str(out_dir)) / INDEX_HTML)
 
 
 EXIT_BUSY = 75
@@ -148,7 +155,7 @@ EXIT_BUSY = 75
 
 
 def _summarise(outcomes: list[Any], started: float, as_json: bool = False,
-               index: tuple[Path | None, str | None] = (None, None)) -> None:
+               index: tuple[Path | str | None, str | None] = (None, None)) -> None:
     """The closing lines: counts, where each report and the batch page are, every failure; exit 1 if
     any scan failed or the page could not be written, 75 if none failed but some were busy (another
     live process is writing them)."""
@@ -158,16 +165,16 @@ def _summarise(outcomes: list[Any], started: float, as_json: bool = False,
     seconds = time.perf_counter() - started
     if as_json:
         print_json({"scans": [o.summary() for o in outcomes], "done": len(ok), "failed": len(failed),
-                    "busy": len(busy), "frames": sum(o.report["frames"] for o in ok),
+                    "busy": len(busy), "frames": sum((o.report or {}).get("frames", 0) for o in ok),
                     "seconds": round(seconds, 3), "index_html": None if index[0] is None else str(index[0]),
                     "index_error": index[1]})  # fmt: skip
     else:
-        frames = sum(o.report["frames"] for o in ok)
+        frames = sum((o.report or {}).get("frames", 0) for o in ok)
         skipped = sum(1 for o in ok if o.status == "skipped")
         note = f" ({skipped} already complete)" if skipped else ""
         out.print(f"{len(ok)} of {len(outcomes)} scans done{note}, {frames} frames in {seconds:.1f} s", highlight=False)
         for o in ok:
-            out.print(f"  {esc(o.name)}: {esc(o.report_html)}  ({o.report_json.name} beside it)", highlight=False)
+            out.print(f"  {esc(o.name)}: {esc(o.where('report.html'))}  (report.json beside it)", highlight=False)
         if index[0] is not None:
             out.print(f"index: {esc(index[0])}", highlight=False)
         if busy:
@@ -190,8 +197,8 @@ def _summarise(outcomes: list[Any], started: float, as_json: bool = False,
 @friendly
 @with_groups(scan=SCAN, network=NETWORK, compute=COMPUTE)
 def run(
-    src: SRC,
-    out_dir: Annotated[Path, typer.Argument(metavar="OUT", help="Output folder: OUT/<scan>/{scan.zarr,report.json,report.html} and OUT/index.{html,json}.")],
+    src: Annotated[str, typer.Argument(metavar="SRC", help="A scan file or a directory tree of scans, or a URL (s3://bucket/prefix).")],
+    out_dir: Annotated[str, typer.Argument(metavar="OUT", help="Output folder or URL: OUT/<scan>/{scan.zarr,report.json,report.html} and OUT/index.{html,json}.")],
     method: Method = DEFAULT_METHOD,
     network: dict[str, Any] = FROM_GROUP,
     scan: dict[str, Any] = FROM_GROUP,
@@ -199,11 +206,16 @@ def run(
     wait_for_locks: WaitForLocks = False,
     strict: Strict = False,
     compute: dict[str, Any] = FROM_GROUP,
+    jobs: Jobs = None,
+    storage_option: StorageOption = None,
+    cache_dir: CacheDir = None,
     as_json: AsJson = False,
 ) -> None:
     """Ingest, register and report every scan under SRC; failed scans are listed and skipped.
 
-    Registration chunks run on local threads, or on a dask cluster with --workers or --scheduler.
+    Registration chunks run on local threads, or on a dask cluster with --workers or --scheduler, where
+    the scans of a batch run side by side (--jobs at a time). SRC and OUT may be s3:// (or other fsspec)
+    URLs: each scan is staged locally, processed and uploaded (docs/object-storage.md).
     Settings that look wrong are warned about under each scan (docs/warnings.md); --strict fails
     such scans. Ends by printing where each scan's report is.
     """
@@ -211,10 +223,14 @@ def run(
 
     options = RunOptions(method=method, settings=network_settings([method], network), overwrite=overwrite,
                          wait_for_locks=wait_for_locks, strict=strict, **scan_fields(scan))  # fmt: skip
+    from orpam_pipeline.remote.urls import as_location, parse_storage_options
+
+    where = {"jobs": jobs, "storage_options": parse_storage_options(storage_option), "cache_dir": cache_dir}
+    source, target = as_location(src), as_location(out_dir)
     started = time.perf_counter()
     with computing(compute):
-        outcomes = _run_batch(src, out_dir, options, show=not as_json)
-    _summarise(outcomes, started, as_json, _write_index(out_dir, outcomes))
+        outcomes = _run_batch(source, target, options, show=not as_json, **where)
+    _summarise(outcomes, started, as_json, _write_index(target, outcomes, **where))
 
 
 @friendly

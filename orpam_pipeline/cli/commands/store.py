@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from orpam_pipeline.cli.console import esc, err, friendly, out, print_json, progress_bars
-from orpam_pipeline.cli.options import AsJson
+from orpam_pipeline.cli.options import AsJson, StorageOption
 from orpam_pipeline.errors import OrpamError
 
 Outputs = Annotated[Path, typer.Argument(metavar="OUT", help="Output folder of `orpam run` (or one scan's folder or store).")]
@@ -49,15 +49,31 @@ def status(out_dir: Outputs, as_json: AsJson = False) -> None:
 
 
 @friendly
-def verify(out_dir: Outputs, as_json: AsJson = False) -> None:
-    """Re-hash every recorded source file and decode every chunk (CRC32C); exit 1 on any problem."""
+def verify(
+    out_dir: Annotated[str, typer.Argument(metavar="OUT", help="Output folder or URL of `orpam run` (or one scan's folder or store).")],
+    storage_option: StorageOption = None,
+    as_json: AsJson = False,
+) -> None:
+    """Re-hash every recorded source file and decode every chunk (CRC32C); exit 1 on any problem.
+
+    For an output URL also checks that every scan's upload is complete and every object matches its
+    manifest's sha256."""
+    from orpam_pipeline.remote.urls import as_location, parse_storage_options
     from orpam_pipeline.store.status import verify_outputs
 
+    where, options = as_location(out_dir), parse_storage_options(storage_option)
     with progress_bars(not as_json) as bars:
         task = bars.add_task("verify", total=None)
-        result = verify_outputs(
-            out_dir, progress=lambda what, d, n: bars.update(task, description=f"verify {what}", completed=d, total=n)
-        )
+
+        def progress(what: str, d: int, n: int) -> None:
+            bars.update(task, description=f"verify {what}", completed=d, total=n)
+
+        if isinstance(where, str):
+            from orpam_pipeline.remote.verify import verify_remote
+
+            result = verify_remote(where, options, progress)
+        else:
+            result = verify_outputs(where, progress, storage_options=options)
     if as_json:
         print_json({"ok": result.ok, "stores": result.stores, "source_files": result.source_files,
                     "chunks": result.chunks, "problems": result.problems})  # fmt: skip
