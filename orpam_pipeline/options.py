@@ -135,6 +135,10 @@ class ComputeOptions:
     scheduler: str | None = setting(None, "Run the chunk tasks on a running dask.distributed cluster (e.g. tcp://host:8786).")
     workers: int | None = setting(None, "Run the chunk tasks on a local dask cluster of N worker processes.")
     threads_per_worker: int | None = setting(None, "Threads of each local worker (default: the cores shared out).")
+    jobs: int | None = setting(None, "Scans in flight at once on a cluster (default: every worker thread).")
+    cluster: dict[str, Any] | None = setting(None, "Start a cluster for this run: a table with kind = slurm, pbs, sge or lsf "
+                                                   "(dask-jobqueue), gateway (dask-gateway) or kubernetes (dask-kubernetes), "
+                                                   "workers = N, and the library's own keyword arguments (docs/clusters.md).")  # fmt: skip
 
 
 def option_help(cls: type, name: str) -> str:

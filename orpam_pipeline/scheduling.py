@@ -58,15 +58,24 @@ def compute_context(
     *,
     threads_per_worker: int | None = None,
     worker_resources: Mapping[str, float] | None = None,
+    cluster: Mapping[str, Any] | None = None,
 ) -> Iterator[Any | None]:
     """Run the enclosed pipeline calls on the chosen scheduler; yields the client (None when local).
 
     ``workers`` starts a local cluster of that many processes with ``threads_per_worker`` threads
     each (default: the CPU cores shared out) and ``worker_resources`` advertised by each (e.g.
     ``{"GPU": 1}``); it is shut down on exit. ``scheduler`` connects to a running cluster, left running.
+    ``cluster`` starts one through a cluster manager (:func:`make_cluster`), shut down on exit.
     """
-    if scheduler and workers:
-        raise OrpamError("give either a scheduler address or a number of local workers, not both")
+    if sum(bool(x) for x in (scheduler, workers, cluster)) > 1:
+        raise OrpamError("give one of a scheduler address, a number of local workers or a cluster to start")
+    if cluster:
+        from distributed import Client
+
+        manager = make_cluster(cluster)
+        with manager, Client(manager, set_as_default=True) as client:
+            yield client
+        return
     if workers is not None and workers < 1:
         raise OrpamError(f"workers must be at least 1, not {workers}")
     if not scheduler and not workers:
@@ -99,6 +108,45 @@ def compute_context(
     )
     with cluster, Client(cluster, set_as_default=True) as client:
         yield client
+
+
+CLUSTER_KINDS: dict[str, tuple[str, str, str]] = {
+    "slurm": ("dask_jobqueue", "SLURMCluster", "dask-jobqueue"),
+    "pbs": ("dask_jobqueue", "PBSCluster", "dask-jobqueue"),
+    "sge": ("dask_jobqueue", "SGECluster", "dask-jobqueue"),
+    "lsf": ("dask_jobqueue", "LSFCluster", "dask-jobqueue"),
+    "gateway": ("dask_gateway", "GatewayCluster", "dask-gateway"),
+    "kubernetes": ("dask_kubernetes.operator", "KubeCluster", "dask-kubernetes"),
+}
+"""``kind`` of a ``[compute] cluster`` table -> (module, class, the package to install)."""
+
+
+def make_cluster(spec: Mapping[str, Any]) -> Any:
+    """A cluster started by a cluster manager from a ``[compute] cluster`` table (docs/clusters.md).
+
+    ``kind`` picks the manager, ``workers`` how many workers (or batch jobs) to ask for; every other
+    key goes to the manager's constructor as its own documentation names it (``cores``, ``memory``,
+    ``job_extra_directives``, ``image``, …). Nothing is submitted until ``workers`` is scaled to.
+    """
+    import importlib
+
+    options = dict(spec)
+    kind = str(options.pop("kind", ""))
+    if kind not in CLUSTER_KINDS:
+        raise OrpamError(f"[compute] cluster kind must be one of {', '.join(CLUSTER_KINDS)}, not {kind!r}")
+    module, name, package = CLUSTER_KINDS[kind]
+    workers = options.pop("workers", None)
+    try:
+        manager = getattr(importlib.import_module(module), name)
+    except ImportError:
+        raise OrpamError(f"a {kind} cluster needs the {package} package (pip install {package})") from None
+    try:
+        cluster = manager(**options)
+    except TypeError as exc:
+        raise OrpamError(f"[compute] cluster ({kind}): {exc}") from None
+    if workers:
+        cluster.scale(int(workers))
+    return cluster
 
 
 PROBE_SECONDS = 5.0

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from orpam_pipeline import __version__
+from orpam_pipeline.remote.urls import filesystem, is_url, join
 from orpam_pipeline.scheduling import compute_context
 from orpam_pipeline.errors import OrpamError
 from orpam_pipeline.options import ComputeOptions, RunOptions, ScanOptions
@@ -85,8 +86,10 @@ class Workflow:
         return str(self.config["workflow"]["kind"])
 
     @property
-    def output(self) -> Path:
-        return Path(self.config["output"]["dir"])
+    def output(self) -> Path | str:
+        """The output folder, or its URL (object storage, batch workflows only)."""
+        value = self.config["output"]["dir"]
+        return str(value) if is_url(value) else Path(value)
 
     def record(self) -> dict[str, Any]:
         """What every output of the workflow records about it."""
@@ -107,8 +110,8 @@ class WorkflowHooks:
 @dataclass
 class WorkflowResult:
     kind: str
-    output: Path
-    record: Path
+    output: Path | str
+    record: Path | str
     outcomes: list[ScanOutcome] = field(default_factory=list)
     summary: dict[str, Path] = field(default_factory=dict)
     rows: list[dict[str, Any]] = field(default_factory=list)
@@ -137,6 +140,8 @@ def _resolve_path(value: Any, base: Path, where: str) -> Any:
         return [_resolve_path(v, base, where) for v in value]
     if not isinstance(value, str) or not value:
         raise OrpamError(f"{where}: expected a path (string), got {value!r}")
+    if is_url(value):
+        return value.rstrip("/")
     path = Path(os.path.expanduser(value))
     return str(path if path.is_absolute() else Path(os.path.normpath(base / path)))
 
@@ -210,8 +215,14 @@ def _validate(config: dict[str, Any], file: Path) -> None:
     if "dir" not in config.get("output", {}):
         raise OrpamError(f"{file}: [output] dir is required")
     compute = config.get("compute", {})
-    if compute.get("scheduler") and compute.get("workers"):
-        raise OrpamError(f"{file}: [compute] give either scheduler or workers, not both")
+    if sum(bool(compute.get(k)) for k in ("scheduler", "workers", "cluster")) > 1:
+        raise OrpamError(f"{file}: [compute] give one of scheduler, workers or cluster")
+    cluster = compute.get("cluster")
+    if cluster is not None:
+        from orpam_pipeline.scheduling import CLUSTER_KINDS
+
+        if not isinstance(cluster, dict) or cluster.get("kind") not in CLUSTER_KINDS:
+            raise OrpamError(f"{file}: [compute] cluster must be a table whose kind is one of {', '.join(CLUSTER_KINDS)}")
     if kind == "train" and "manifest" not in config.get("inputs", {}):
         raise OrpamError(f"{file}: [inputs] manifest is required for a train workflow")
     if kind != "train" and not (config.get("inputs", {}).get("scans") or config.get("inputs", {}).get("stores")):
@@ -250,7 +261,8 @@ def load_workflow(file: Path | str, overrides: Sequence[str] = ()) -> Workflow:
 
 def _compute(config: dict[str, Any]) -> Any:
     c = ComputeOptions(**config.get("compute", {}))
-    return compute_context(scheduler=c.scheduler, workers=c.workers, threads_per_worker=c.threads_per_worker)
+    return compute_context(scheduler=c.scheduler, workers=c.workers, threads_per_worker=c.threads_per_worker,
+                           cluster=c.cluster)
 
 
 def _run_options(config: dict[str, Any]) -> RunOptions:
@@ -284,7 +296,9 @@ def _batch(wf: Workflow, hooks: WorkflowHooks) -> list[ScanOutcome]:
     outcomes: list[ScanOutcome] = []
     record = wf.record()
     for src in wf.config["inputs"].get("scans", []):
-        for outcome in run_batch(Path(src), wf.output, options, hooks.on_start, hooks.progress, hooks.on_done):
+        jobs = wf.config.get("compute", {}).get("jobs")
+        where = src if is_url(src) else Path(src)
+        for outcome in run_batch(where, wf.output, options, hooks.on_start, hooks.progress, hooks.on_done, jobs=jobs):
             if outcome.ok and outcome.store is not None:
                 _stamp_store(outcome.store, record)
             outcomes.append(outcome)
@@ -382,7 +396,10 @@ def run_workflow(wf: Workflow, hooks: WorkflowHooks | None = None) -> WorkflowRe
     """Run a loaded workflow on the compute it names; writes ``workflow.json`` into its output folder."""
     hooks = hooks or WorkflowHooks()
     started = now_iso()
-    result = WorkflowResult(wf.kind, wf.output, wf.output / RECORD)
+    if isinstance(wf.output, str) and wf.kind != "batch":
+        raise OrpamError(f"{wf.file}: [output] dir may be a URL for batch workflows only")
+    record = join(wf.output, RECORD) if isinstance(wf.output, str) else wf.output / RECORD
+    result = WorkflowResult(wf.kind, wf.output, record)
     with _compute(wf.config):
         if wf.kind == "batch":
             result.outcomes = _batch(wf, hooks)
@@ -398,5 +415,10 @@ def run_workflow(wf: Workflow, hooks: WorkflowHooks | None = None) -> WorkflowRe
     if result.train is not None:
         outputs["train"] = {"best_checkpoint": str(result.train.best_checkpoint), "model": str(wf.output / "model.pt"),
                             "epochs_completed": result.train.epochs_completed}  # fmt: skip
-    _write_json(result.record, {**wf.record(), "started": started, "finished": now_iso(), "outputs": outputs})
+    document = {**wf.record(), "started": started, "finished": now_iso(), "outputs": outputs}
+    if isinstance(result.record, str):
+        fs, path = filesystem(result.record)
+        fs.pipe_file(path, json.dumps(document, indent=1, allow_nan=False, default=str).encode("utf-8"))
+    else:
+        _write_json(result.record, document)
     return result

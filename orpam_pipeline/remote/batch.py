@@ -180,6 +180,7 @@ def process_remote_scan(scan: RemoteScan, out: str, options: RunOptions, storage
         shutil.rmtree(local_out / scan.name, ignore_errors=True)
         shutil.rmtree(local_src, ignore_errors=True)
         outcome.source, outcome.location = redact(scan.location), redact(folder_url)
+        outcome.store = outcome.report_html = None  # the staged copy is gone; ``location`` says where it is
         outcome.seconds = time.perf_counter() - started
         return outcome
     except Exception as exc:  # one bad scan must not stop the batch

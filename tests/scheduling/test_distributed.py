@@ -147,3 +147,32 @@ def test_scheduler_and_workers_together_are_refused():
     with pytest.raises(OrpamError, match="not both"):
         with compute_context(scheduler="tcp://127.0.0.1:1", workers=2):
             pass
+
+
+def test_a_batch_runs_scan_by_scan_on_the_workers_and_equals_the_serial_run(tmp_path, cluster):
+    """Several scans: each is a task of its own (the workers run whole scans side by side); a broken
+    file fails alone; the arrays equal a serial threaded run bit for bit."""
+    from orpam_pipeline.options import RunOptions
+    from orpam_pipeline.pipeline import run_batch
+
+    for seed in (11, 12, 13):
+        write_simulation(tmp_path / "sim", SimulationParams.randomised(seed, frames=6, height=48, width=40))
+    scans = tmp_path / "sim" / "scans"
+    (scans / "broken.npy").write_bytes(b"\x93NUMPY not really")
+    options = RunOptions(method="phase", chunk_frames=2)
+    serial = run_batch(scans, tmp_path / "serial", options)
+    heard: list[tuple[str, int, int]] = []
+    started: list[str] = []
+    with compute_context(scheduler=cluster.scheduler_address):
+        spread = run_batch(scans, tmp_path / "spread", options, progress=lambda *a: heard.append(a),
+                           on_start=lambda i, n, name: started.append(name), jobs=2)  # fmt: skip
+    assert [o.name for o in spread] == [o.name for o in serial]
+    assert [o.ok for o in spread] == [False, True, True, True]
+    assert "broken.npy" in spread[0].error
+    for a, b in zip(serial[1:], spread[1:]):
+        assert_same(arrays(a.store), arrays(b.store))
+        record = zarr.open_group(b.store).attrs["registration"]["compute"]
+        assert record["mode"] != "distributed", "a scan's chunks stay on the worker that holds the scan"
+    assert started == ["4 scans on 2 slots"]
+    assert {stage for stage, _, _ in heard} >= {"ingest", "register"}
+    assert (tmp_path / "spread" / "index.html").exists() is False  # the page is the CLI's to write
