@@ -1,9 +1,15 @@
-"""Learned methods against `phase` on the same frames: ms per frame side by side, parameters and FLOPs.
+"""Learned methods against `phase` on the same frames: ms per frame side by side, parameters and FLOPs,
+and the pipeline's throughput against the network's alone.
 
 One simulated sequence is split into backward and forward lines once; every method registers the
 same arrays in memory (``measure``/``plan``/``apply`` as the engine calls them, no I/O), repeated and
 reported as the median. Learned methods run on the CPU in fp32 and bf16 (and on CUDA when present,
 with a batch-size sweep); the ratio column is each row's time over `phase`'s, measured in this run.
+
+Second table, at ``--precision auto`` (what `orpam run` uses): frames per second of the network alone
+(forward passes on tensors already on the device, batch 16), of the method in memory (normalisation,
+network, resampling) and of the pipeline (the register stage of a store: read, register, score, write
+the chunks), each over the model-only figure.
 
     .venv/bin/python benchmarks/bench_learned.py --frames 32 --size 256 --repeats 3
 """
@@ -89,6 +95,71 @@ def main() -> None:
     print("\n| method | parameters | GFLOP per frame (one half-frame pair) |\n|---|---:|---:|")
     for name, (params, gflop) in costs.items():
         print(f"| {name} | {params:,} | {gflop:.2f} |")
+    _pipeline_table(learned, sim.frames, odd, even, args.repeats)
+
+
+def _model_only(name: str, odd: np.ndarray, even: np.ndarray, repeats: int, batch: int = 16) -> float:
+    """Seconds for the network's forward passes alone over all frames (tensors prepared beforehand)."""
+    import torch
+
+    from orpam_pipeline.geometry import odd_matched
+    from orpam_pipeline.models.normalise import normalise_pair
+    from orpam_pipeline.register.pcregnet import get_runner
+
+    runner = get_runner(get_method(name, precision="auto").settings)
+    even, fixed, _ = normalise_pair(even, odd_matched(odd, even.shape[-1]))
+    torch.set_flush_denormal(True)
+    pairs = [(torch.from_numpy(np.ascontiguousarray(even[i:i + batch, None])).contiguous(memory_format=torch.channels_last),
+              torch.from_numpy(np.ascontiguousarray(fixed[i:i + batch, None])).contiguous(memory_format=torch.channels_last))
+             for i in range(0, len(even), batch)]  # fmt: skip
+
+    def once() -> None:
+        with torch.inference_mode(), runner._autocast():
+            for m, f in pairs:
+                runner.model(m, f)
+
+    once()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        once()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def _pipeline(name: str, frames: np.ndarray, repeats: int) -> float:
+    """Median seconds of the register stage of a fresh store of ``frames`` (first a warm-up run)."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from orpam_pipeline.io import open_scan
+    from orpam_pipeline.register.engine import register_store
+    from orpam_pipeline.store.ingest import ingest_scan
+
+    times = []
+    with tempfile.TemporaryDirectory(prefix="orpam-bench-learned-") as tmp:
+        np.save(Path(tmp) / "scan.npy", frames)
+        for i in range(repeats + 1):
+            with open_scan(Path(tmp) / "scan.npy") as source:
+                store = ingest_scan(source, Path(tmp) / str(i), chunk_frames=16)
+            started = time.perf_counter()
+            register_store(store, get_method(name, precision="auto"))
+            if i:
+                times.append(time.perf_counter() - started)
+            shutil.rmtree(Path(tmp) / str(i))
+    return statistics.median(times)
+
+
+def _pipeline_table(learned: list[str], frames: np.ndarray, odd: np.ndarray, even: np.ndarray, repeats: int) -> None:
+    n = len(even)
+    print("\n| method (precision auto) | model only f/s | method in memory f/s | pipeline f/s | memory / model | pipeline / model |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name in learned:
+        model = n / _model_only(name, odd, even, repeats)
+        memory = n / _time(get_method(name, precision="auto"), odd, even, repeats)
+        pipe = n / _pipeline(name, np.asarray(frames, dtype=np.float32), repeats)
+        print(f"| {name} | {model:.1f} | {memory:.1f} | {pipe:.1f} | {memory / model:.2f} | {pipe / model:.2f} |")
 
 
 if __name__ == "__main__":

@@ -308,8 +308,25 @@ def _scan_task(call: Callable[..., Any], item: Any, key: str, threads: int) -> A
         _local.active = False
 
 
+SCAN_MEMORY = 512 * 2**20
+"""Memory one scan in flight is given by default: a few chunks of frames and the method's buffers
+(``benchmarks/bench_run_scaling.py`` measures 0.47-0.50 GiB peak for a whole ``orpam run`` of 256x256
+frames, flat in the number of frames)."""
+
+
 def _total_threads(client: Any) -> int:
     return sum(int(w.get("nthreads", 1)) for w in client.scheduler_info(n_workers=-1)["workers"].values()) or 1
+
+
+def default_jobs(client: Any, scan_memory: int = SCAN_MEMORY) -> int:
+    """Scans in flight by default: one per worker thread, fewer where the workers' memory limits would
+    not hold :data:`SCAN_MEMORY` for each."""
+    slots = 0
+    for worker in client.scheduler_info(n_workers=-1)["workers"].values():
+        threads = int(worker.get("nthreads", 1))
+        limit = int(worker.get("memory_limit") or 0)
+        slots += min(threads, max(1, limit // scan_memory)) if limit else threads
+    return max(1, slots)
 
 
 def map_scans(
@@ -326,9 +343,10 @@ def map_scans(
     """``call(item, progress)`` for every item, one whole scan per call; results in the items' order.
 
     Locally (no client) the scans run one after another and ``call`` fans its own chunk tasks out to
-    threads. With a client every scan is a task of its own, at most ``jobs`` in flight (default: every
-    worker thread of the cluster), so many small scans keep every worker busy; each scan's chunk tasks
-    run on the worker that holds it. ``progress`` then hears each stage summed over the scans running;
+    threads. With a client every scan is a task of its own, at most ``jobs`` in flight (default:
+    :func:`default_jobs`, one per worker thread within the workers' memory), so many small scans keep
+    every worker busy; each scan's chunk tasks run on the worker that holds it. ``progress`` then hears
+    each stage summed over the scans running;
     a scan whose worker died comes back as ``on_lost(item, error)``.
     """
     client = active_client()
@@ -343,7 +361,7 @@ def map_scans(
         return results
     from distributed import as_completed
 
-    limit = max(1, jobs or _total_threads(client))
+    limit = max(1, jobs or default_jobs(client))
     threads = max(1, _total_threads(client) // max(1, len(client.scheduler_info(n_workers=-1)["workers"])))
     keys = [f"orpam-scan-{i}-{names[i]}" for i in range(len(items))]
     stages: dict[str, dict[str, tuple[int, int]]] = {}

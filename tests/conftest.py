@@ -7,7 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from orpam_pipeline.geometry import odd_at_even, split
 from orpam_pipeline.io import open_scan
+from orpam_pipeline.register.phase import resample_columns
 from orpam_pipeline.simulate import Simulation, SimulationParams, simulate
 from orpam_pipeline.store.ingest import ingest_scan
 
@@ -40,3 +42,14 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
     save_checkpoint(path, model_config=model.config.to_dict(), model_state=model.state_dict())
     return path
+
+
+def shifted_frames(sim_frames: np.ndarray, k: float) -> np.ndarray:
+    """Frames whose backward columns show the scene (the forward lines interpolated to their places) k px
+    further along Y: the displacement is k."""
+    frames = np.array(sim_frames, dtype=np.float32)
+    odd, even = split(frames)
+    rows = np.arange(frames.shape[1], dtype=np.float32)[None, :, None]
+    source = np.ascontiguousarray(odd_at_even(odd, frames.shape[-1]), dtype=np.float32)
+    frames[..., 1::2] = resample_columns(source, np.broadcast_to(rows - k, source.shape))
+    return frames

@@ -101,7 +101,7 @@ LineProfile = Annotated[bool, _flag("--line-profile", "pcregnet-flow: one displa
 
 Scheduler = Annotated[str | None, typer.Option("--scheduler", help=option_help(ComputeOptions, "scheduler"))]
 Workers = Annotated[int | None, typer.Option("--workers", min=1, help=option_help(ComputeOptions, "workers"))]
-Jobs = Annotated[int | None, typer.Option("--jobs", "-j", min=1, help="With --workers/--scheduler: scans in flight at once (default: every worker thread).")]
+Jobs = Annotated[int | None, typer.Option("--jobs", "-j", min=1, help="With --workers/--scheduler: scans in flight at once (default: one per worker thread, fewer where worker memory holds less than 512 MiB per scan).")]
 StorageOption = Annotated[list[str] | None, typer.Option("--storage-option", "-S", metavar="KEY=VALUE", help="For s3:// and other URLs: an fsspec option, e.g. client_kwargs.endpoint_url=http://host:9000 (repeatable; credentials also come from AWS_* and ~/.aws).")]
 CacheDir = Annotated[Path | None, typer.Option("--cache-dir", help="For URLs: where scans in flight are staged (default: $ORPAM_CACHE_DIR or ~/.cache/orpam).")]
 AsJson = Annotated[bool, _flag("--json", "Print the result as JSON on stdout (progress bars are left out).")]

@@ -176,14 +176,20 @@ EXPORT_KEYS = ("epoch", "global_step", "manifest_sha256", "manifest_name", "trai
                "normalisation", "best_metric", "best_metric_name", "history", "init_sha256")
 
 
-def export_model(src: str | Path, dst: str | Path) -> Path:
+def export_model(src: str | Path, dst: str | Path, half: bool = False) -> Path:
     """Write an inference-only copy of a training checkpoint: weights, config and provenance.
 
     Optimizer, scheduler and RNG states are dropped (they are only needed to resume training),
     which roughly thirds the file and keeps what a user needs to know where the model came from.
+    ``half`` stores floating-point weights as float16 (half the file again); :func:`load_model`
+    loads them into the float32 model, so inference is unchanged apart from the rounded weights.
     """
     ckpt = load_checkpoint(src)
     extra = {k: v for k, v in (ckpt.get("extra") or {}).items() if k in EXPORT_KEYS}
     extra["exported_from_sha256"] = sha256_file(Path(src))
-    save_checkpoint(dst, model_config=ckpt["model_config"], model_state=ckpt["model_state"], extra=extra)
+    state = ckpt["model_state"]
+    if half:
+        state = {k: v.half() if torch.is_tensor(v) and v.is_floating_point() else v for k, v in state.items()}
+        extra["weights_dtype"] = "float16"
+    save_checkpoint(dst, model_config=ckpt["model_config"], model_state=state, extra=extra)
     return Path(dst)

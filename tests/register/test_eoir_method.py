@@ -15,7 +15,7 @@ from orpam_pipeline.register.eoir import EOIRMethod, EOIRSettings, line_profile
 from orpam_pipeline.register.phase import resample_columns
 from orpam_pipeline.register.refine import refine_rows
 from orpam_pipeline.store.layout import get_array, open_scan_store
-from tests.conftest import make_store
+from tests.conftest import make_store, shifted_frames
 
 
 @pytest.fixture(scope="module")
@@ -32,19 +32,8 @@ def _method(path, **settings) -> EOIRMethod:
     return EOIRMethod(EOIRSettings(checkpoint=str(path), device="cpu", precision="fp32", **settings))
 
 
-def _shifted(sim_frames: np.ndarray, k: float) -> np.ndarray:
-    """Frames whose backward columns show the scene (the forward lines interpolated to their places) k px
-    further along Y: the displacement is k."""
-    frames = np.array(sim_frames, dtype=np.float32)
-    odd, even = split(frames)
-    rows = np.arange(frames.shape[1], dtype=np.float32)[None, :, None]
-    source = np.ascontiguousarray(odd_at_even(odd, frames.shape[-1]), dtype=np.float32)
-    frames[..., 1::2] = resample_columns(source, np.broadcast_to(rows - k, source.shape))
-    return frames
-
-
 def test_refinement_recovers_a_known_shift(small_sim):
-    frames = _shifted(small_sim.frames[:3], 1.3)
+    frames = shifted_frames(small_sim.frames[:3], 1.3)
     odd, even = split(frames)
     d = refine_rows(even, odd_at_even(odd, frames.shape[-1]), np.zeros_like(even), iterations=6)
     error = np.abs(d[:, 8:-8] - 1.3)
@@ -52,7 +41,7 @@ def test_refinement_recovers_a_known_shift(small_sim):
 
 
 def test_runs_in_the_engine_stores_the_field_and_resamples_the_data(tmp_path, small_sim, identity_checkpoint):
-    frames = _shifted(small_sim.frames[:4], 1.0)
+    frames = shifted_frames(small_sim.frames[:4], 1.0)
     store = make_store(tmp_path, frames, chunk_frames=2)
     info = register_store(store, _method(identity_checkpoint, harmonise=False, refine=5))
     group = open_scan_store(store)
@@ -66,7 +55,7 @@ def test_runs_in_the_engine_stores_the_field_and_resamples_the_data(tmp_path, sm
 
 
 def test_identical_halves_give_no_displacement(small_sim, identity_checkpoint):
-    frames = _shifted(small_sim.frames[:2], 0.0)
+    frames = shifted_frames(small_sim.frames[:2], 0.0)
     odd, even = split(frames)
     _, disp = _method(identity_checkpoint).apply(odd, even, None)
     assert np.abs(disp).max() < 0.05
@@ -104,7 +93,7 @@ def test_polynomial_refinement_recovers_a_smooth_profile(small_sim):
 
 @pytest.mark.parametrize("k", [-5.0, 2.5])
 def test_the_shipped_network_finds_a_known_shift_and_refinement_sharpens_it(small_sim, k):
-    frames = _shifted(small_sim.frames[:3], k)
+    frames = shifted_frames(small_sim.frames[:3], k)
     odd, even = split(frames)
     inner = slice(24, -24)
     _, net = EOIRMethod(EOIRSettings(device="cpu", precision="fp32", refine=0)).apply(odd, even, None)

@@ -152,3 +152,19 @@ def test_a_killed_s3_run_resumes_and_ends_equal_to_a_local_run(tmp_path, s3, s3_
                 remote_arrays(f"s3://{bucket}/out/sim-0008/scan.zarr", options))
     result = CliRunner().invoke(app, ["verify", f"s3://{bucket}/out", "--json"])
     assert result.exit_code == 0, result.output
+
+
+def test_a_batch_workflow_reads_and_writes_s3(tmp_path, s3):
+    from orpam_pipeline.workflow import load_workflow, run_workflow
+
+    fs, bucket, _ = s3
+    scans = simulate(tmp_path, seeds=(9,))
+    fs.put(str(scans), f"{bucket}/in", recursive=True)
+    file = tmp_path / "wf.toml"
+    file.write_text(f'[workflow]\nkind = "batch"\n[inputs]\nscans = ["s3://{bucket}/in"]\n'
+                    f'[output]\ndir = "s3://{bucket}/wf"\n[method]\nname = "phase"\n')  # fmt: skip
+    result = run_workflow(load_workflow(file))
+    assert [o.ok for o in result.outcomes] == [True]
+    record = json.loads(fs.cat_file(f"{bucket}/wf/workflow.json"))
+    assert record["finished"] and record["outputs"]["scans"][0]["name"] == "sim-0009"
+    assert read_manifest(fs, f"{bucket}/wf/sim-0009") is not None

@@ -58,3 +58,19 @@ def test_the_slurm_recipe_builds_the_job_script_it_says(tmp_path):
         cluster.close()
     assert "#SBATCH --gres=gpu:1" in script and "#SBATCH -p normal" in script and "#SBATCH -t 02:00:00" in script
     assert "--resources GPU=1" in script and "--nthreads 4" in script
+
+
+class _Info:
+    def __init__(self, workers):
+        self.workers = workers
+
+    def scheduler_info(self, n_workers=-1):
+        return {"workers": {str(i): w for i, w in enumerate(self.workers)}}
+
+
+def test_scans_in_flight_follow_threads_and_memory():
+    from orpam_pipeline.scheduling import SCAN_MEMORY, default_jobs
+
+    assert default_jobs(_Info([{"nthreads": 4, "memory_limit": 64 * SCAN_MEMORY}] * 2)) == 8
+    assert default_jobs(_Info([{"nthreads": 4, "memory_limit": 2 * SCAN_MEMORY}, {"nthreads": 2, "memory_limit": 0}])) == 4
+    assert default_jobs(_Info([{"nthreads": 8, "memory_limit": SCAN_MEMORY // 2}])) == 1

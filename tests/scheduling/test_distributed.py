@@ -144,7 +144,7 @@ def test_local_mode_does_not_import_distributed(tmp_path, small_sim):
 def test_scheduler_and_workers_together_are_refused():
     from orpam_pipeline.errors import OrpamError
 
-    with pytest.raises(OrpamError, match="not both"):
+    with pytest.raises(OrpamError, match="give one of"):
         with compute_context(scheduler="tcp://127.0.0.1:1", workers=2):
             pass
 
