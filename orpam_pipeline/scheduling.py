@@ -339,6 +339,7 @@ def map_scans(
     on_done: Callable[[Any], None] | None = None,
     on_lost: Callable[[Any, BaseException], Any] | None = None,
     progress: ProgressFn | None = None,
+    always_tasks: bool = False,
 ) -> list[Any]:
     """``call(item, progress)`` for every item, one whole scan per call; results in the items' order.
 
@@ -347,11 +348,13 @@ def map_scans(
     :func:`default_jobs`, one per worker thread within the workers' memory), so many small scans keep
     every worker busy; each scan's chunk tasks run on the worker that holds it. ``progress`` then hears
     each stage summed over the scans running;
-    a scan whose worker died comes back as ``on_lost(item, error)``.
+    a scan whose worker died comes back as ``on_lost(item, error)``. A single scan runs here and
+    spreads its chunks over the workers instead, unless ``always_tasks`` (scans staged on a worker's
+    own disk must be processed whole where they are staged).
     """
     client = active_client()
     results: list[Any] = [None] * len(items)
-    if client is None or len(items) < 2 and jobs is None:
+    if client is None or len(items) < 2 and jobs is None and not always_tasks:
         for i, item in enumerate(items):
             if on_start is not None:
                 on_start(i, len(items), names[i])

@@ -218,7 +218,7 @@ def run_remote_batch(src: str, out: str, options: RunOptions, on_start: Callable
         return ScanOutcome(scan.name, redact(scan.location), False, 0.0, error=f"{redact(scan.location)}: {exc}")
 
     return map_scans(one, scans, [s.name for s in scans], jobs=jobs, on_start=on_start, on_done=on_done,
-                     on_lost=lost, progress=progress)  # fmt: skip
+                     on_lost=lost, progress=progress, always_tasks=True)  # fmt: skip
 
 
 def write_remote_index(out: str, outcomes: list[Any], storage_options: dict[str, Any] | None,

@@ -57,12 +57,19 @@ def test_s3_to_s3_equals_a_local_run_and_verifies(tmp_path, s3):
     fs.put(str(scans), f"{bucket}/in", recursive=True)
     opts = RunOptions(method="phase", chunk_frames=3)
     local = run_batch(scans, tmp_path / "local", opts)
-    remote = run_batch(f"s3://{bucket}/in", f"s3://{bucket}/out", opts, storage_options=options)
-    assert [o.ok for o in remote] == [True, True], [o.error for o in remote]
+    endpoint = options["client_kwargs"]["endpoint_url"]
+    result = CliRunner().invoke(app, ["run", f"s3://{bucket}/in", f"s3://{bucket}/out", "--method", "phase",
+                                      "--chunk-frames", "3", "--workers", "2", "--json",
+                                      "-S", f"client_kwargs.endpoint_url={endpoint}"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout[result.stdout.index("{"):])
+    assert summary["index_html"] == f"s3://{bucket}/out/index.html" and fs.exists(f"{bucket}/out/index.html")
+    assert endpoint not in result.output and "testing" not in result.output  # options are never printed
+    remote = summary["scans"]
     for lo, ro in zip(local, remote):
-        assert ro.location == f"s3://{bucket}/out/{lo.name}" and ro.status == "processed"
-        assert_same(local_arrays(lo.store), remote_arrays(f"{ro.location}/scan.zarr", options))
-        group = zarr.open_group(zarr.storage.FsspecStore.from_url(f"{ro.location}/scan.zarr", storage_options=options,
+        assert ro["store"] == f"s3://{bucket}/out/{lo.name}/scan.zarr" and ro["status"] == "processed"
+        assert_same(local_arrays(lo.store), remote_arrays(ro["store"], options))
+        group = zarr.open_group(zarr.storage.FsspecStore.from_url(ro["store"], storage_options=options,
                                                                   read_only=True), mode="r")  # fmt: skip
         assert group.attrs["source"]["files"][0]["path"] == f"s3://{bucket}/in/{lo.name}.npy"
         assert fs.exists(f"{bucket}/out/{lo.name}/report.html") and not fs.exists(lock_url(f"{bucket}/out/{lo.name}"))
@@ -72,7 +79,7 @@ def test_s3_to_s3_equals_a_local_run_and_verifies(tmp_path, s3):
     assert checked.stores == 2 and checked.source_files == 2 and checked.chunks > 0
     again = run_batch(f"s3://{bucket}/in", f"s3://{bucket}/out", opts, storage_options=options)
     assert [o.status for o in again] == ["skipped", "skipped"]
-    assert again[0].report["ncc_mean"] == remote[0].report["ncc_mean"]
+    assert again[0].report["ncc_mean"] == remote[0]["report"]["ncc_mean"]
 
 
 def test_verify_finds_a_changed_object_an_incomplete_upload_and_a_changed_source(tmp_path, s3):
