@@ -38,6 +38,11 @@ def _time(method: Any, odd: np.ndarray, even: np.ndarray, repeats: int) -> float
         plan = method.plan(method.measure(odd, even)) if method.plan_width else None
         method.apply(odd, even, plan)
 
+    return _median_seconds(once, repeats)
+
+
+def _median_seconds(once: Any, repeats: int) -> float:
+    """Median seconds of ``once()`` over ``repeats`` calls, after one untimed warm-up call."""
     once()
     times = []
     for _ in range(repeats):
@@ -118,13 +123,7 @@ def _model_only(name: str, odd: np.ndarray, even: np.ndarray, repeats: int, batc
             for m, f in pairs:
                 runner.model(m, f)
 
-    once()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        once()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+    return _median_seconds(once, repeats)
 
 
 def _pipeline(name: str, frames: np.ndarray, repeats: int) -> float:

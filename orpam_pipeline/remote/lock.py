@@ -28,7 +28,7 @@ from typing import Any
 
 from orpam_pipeline.errors import OrpamError
 from orpam_pipeline.remote.urls import join, redact
-from orpam_pipeline.store.lock import LOCK_NAME, LockBusy, _holder_info, describe_holder, holder_alive
+from orpam_pipeline.store.lock import LOCK_NAME, LockBusy, holder_info, describe_holder, holder_alive, parse_holder
 
 LEASE_S = 120.0
 """How long a lock stays valid without renewal."""
@@ -75,14 +75,9 @@ def exclusive_create(fs: Any, path: str, data: bytes) -> bool:
 def read_remote_lock(fs: Any, folder: str) -> dict[str, Any] | None:
     """The holder recorded in the lock object, ``{}`` if unreadable, None if there is none."""
     try:
-        raw = fs.cat_file(lock_url(folder))
+        return parse_holder(fs.cat_file(lock_url(folder)))
     except FileNotFoundError:
         return None
-    try:
-        info = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        return {}
-    return info if isinstance(info, dict) else {}
 
 
 def lease_expired(info: dict[str, Any], now: float | None = None) -> bool:
@@ -94,7 +89,7 @@ def lease_expired(info: dict[str, Any], now: float | None = None) -> bool:
 
 
 def _record(token: str, lease_s: float) -> dict[str, Any]:
-    return {**_holder_info(), "token": token, "lease_s": lease_s, "expires": time.time() + lease_s}
+    return {**holder_info(), "token": token, "lease_s": lease_s, "expires": time.time() + lease_s}
 
 
 def _try_acquire(fs: Any, folder: str, token: str, lease_s: float) -> dict[str, Any] | None:

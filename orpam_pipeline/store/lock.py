@@ -58,7 +58,7 @@ def _process_create_time(pid: int) -> float | None:
         return None
 
 
-def _holder_info() -> dict[str, Any]:
+def holder_info() -> dict[str, Any]:
     return {
         "pid": os.getpid(),
         "host": socket.gethostname(),
@@ -76,6 +76,11 @@ def read_lock(folder: Path) -> dict[str, Any] | None:
         raw = lock_path(folder).read_bytes()
     except (FileNotFoundError, NotADirectoryError):
         return None
+    return parse_holder(raw)
+
+
+def parse_holder(raw: bytes) -> dict[str, Any]:
+    """A lock record's holder, ``{}`` when the bytes are not a JSON object."""
     try:
         info = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
@@ -148,7 +153,7 @@ def _acquire(folder: Path) -> dict[str, Any]:
     folder.mkdir(parents=True, exist_ok=True)
     for stale in folder.glob(f"{LOCK_NAME}.stale-*"):
         stale.unlink(missing_ok=True)
-    info = _holder_info()
+    info = holder_info()
     payload = json.dumps(info).encode("utf-8")
     for _ in range(5):
         try:
