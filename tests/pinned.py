@@ -3,7 +3,7 @@
 ``tests/data/store_digests.json`` holds the digests the pipeline wrote before the registry/CLI
 refactor (issue 12); ``test_pinned_stores`` asserts that every method still writes exactly those
 bytes. Regenerate only for an intended change of results: ``python -m tests.pinned [LABEL ...]``
-(``eoir`` was added with its shipped checkpoint, after the refactor).
+(``eoir``, ``sasnet``, ``sasnet-flow`` and ``atdt`` were added with their shipped checkpoints, after the refactor).
 """
 
 from __future__ import annotations
@@ -25,6 +25,9 @@ METHOD_OPTIONS: dict[str, dict] = {
     "pcregnet-flow": {"precision": "fp32", "device": "cpu"},
     "pcregnet-flow --line-profile": {"precision": "fp32", "device": "cpu", "line_profile": True},
     "eoir": {"precision": "fp32", "device": "cpu"},
+    "sasnet": {"precision": "fp32", "device": "cpu"},
+    "sasnet-flow": {"precision": "fp32", "device": "cpu"},
+    "atdt": {"precision": "fp32", "device": "cpu"},
 }
 PINNED_REPORT_KEYS = (
     "displacement_px", "frame_shape", "frames", "method", "ncc_mean", "ncc_mean_unregistered", "ncc_unregistered",
