@@ -33,10 +33,10 @@ def checkpoints(tmp_path_factory):
     return out
 
 
-def test_a_missing_default_checkpoint_is_a_one_line_error(tmp_path, small_sim):
+def test_a_missing_checkpoint_is_a_one_line_error(tmp_path, small_sim):
     store = make_store(tmp_path, small_sim.frames[:2, :32, :32])
     with pytest.raises(OrpamError, match="checkpoint not found") as info:
-        register_store(store, get_method("atdt", **NETWORK))
+        register_store(store, get_method("atdt", checkpoint=str(tmp_path / "absent.pt"), **NETWORK))
     assert "\n" not in str(info.value)
 
 
