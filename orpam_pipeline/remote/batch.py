@@ -22,7 +22,7 @@ from typing import Any
 import zarr
 
 from orpam_pipeline.errors import OrpamError, one_line
-from orpam_pipeline.io.discover import ScanEntry, unique_entries
+from orpam_pipeline.io.discover import ScanEntry, discover_scans, unique_entries
 from orpam_pipeline.io.readers import is_supported
 from orpam_pipeline.options import RunOptions
 from orpam_pipeline.remote.lock import RemoteLockBusy, check_held, remote_lock
@@ -192,7 +192,7 @@ def run_remote_batch(src: str, out: str, options: RunOptions, on_start: Callable
                      ingest_only: bool = False, jobs: int | None = None,
                      storage_options: dict[str, Any] | None = None, cache_dir: Path | None = None) -> list[Any]:
     """:func:`orpam_pipeline.pipeline.run_batch` where ``src`` or ``out`` is a URL."""
-    from orpam_pipeline.pipeline import ScanOutcome, scans_under, worker_method
+    from orpam_pipeline.pipeline import ScanOutcome, worker_method
 
     if not is_url(out):
         raise OrpamError(f"{redact(src)}: a URL source needs a URL output too (the scans are staged and uploaded); "
@@ -203,8 +203,8 @@ def run_remote_batch(src: str, out: str, options: RunOptions, on_start: Callable
     if is_url(src):
         scans = discover_remote(src, storage_options, out)
     else:
-        entries = scans_under(Path(src), Path(src).resolve() / ".never", options.variable, options.read_spec().raw,
-                              options.positions)  # fmt: skip
+        entries = discover_scans(Path(src), variable=options.variable, raw=options.read_spec().raw,
+                                 positions=options.positions)  # fmt: skip
         if any(len(e.paths) != 1 for e in entries):
             raise OrpamError(f"{src}: folders of frame files go to object storage one scan per file; stack them first")
         scans = [RemoteScan(e.name, str(e.paths[0].resolve()), e.original) for e in entries]
