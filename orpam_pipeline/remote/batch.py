@@ -95,19 +95,31 @@ def run_key(options: RunOptions, source: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _stage_source(scan: RemoteScan, storage_options: dict[str, Any] | None, where: Path) -> tuple[Path, dict[str, Any]]:
-    """The source as a local file: downloaded into ``where`` (kept while the same object is there)."""
+def source_identity(scan: RemoteScan, storage_options: dict[str, Any] | None) -> dict[str, Any]:
+    """Size and ETag of a source object (size and modification time of a local source file)."""
+    if is_url(scan.location):
+        return _identity(*filesystem(scan.location, storage_options))
+    stat = Path(scan.location).stat()
+    return {"size": stat.st_size, "etag": str(stat.st_mtime_ns)}
+
+
+def _stage_source(scan: RemoteScan, identity: dict[str, Any], storage_options: dict[str, Any] | None,
+                  where: Path) -> Path:
+    """The source as a local file: downloaded into ``where`` unless a copy of the same ``identity`` is there."""
     if not is_url(scan.location):
-        path = Path(scan.location)
-        return path, {"size": path.stat().st_size, "etag": None}
+        return Path(scan.location)
     fs, key = filesystem(scan.location, storage_options)
-    identity = _identity(fs, key)
     target = where / key.rsplit("/", 1)[-1]
     stamp = target.with_name(f".{target.name}.identity.json")
     if not (target.is_file() and stamp.is_file() and json.loads(stamp.read_text()) == identity):
         download_file(fs, key, target)
         stamp.write_text(json.dumps(identity))
-    return target, identity
+    return target
+
+
+def staging_root(cache: Path, out: str) -> Path:
+    """This output URL's own staging folder under the cache."""
+    return cache / "staging" / hashlib.sha256(out.encode()).hexdigest()[:16]
 
 
 def _record_origin(store: Path, staged: Path, url: str) -> None:
@@ -138,11 +150,15 @@ def process_remote_scan(scan: RemoteScan, out: str, options: RunOptions, storage
 
     started = time.perf_counter()
     folder_url = join(out, scan.name)
-    stage = cache / "staging" / hashlib.sha256(out.encode()).hexdigest()[:16]
+    stage = staging_root(cache, out)
     local_out, local_src = stage / "out", stage / "sources" / scan.name
 
+    def shown(text: str) -> str:
+        """A message naming the output folder by its URL, not by its staged copy."""
+        return text.replace(str(local_out / scan.name), redact(folder_url))
+
     def failed(exc: BaseException) -> ScanOutcome:
-        text = one_line(exc, Path(scan.name)).replace(str(local_out / scan.name), redact(folder_url))
+        text = shown(one_line(exc, Path(scan.name)))
         return ScanOutcome(scan.name, redact(scan.location), False, time.perf_counter() - started, error=text,
                            status="busy" if isinstance(exc, RemoteLockBusy) else "failed")  # fmt: skip
 
@@ -150,8 +166,7 @@ def process_remote_scan(scan: RemoteScan, out: str, options: RunOptions, storage
         fs, folder = filesystem(folder_url, storage_options)
         fs.invalidate_cache(folder)
         with remote_lock(fs, folder, wait=float("inf") if options.wait_for_locks else 0.0, url=folder_url) as held:
-            identity = _identity(*filesystem(scan.location, storage_options)) if is_url(scan.location) else \
-                {"size": Path(scan.location).stat().st_size, "etag": str(Path(scan.location).stat().st_mtime_ns)}
+            identity = source_identity(scan, storage_options)
             key = run_key(options, {"url": redact(scan.location), **identity}) + ("-ingest" if ingest_only else "")
             manifest = read_manifest(fs, folder)
             if manifest is not None and manifest.get("run_key") == key:
@@ -162,14 +177,14 @@ def process_remote_scan(scan: RemoteScan, out: str, options: RunOptions, storage
             if manifest is not None and not options.overwrite:
                 raise OrpamError(f"{redact(folder_url)}: made with other parameters or another source; rerun with "
                                  "--overwrite to replace it")  # fmt: skip
-            staged, _ = _stage_source(scan, storage_options, local_src)
+            staged = _stage_source(scan, identity, storage_options, local_src)
             entry = ScanEntry(scan.name, (staged,))
             if ingest_only:
                 outcome = ingest_entry(entry, local_out, options, progress)
             else:
                 outcome = process_scan(entry, local_out, options, progress, worker_method(options))
             if outcome.store is None:
-                outcome.error = (outcome.error or "").replace(str(local_out / scan.name), redact(folder_url))
+                outcome.error = shown(outcome.error or "")
                 outcome.source, outcome.seconds = redact(scan.location), time.perf_counter() - started
                 return outcome
             if is_url(scan.location):
@@ -228,7 +243,7 @@ def write_remote_index(out: str, outcomes: list[Any], storage_options: dict[str,
     from orpam_pipeline.report.batch import write_batch_index
 
     cache = Path(cache_dir) if cache_dir is not None else default_cache()
-    local = cache / "staging" / hashlib.sha256(out.encode()).hexdigest()[:16] / "index"
+    local = staging_root(cache, out) / "index"
     json_path, html_path = write_batch_index(local, outcomes, label=redact(out))
     fs, root = filesystem(out, storage_options)
     for path in (json_path, html_path):
