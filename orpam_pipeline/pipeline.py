@@ -23,6 +23,7 @@ from orpam_pipeline.io import ScanEntry, discover_scans, open_scan
 from orpam_pipeline.options import RunOptions
 from orpam_pipeline.register import RegistrationMethod, get_method
 from orpam_pipeline.register.engine import ProgressFn, register
+from orpam_pipeline.report.chunk_scores import IngestScorer
 from orpam_pipeline.report.scan_report import current_report, write_report
 from orpam_pipeline.store.ingest import ingest
 from orpam_pipeline.store.lock import LockBusy, store_lock
@@ -100,6 +101,7 @@ def process_scan(
             folder = scan_folder(Path(out_dir), name)
             existed = folder.exists()
             stack.enter_context(store_lock(folder, wait=math.inf if options.wait_for_locks else 0.0))
+            scorer = stack.enter_context(IngestScorer())
             ingested = ingest(
                 source,
                 out_dir,
@@ -109,7 +111,10 @@ def process_scan(
                 overwrite=options.overwrite,
                 progress=None if progress is None else (lambda d, n: progress("ingest", d, n)),
                 reverse_backward=options.reverse_backward, scale=options.scale(), levels=options.levels,
+                on_chunk=scorer,
             )
+            if ingested.chunks_written == ingested.chunks:
+                scorer.save(ingested.store, ingested.chunks)
             if options.keep_volume:
                 write_volume(source, ingested.store, options.scan_lines, options.first_line, options.reverse_backward)
             source.close()

@@ -35,7 +35,16 @@ from orpam_pipeline.scheduling import ProgressFn, active_client, make_tasks, pla
 from orpam_pipeline.errors import OrpamError, StoreError
 from orpam_pipeline.geometry import interleave, moving_width, split
 from orpam_pipeline.register.base import DisplacementKind, RegistrationMethod
-from orpam_pipeline.report.chunk_scores import clear_scores, save_scores, score_arrays, scores_dir, unregistered_cached
+from orpam_pipeline.report.chunk_scores import (
+    ChunkScores,
+    chunk_of_cache,
+    clear_scores,
+    load_unregistered,
+    save_scores,
+    score_arrays,
+    scores_dir,
+    unregistered_cached,
+)
 from orpam_pipeline.store.layout import (
     DISPLACEMENT,
     FRAMES,
@@ -175,10 +184,19 @@ class _ChunkWriter:
         for name in self.outputs:
             write_image(image_levels(group, name), start, stop, outputs[name])
         if self.scores is not None:
-            scores = score_arrays(block, reg, outputs[MERGED], self.first_line, self.unregistered)
+            known = self.unregistered or self._cached(group, block, reg, start, stop)
+            scores = score_arrays(block, reg, outputs[MERGED], self.first_line, known)
             save_scores(Path(self.scores), index, scores)
         self.markers.mark(index)
         return index
+
+    def _cached(self, group: zarr.Group, block: np.ndarray, reg: np.ndarray, start: int, stop: int) -> ChunkScores | bool:
+        """The cached metrics of this chunk as ingested where the method left its lines as they were (``none``):
+        they are then the registered metrics too, and nothing is scored twice."""
+        if not np.array_equal(reg, split(block, self.first_line)[1]):
+            return False
+        cache = load_unregistered(group, int(get_array(group, FRAMES).shape[0]))
+        return False if cache is None else chunk_of_cache(cache, start, stop, block, self.first_line)
 
 
 def _image_shapes(n_frames: int, height: int, width: int, n_moving: int) -> dict[str, tuple[int, ...]]:

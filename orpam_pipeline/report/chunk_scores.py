@@ -12,6 +12,9 @@ written. See docs/store.md ("Resume state").
 from __future__ import annotations
 
 import io
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +23,7 @@ import zarr
 
 from orpam_pipeline import __version__
 from orpam_pipeline.geometry import split
-from orpam_pipeline.metrics import intra_frame_metrics, pair_ncc
+from orpam_pipeline.metrics import intra_frame_metrics, pair_ncc, pair_ncc_between
 from orpam_pipeline.store.files import atomic_write
 from orpam_pipeline.store.layout import FRAMES, codecs, get_array, remove_tree, write_frames
 from orpam_pipeline.store.resume import state_root
@@ -59,26 +62,158 @@ class ChunkScores:
         return cls(**parts)
 
 
-def score_arrays(block: np.ndarray, reg: np.ndarray, merged: np.ndarray, first_line: str,
-                 unregistered: bool) -> ChunkScores:  # fmt: skip
-    """Metrics of one chunk: registered always, those of the frames as ingested when ``unregistered``.
-
-    Where the registered lines (or merged frames) are bit for bit the ones ingested (``none``), their
-    metrics are those of the unregistered lines: computed once, not twice.
-    """
+def score_unregistered(block: np.ndarray, first_line: str) -> ChunkScores:
+    """Metrics of one chunk of frames as ingested: even vs odd lines per frame, and the consecutive-pair
+    NCCs of the frames and of their odd lines (the ``_unregistered`` columns of the report)."""
     odd, even = split(block, first_line)
-    per = dict(intra_frame_metrics(reg, odd))
-    stacks = {"merged": merged}
-    if unregistered:
-        unreg = per if np.array_equal(reg, even) else intra_frame_metrics(even, odd)
-        per.update({k + "_unregistered": v for k, v in unreg.items()})
-        stacks.update(unregistered=block, odd=odd)
-    pairs: dict[str, np.ndarray] = {}
-    for name, stack in stacks.items():
-        pairs[name] = pairs["merged"] if name == "unregistered" and np.array_equal(merged, block) else pair_ncc(stack)
-    first = {name: np.array(stack[0]) for name, stack in stacks.items()}
-    last = {name: np.array(stack[-1]) for name, stack in stacks.items()}
-    return ChunkScores(per, pairs, first, last)
+    per = {k + "_unregistered": v for k, v in intra_frame_metrics(even, odd).items()}
+    stacks = {"unregistered": block, "odd": odd}
+    pairs = {name: pair_ncc(stack) for name, stack in stacks.items()}
+    return ChunkScores(per, pairs, _ends(stacks, 0), _ends(stacks, -1))
+
+
+def _ends(stacks: dict[str, np.ndarray], at: int) -> dict[str, np.ndarray]:
+    return {name: np.array(stack[at]) for name, stack in stacks.items()}
+
+
+def score_arrays(block: np.ndarray, reg: np.ndarray, merged: np.ndarray, first_line: str,
+                 unregistered: ChunkScores | bool) -> ChunkScores:  # fmt: skip
+    """Metrics of one chunk: registered always; those of the frames as ingested when ``unregistered`` is
+    True (computed here) or a :func:`score_unregistered` result of this chunk (then taken from it).
+
+    Where the registered lines and merged frames are bit for bit the ones ingested (``none``), their
+    metrics are those of the frames as ingested: computed once, or not at all when given.
+    """
+    identical = np.array_equal(reg, split(block, first_line)[1]) and np.array_equal(merged, block)
+    if unregistered is False:
+        base = None
+    else:
+        base = unregistered if isinstance(unregistered, ChunkScores) else score_unregistered(block, first_line)
+    if identical and base is not None:
+        per = {k.removesuffix("_unregistered"): v for k, v in base.per.items()}
+        pairs = {"merged": base.pairs["unregistered"]}
+    else:
+        odd = split(block, first_line)[0]
+        per = dict(intra_frame_metrics(reg, odd))
+        pairs = {"merged": pair_ncc(merged)}
+    out = ChunkScores(per, pairs, _ends({"merged": merged}, 0), _ends({"merged": merged}, -1))
+    if unregistered is True:
+        out.per.update(base.per)  # type: ignore[union-attr]
+        out.pairs.update(base.pairs)  # type: ignore[union-attr]
+        out.first.update(base.first)  # type: ignore[union-attr]
+        out.last.update(base.last)  # type: ignore[union-attr]
+    return out
+
+
+class Assembly:
+    """Chunk scores added in frame order, joined into per-frame metrics and pair NCCs as they come.
+
+    Only the last chunk's end frames are kept (for the pair across the next boundary), so memory does not
+    grow with the number of chunks.
+    """
+
+    def __init__(self) -> None:
+        self.per: dict[str, list[np.ndarray]] = {}
+        self.pairs: dict[str, list[np.ndarray]] = {}
+        self._last: dict[str, np.ndarray] = {}
+
+    def add(self, scores: ChunkScores) -> None:
+        for k, v in scores.per.items():
+            self.per.setdefault(k, []).append(v)
+        for name, values in scores.pairs.items():
+            if name in self._last:
+                self.pairs.setdefault(name, []).append(np.array([pair_ncc_between(self._last[name], scores.first[name])]))
+            self.pairs.setdefault(name, []).append(values)
+        self._last = scores.last
+
+    def flat(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Per-frame metrics and pair NCCs, each concatenated over the chunks."""
+        return ({k: np.concatenate(v) for k, v in self.per.items()},
+                {k: np.concatenate(v) if v else np.zeros(0) for k, v in self.pairs.items()})  # fmt: skip
+
+
+def assemble(chunks: Iterable[ChunkScores]) -> tuple[dict[str, list[np.ndarray]], dict[str, list[np.ndarray]]]:
+    """Per-frame metrics and pair NCCs of the chunks in frame order, pairs across chunk boundaries included."""
+    assembly = Assembly()
+    for scores in chunks:
+        assembly.add(scores)
+    return assembly.per, assembly.pairs
+
+
+class IngestScorer:
+    """The metrics of the frames as ingested, scored on a background thread while ingest reads and writes.
+
+    Ingest calls it with every chunk it writes (``ingest(..., on_chunk=scorer)``); :meth:`save` keeps the
+    result as the store's ``UNREGISTERED_CACHE`` when every chunk of the scan came through it (a fresh
+    ingest), so that no register pass and no report scores the unregistered lines again. Scoring
+    (BLAS products and numpy reductions) releases the GIL, so it runs beside ingest's reading,
+    compression and ``fsync`` on another core. At most ``ahead`` chunks wait or are scored at a time.
+    """
+
+    def __init__(self, ahead: int = 2) -> None:
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="orpam-ingest-scores")
+        self._pending: deque[tuple[int, Future[ChunkScores]]] = deque()
+        self._ahead = max(1, ahead)
+        self._assembly = Assembly()
+        self._next = 0
+        self._failed = False
+
+    def __call__(self, index: int, block: np.ndarray, first_line: str) -> None:
+        if self._failed or index != self._next + len(self._pending):  # out of order: a resumed ingest
+            self._failed = True
+            return
+        self._pending.append((index, self._pool.submit(score_unregistered, np.array(block, np.float32), first_line)))
+        while self._pending and (len(self._pending) > self._ahead or self._pending[0][1].done()):
+            self._take()
+
+    def _take(self) -> None:
+        _, future = self._pending.popleft()
+        try:
+            self._assembly.add(future.result())
+            self._next += 1
+        except Exception:  # scoring is an optimisation: the report scores these frames itself
+            self._failed = True
+
+    def save(self, store: Path, chunks: int) -> bool:
+        """Keep the scores in ``store`` when chunks ``0 .. chunks - 1`` were all scored; whether they were."""
+        try:
+            while self._pending and not self._failed:
+                self._take()
+        finally:
+            self.close()
+        if self._failed or self._next != chunks:
+            return False
+        per, pairs = self._assembly.flat()
+        root = Path(store)
+        save_unregistered(root, zarr.open_group(root, mode="r"), unregistered_columns(per, pairs))
+        return True
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pending.clear()
+
+    def __enter__(self) -> IngestScorer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def unregistered_columns(per: dict[str, np.ndarray], pairs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The columns of ``UNREGISTERED_CACHE`` from assembled (concatenated) per-frame metrics and pair NCCs."""
+    return {**{k: per[k] for k in UNREGISTERED_COLUMNS[:3]}, "pair_ncc_unregistered": pairs["unregistered"],
+            "pair_ncc_odd": pairs["odd"]}  # fmt: skip
+
+
+def chunk_of_cache(cache: dict[str, np.ndarray], start: int, stop: int, block: np.ndarray,
+                   first_line: str) -> ChunkScores:  # fmt: skip
+    """The :func:`score_unregistered` result of frames ``start:stop`` (``block``), rebuilt from the cached table."""
+    odd = split(block, first_line)[0]
+    per = {k: cache[k][start:stop] for k in UNREGISTERED_COLUMNS[:3]}
+    pairs = {"unregistered": cache["pair_ncc_unregistered"][start : stop - 1],
+             "odd": cache["pair_ncc_odd"][start : stop - 1]}  # fmt: skip
+    stacks = {"unregistered": block, "odd": odd}
+    return ChunkScores(per, pairs, _ends(stacks, 0), _ends(stacks, -1))
 
 
 def scores_dir(store: Path, register_fingerprint: str) -> Path:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -17,16 +17,18 @@ from orpam_pipeline import __version__
 from orpam_pipeline.checks.run import update_checks
 from orpam_pipeline.errors import OrpamError, StoreError
 from orpam_pipeline.jsonsafe import json_safe
-from orpam_pipeline.metrics import pair_ncc_between, temporal_summary
+from orpam_pipeline.metrics import temporal_summary
 from orpam_pipeline.report.chunk_scores import (
     UNREGISTERED_COLUMNS,
     ChunkScores,
+    assemble,
     clear_scores,
     saved_chunks,
     load_unregistered,
     save_unregistered,
     score_arrays,
     scores_dir,
+    unregistered_columns,
 )
 from orpam_pipeline.report.displacement import DisplacementSummary, summarise_displacement
 from orpam_pipeline.report.html import render_report_html
@@ -92,24 +94,8 @@ def _ordered(pool: ThreadPoolExecutor, fn: Any, items: list[Any], ahead: int) ->
         yield pending.popleft().result()
 
 
-def _assemble(chunks: Iterable[ChunkScores]) -> tuple[dict[str, list[np.ndarray]], dict[str, list[np.ndarray]]]:
-    """Per-frame metrics and pair NCCs of the chunks in frame order, pairs across chunk boundaries included."""
-    per: dict[str, list[np.ndarray]] = {}
-    pairs: dict[str, list[np.ndarray]] = {}
-    last: dict[str, np.ndarray] = {}
-    for scores in chunks:
-        for k, v in scores.per.items():
-            per.setdefault(k, []).append(v)
-        for name, values in scores.pairs.items():
-            if name in last:
-                pairs.setdefault(name, []).append(np.array([pair_ncc_between(last[name], scores.first[name])]))
-            pairs.setdefault(name, []).append(values)
-        last = scores.last
-    return per, pairs
-
-
 def _score_store(group: zarr.Group, unregistered: bool) -> tuple[dict[str, list[np.ndarray]], dict[str, list[np.ndarray]]]:
-    """:func:`_assemble` of every chunk read from the store and scored on up to ``REPORT_THREADS`` threads."""
+    """:func:`~orpam_pipeline.report.chunk_scores.assemble` of every chunk read from the store and scored on up to ``REPORT_THREADS`` threads."""
     frames_z = get_array(group, FRAMES)
     arrays = (frames_z, get_array(group, REGISTERED_EVEN), get_array(group, MERGED))
     n_frames = frames_z.shape[0]
@@ -118,7 +104,7 @@ def _score_store(group: zarr.Group, unregistered: bool) -> tuple[dict[str, list[
     items = [(arrays, a, min(a + chunk, n_frames), first_line, unregistered) for a in range(0, n_frames, chunk)]
     threads = max(1, min(REPORT_THREADS, os.cpu_count() or 1, len(items)))
     with ThreadPoolExecutor(threads) as pool:
-        return _assemble(_ordered(pool, _score_chunk, items, threads))
+        return assemble(_ordered(pool, _score_chunk, items, threads))
 
 
 def _saved_scores(group: zarr.Group, unregistered: bool) -> Iterator[ChunkScores] | None:
@@ -146,7 +132,7 @@ def _scores(group: zarr.Group, unregistered: bool) -> tuple[dict[str, list[np.nd
     try:
         saved = _saved_scores(group, unregistered)
         if saved is not None:
-            return _assemble(saved)
+            return assemble(saved)
     except (OSError, ValueError, KeyError, TypeError):  # a damaged score file: score the store instead
         pass
     return _score_store(group, unregistered)
@@ -172,9 +158,7 @@ def compute_report(store: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     for name in ("merged", "unregistered", "odd"):
         pair_flat.setdefault(name, np.zeros(0))
     if cached is None:
-        save_unregistered(store_root(group), group, {**{k: flat[k] for k in UNREGISTERED_COLUMNS[:3]},
-                                                      "pair_ncc_unregistered": pair_flat["unregistered"],
-                                                      "pair_ncc_odd": pair_flat["odd"]})  # fmt: skip
+        save_unregistered(store_root(group), group, unregistered_columns(flat, pair_flat))
     else:
         flat.update({k: cached[k] for k in UNREGISTERED_COLUMNS[:3]})
         pair_flat.update(unregistered=cached["pair_ncc_unregistered"], odd=cached["pair_ncc_odd"])

@@ -136,12 +136,14 @@ def ingest(
     reverse_backward: bool = False,
     scale: dict[str, Any] | None = None,
     levels: int | None = None,
+    on_chunk: Callable[[int, np.ndarray, str], None] | None = None,
 ) -> IngestResult:
     """Write (or continue writing) ``source`` to ``out_dir/<scan name>/scan.zarr``.
 
     ``reverse_backward`` flips the backward columns along Y (after any ``scan_lines`` transposition),
     for acquisitions that store backward lines in scan order. ``levels`` lower-resolution levels of
-    every image are written for viewers (default: ``store.ngff.default_levels``).
+    every image are written for viewers (default: ``store.ngff.default_levels``). ``on_chunk(index,
+    frames, first_line)`` sees every chunk this call writes, as stored, once it is written.
     """
     fixed_parity(first_line)
     if scan_lines not in ("columns", "rows"):
@@ -241,6 +243,8 @@ def ingest(
                     block = flip_backward(block, first_line)
                     depth = None if depth is None else flip_backward(depth, first_line)
                 write_image(frames, start, stop, block)
+                if on_chunk is not None:
+                    on_chunk(index, block, first_line)
                 if depths is not None:
                     write_image(depths, start, stop, depth)
                 markers.mark(index)

@@ -1,4 +1,4 @@
-"""SSIM in cache-sized batches of frames gives the same bits as the former one pass over the whole stack."""
+"""SSIM in float32 batches agrees with the former float64 pass over the whole stack; batching changes no bit."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from orpam_pipeline.metrics.image import ssim_frames
 
 
 def _ssim_one_pass(a: np.ndarray, b: np.ndarray, r: np.ndarray) -> np.ndarray:
-    """The implementation before batching, kept here as the reference."""
+    """The float64 implementation before batching and float32 filtering, kept here as the reference."""
     a, b = a.astype(np.float64), b.astype(np.float64)
     t, h, w = a.shape
     r = r[:, None, None]
@@ -26,16 +26,26 @@ def _ssim_one_pass(a: np.ndarray, b: np.ndarray, r: np.ndarray) -> np.ndarray:
     return s[:, 5 : h - 5, 5 : w - 5].reshape(t, -1).mean(axis=1, dtype=np.float64)
 
 
-@pytest.mark.parametrize("shape", [(7, 40, 24), (5, 256, 128), (3, 11, 300)])
-def test_batched_ssim_is_bit_identical_to_one_pass(shape, monkeypatch):
+@pytest.mark.parametrize("shape", [(7, 40, 24), (5, 256, 128), (3, 11, 300), (2, 700, 90)])
+@pytest.mark.parametrize("offset", [0.0, 1e4])
+def test_float32_ssim_matches_the_float64_pass_and_not_the_batching(shape, offset, monkeypatch):
     rng = np.random.default_rng(3)
-    a = rng.random(shape, dtype=np.float32)
+    a = (offset + rng.random(shape, dtype=np.float32)).astype(np.float32)  # raw counts: a large offset
     b = (a + 0.2 * rng.standard_normal(shape)).astype(np.float32)
     r = np.ptp(a.reshape(shape[0], -1), axis=1).astype(np.float64)
     want = _ssim_one_pass(a, b, r)
-    assert np.array_equal(ssim_frames(a, b, r), want)
+    got = ssim_frames(a, b, r)
+    assert np.abs(got - want).max() < 1e-6
     monkeypatch.setattr(image, "SSIM_BATCH_VALUES", 1)  # one frame per batch
-    assert np.array_equal(ssim_frames(a, b, r), want)
+    assert np.array_equal(ssim_frames(a, b, r), got)
+
+
+@pytest.mark.parametrize("n", [11, 12, 37, 64, 65, 300])
+def test_gaussian_matrix_is_scipys_reflecting_filter(n):
+    x = np.random.default_rng(n).random((3, n, 5)).astype(np.float32)
+    want = ndimage.gaussian_filter1d(x.astype(np.float64), 1.5, axis=1, mode="reflect", truncate=3.5)
+    assert np.abs(image._gaussian_along(x, -2) - want).max() < 1e-6
+    assert np.abs(image._gaussian_along(x.transpose(0, 2, 1).copy(), -1) - want.transpose(0, 2, 1)).max() < 1e-6
 
 
 @pytest.mark.parametrize("shape", [(7, 40, 24), (5, 256, 256), (1, 3, 2)])

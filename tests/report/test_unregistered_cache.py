@@ -85,3 +85,77 @@ def test_a_cache_of_other_frames_is_computed_again(tmp_path, monkeypatch):
     assert calls == [True]
     assert {k: got["per_frame"][k] for k in UNREGISTERED_KEYS} == {k: want["per_frame"][k] for k in UNREGISTERED_KEYS}
     assert zarr.open_group(store, mode="r")[UNREGISTERED_CACHE].attrs["ingest"] != "another ingest"
+
+
+def _scan(tmp_path, frames=9):
+    rng = np.random.default_rng(6)
+    src = tmp_path / "in"
+    src.mkdir()
+    np.save(src / "s.npy", (100.0 * rng.random((frames, 40, 30))).astype(np.uint16))  # stored as float32
+    return src
+
+
+def _report_without_cache(store):
+    """The report of ``store`` scored from the store itself, as before ingest kept any scores."""
+    group = zarr.open_group(store, mode="r+")
+    del group[UNREGISTERED_CACHE]
+    chunk_scores.clear_scores(store)
+    return write_report(store)[0]
+
+
+def _numbers(report):
+    return {k: v for k, v in report.items() if k not in ("created", "warnings", "store")}
+
+
+def test_a_run_scores_the_frames_as_ingested_while_it_ingests_them(tmp_path, monkeypatch):
+    from orpam_pipeline.options import RunOptions
+    from orpam_pipeline.pipeline import run_batch
+
+    src = _scan(tmp_path)
+    scored = _count_scorings(monkeypatch)
+    outcome = run_batch(src, tmp_path / "out", RunOptions(method="none", chunk_frames=4))[0]
+    assert outcome.ok, outcome.error
+    assert scored == [3]  # 3 chunks scored once, at ingest; `none`'s register pass reused them
+    cache = zarr.open_group(outcome.store, mode="r")[UNREGISTERED_CACHE]
+    assert cache.shape == (9, 5)
+    assert _numbers(_report_without_cache(outcome.store)) == _numbers(outcome.report)
+
+    scored[0] = 0
+    outcome = run_batch(src, tmp_path / "out-phase", RunOptions(method="phase", chunk_frames=4))[0]
+    assert scored == [6]  # 3 at ingest, 3 registered chunks; none of the unregistered ones again
+    assert _numbers(_report_without_cache(outcome.store)) == _numbers(outcome.report)
+
+
+def test_the_ingest_scorer_keeps_nothing_unless_it_scored_every_chunk_in_order(tmp_path, monkeypatch):
+    store = _store(tmp_path)  # 7 frames in chunks of 3
+    frames = np.asarray(zarr.open_group(store, mode="r")["frames/0"][...])
+    chunks = [frames[a : a + 3] for a in range(0, 7, 3)]
+
+    def cached():
+        return UNREGISTERED_CACHE in zarr.open_group(store, mode="r")
+
+    with chunk_scores.IngestScorer() as scorer:  # a resumed ingest writes the last chunks only
+        scorer(1, chunks[1], "forward")
+        scorer(2, chunks[2], "forward")
+        assert not scorer.save(store, 3)
+    with chunk_scores.IngestScorer() as scorer:  # an ingest that stopped early
+        scorer(0, chunks[0], "forward")
+        assert not scorer.save(store, 3)
+    with monkeypatch.context() as m, chunk_scores.IngestScorer() as scorer:
+        m.setattr(chunk_scores, "score_unregistered", lambda *a: 1 / 0)
+        for i, c in enumerate(chunks):
+            scorer(i, c, "forward")
+        assert not scorer.save(store, 3)
+    assert not cached()
+
+    with chunk_scores.IngestScorer(ahead=1) as scorer:
+        for i, c in enumerate(chunks):
+            scorer(i, c, "forward")
+        assert scorer.save(store, 3)
+    kept = np.asarray(zarr.open_group(store, mode="r")[UNREGISTERED_CACHE][...])
+    register(store, get_method("phase"))
+    write_report(store)
+    del zarr.open_group(store, mode="r+")[UNREGISTERED_CACHE]
+    chunk_scores.clear_scores(store)
+    write_report(store)  # scores the store and keeps the same table
+    assert np.array_equal(np.asarray(zarr.open_group(store, mode="r")[UNREGISTERED_CACHE][...]), kept, equal_nan=True)
