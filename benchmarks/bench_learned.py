@@ -127,21 +127,26 @@ def _model_only(name: str, odd: np.ndarray, even: np.ndarray, repeats: int, batc
 
 
 def _pipeline(name: str, frames: np.ndarray, repeats: int) -> float:
-    """Median seconds of the register stage of a fresh store of ``frames`` (first a warm-up run)."""
+    """Median seconds of the register stage of a fresh store of ``frames`` (first a warm-up run).
+
+    The store is ingested as `orpam run` ingests it, so the frames as ingested are already scored (during
+    ingest) and the register stage scores the registered lines only.
+    """
     import shutil
     import tempfile
     from pathlib import Path
 
     from orpam_pipeline.io import open_scan
+    from orpam_pipeline.options import RunOptions
+    from orpam_pipeline.pipeline import ingest_scored
     from orpam_pipeline.register.engine import register_store
-    from orpam_pipeline.store.ingest import ingest_scan
 
     times = []
     with tempfile.TemporaryDirectory(prefix="orpam-bench-learned-") as tmp:
         np.save(Path(tmp) / "scan.npy", frames)
         for i in range(repeats + 1):
             with open_scan(Path(tmp) / "scan.npy") as source:
-                store = ingest_scan(source, Path(tmp) / str(i), chunk_frames=16)
+                store = ingest_scored(source, Path(tmp) / str(i), RunOptions(chunk_frames=16)).store
             started = time.perf_counter()
             register_store(store, get_method(name, precision="auto"))
             if i:

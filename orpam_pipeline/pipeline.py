@@ -19,13 +19,13 @@ from typing import Any, Literal
 
 from orpam_pipeline.checks.run import update_checks
 from orpam_pipeline.errors import one_line
-from orpam_pipeline.io import ScanEntry, discover_scans, open_scan
+from orpam_pipeline.io import ScanEntry, ScanSource, discover_scans, open_scan
 from orpam_pipeline.options import RunOptions
 from orpam_pipeline.register import RegistrationMethod, get_method
 from orpam_pipeline.register.engine import ProgressFn, register
 from orpam_pipeline.report.chunk_scores import IngestScorer
 from orpam_pipeline.report.scan_report import current_report, write_report
-from orpam_pipeline.store.ingest import ingest
+from orpam_pipeline.store.ingest import IngestResult, ingest
 from orpam_pipeline.store.lock import LockBusy, store_lock
 from orpam_pipeline.store.names import scan_folder
 from orpam_pipeline.store.volume import register_volume, write_volume
@@ -76,6 +76,25 @@ class ScanOutcome:
                 **paths, "report": report or None}  # fmt: skip
 
 
+def ingest_scored(source: ScanSource, out_dir: Path, options: RunOptions, progress: ProgressFn | None = None) -> IngestResult:
+    """Ingest ``source`` as ``options`` say, scoring the frames as ingested on a second thread meanwhile.
+
+    A fresh ingest keeps those scores in the store (``report.chunk_scores.IngestScorer``), so the
+    register stage and the report never score the unregistered lines again.
+    """
+    with IngestScorer() as scorer:
+        result = ingest(
+            source, out_dir, scan_lines=options.scan_lines, first_line=options.first_line,  # type: ignore[arg-type]
+            chunk_frames=options.chunk_frames, overwrite=options.overwrite,
+            progress=None if progress is None else (lambda d, n: progress("ingest", d, n)),
+            reverse_backward=options.reverse_backward, scale=options.scale(), levels=options.levels, on_chunk=scorer,
+        )  # fmt: skip
+        if result.chunks_written == result.chunks:
+            with store_lock(result.store.parent):
+                scorer.save(result.store, result.chunks)
+    return result
+
+
 def process_scan(
     entry: ScanEntry | Path,
     out_dir: Path,
@@ -101,20 +120,7 @@ def process_scan(
             folder = scan_folder(Path(out_dir), name)
             existed = folder.exists()
             stack.enter_context(store_lock(folder, wait=math.inf if options.wait_for_locks else 0.0))
-            scorer = stack.enter_context(IngestScorer())
-            ingested = ingest(
-                source,
-                out_dir,
-                scan_lines=options.scan_lines,
-                first_line=options.first_line,
-                chunk_frames=options.chunk_frames,
-                overwrite=options.overwrite,
-                progress=None if progress is None else (lambda d, n: progress("ingest", d, n)),
-                reverse_backward=options.reverse_backward, scale=options.scale(), levels=options.levels,
-                on_chunk=scorer,
-            )
-            if ingested.chunks_written == ingested.chunks:
-                scorer.save(ingested.store, ingested.chunks)
+            ingested = ingest_scored(source, out_dir, options, progress)
             if options.keep_volume:
                 write_volume(source, ingested.store, options.scan_lines, options.first_line, options.reverse_backward)
             source.close()
@@ -171,12 +177,7 @@ def ingest_entry(entry: ScanEntry, out_dir: Path, options: RunOptions, progress:
     existed = folder.exists()
     try:
         with open_scan(entry, spec=options.read_spec()) as source:
-            result = ingest(
-                source, out_dir, scan_lines=options.scan_lines, first_line=options.first_line,  # type: ignore[arg-type]
-                chunk_frames=options.chunk_frames, overwrite=options.overwrite,
-                progress=None if progress is None else (lambda d, n: progress("ingest", d, n)),
-                reverse_backward=options.reverse_backward, scale=options.scale(), levels=options.levels,
-            )  # fmt: skip
+            result = ingest_scored(source, out_dir, options, progress)
             if options.keep_volume:
                 write_volume(source, result.store, options.scan_lines, options.first_line, options.reverse_backward)
         found = [w.to_dict() for w in update_checks(result.store)]

@@ -32,7 +32,7 @@ def render(
 ) -> RenderedFigure:
     """Draw ``fig`` to PNG and SVG once each; with ``folder``, write ``<name>.png``/``.svg`` there atomically."""
     png, svg = io.BytesIO(), io.StringIO()
-    fig.savefig(png, format="png", dpi=DPI, metadata={"Software": None})
+    fig.savefig(png, format="png", dpi=DPI, metadata={"Software": None}, pil_kwargs={"compress_level": 1})
     fig.set_layout_engine(None)  # the layout just computed holds for the SVG: no second layout pass
     fig.savefig(svg, format="svg", metadata={"Date": None})
     png_bytes, svg_text = png.getvalue(), svg.getvalue()
