@@ -8,8 +8,8 @@ with a batch-size sweep); the ratio column is each row's time over `phase`'s, me
 
 Second table, at ``--precision auto`` (what `orpam run` uses): frames per second of the network alone
 (forward passes on tensors already on the device, batch 16), of the method in memory (normalisation,
-network, resampling) and of the pipeline (the register stage of a store: read, register, score, write
-the chunks), each over the model-only figure.
+network, resampling) and of the pipeline (the register stage of a store of ``--pipeline-frames`` frames,
+chunked as `orpam run` chunks it: read, register, score, write the chunks), each over the model-only figure.
 
     .venv/bin/python benchmarks/bench_learned.py --frames 32 --size 256 --repeats 3
 """
@@ -73,6 +73,10 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=1000)
+    parser.add_argument("--pipeline-frames", type=int, default=128,
+                        help="frames of the store the pipeline row registers (its throughput is a steady state: "
+                             "the first chunk's read and the last chunk's writes are not overlapped)")
+    parser.add_argument("--only-pipeline", action="store_true", help="print the pipeline vs model-only table only")
     args = parser.parse_args()
     import torch
 
@@ -83,6 +87,10 @@ def main() -> None:
     learned = [name for name in DEFAULT_METHODS if METHODS[name].uses_network]  # those with a shipped checkpoint
     print(f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, {torch.get_num_threads()} "
           f"threads; {args.frames} frames of {args.size}x{args.size}, median of {args.repeats}")  # fmt: skip
+    long = simulate(SimulationParams.randomised(args.seed, frames=args.pipeline_frames, height=args.size, width=args.size))
+    if args.only_pipeline:
+        _pipeline_table(learned, long.frames, odd, even, args.repeats)
+        return
     base = _time(get_method("phase"), odd, even, args.repeats)
     rows = [("phase", "-", "-", base)]
     devices = [("cpu", "fp32", 16), ("cpu", "bf16", 16)]
@@ -100,7 +108,7 @@ def main() -> None:
     print("\n| method | parameters | GFLOP per frame (one half-frame pair) |\n|---|---:|---:|")
     for name, (params, gflop) in costs.items():
         print(f"| {name} | {params:,} | {gflop:.2f} |")
-    _pipeline_table(learned, sim.frames, odd, even, args.repeats)
+    _pipeline_table(learned, long.frames, odd, even, args.repeats)
 
 
 def _model_only(name: str, odd: np.ndarray, even: np.ndarray, repeats: int, batch: int = 16) -> float:
@@ -146,7 +154,7 @@ def _pipeline(name: str, frames: np.ndarray, repeats: int) -> float:
         np.save(Path(tmp) / "scan.npy", frames)
         for i in range(repeats + 1):
             with open_scan(Path(tmp) / "scan.npy") as source:
-                store = ingest_scored(source, Path(tmp) / str(i), RunOptions(chunk_frames=16)).store
+                store = ingest_scored(source, Path(tmp) / str(i), RunOptions()).store
             started = time.perf_counter()
             register_store(store, get_method(name, precision="auto"))
             if i:
@@ -157,12 +165,13 @@ def _pipeline(name: str, frames: np.ndarray, repeats: int) -> float:
 
 def _pipeline_table(learned: list[str], frames: np.ndarray, odd: np.ndarray, even: np.ndarray, repeats: int) -> None:
     n = len(even)
-    print("\n| method (precision auto) | model only f/s | method in memory f/s | pipeline f/s | memory / model | pipeline / model |")
+    print(f"\n| method (precision auto) | model only f/s | method in memory f/s | pipeline f/s ({len(frames)} frames) "
+          "| memory / model | pipeline / model |")
     print("|---|---:|---:|---:|---:|---:|")
     for name in learned:
         model = n / _model_only(name, odd, even, repeats)
         memory = n / _time(get_method(name, precision="auto"), odd, even, repeats)
-        pipe = n / _pipeline(name, np.asarray(frames, dtype=np.float32), repeats)
+        pipe = len(frames) / _pipeline(name, np.asarray(frames, dtype=np.float32), repeats)
         print(f"| {name} | {model:.1f} | {memory:.1f} | {pipe:.1f} | {memory / model:.2f} | {pipe / model:.2f} |")
 
 

@@ -24,7 +24,7 @@ from orpam_pipeline.options import RunOptions
 from orpam_pipeline.register import RegistrationMethod, get_method
 from orpam_pipeline.register.engine import ProgressFn, register
 from orpam_pipeline.report.chunk_scores import IngestScorer
-from orpam_pipeline.report.scan_report import current_report, write_report
+from orpam_pipeline.report.scan_report import current_report, warm_figures, write_report
 from orpam_pipeline.store.ingest import IngestResult, ingest
 from orpam_pipeline.store.lock import LockBusy, store_lock
 from orpam_pipeline.store.names import scan_folder
@@ -249,8 +249,13 @@ def run_batch(
     def lost(entry: ScanEntry, exc: BaseException) -> ScanOutcome:
         return ScanOutcome(entry.name, entry.paths[0], False, 0.0, error=one_line(exc, entry.paths[0]), status="failed")
 
-    return map_scans(one, entries, [e.name for e in entries], jobs=jobs, on_start=on_start, on_done=on_done,
-                     on_lost=lost, progress=progress)  # fmt: skip
+    warm = warm_figures() if entries and not ingest_only else None
+    try:
+        return map_scans(one, entries, [e.name for e in entries], jobs=jobs, on_start=on_start, on_done=on_done,
+                         on_lost=lost, progress=progress)  # fmt: skip
+    finally:
+        if warm is not None:
+            warm.join()
 
 
 _methods: dict[str, RegistrationMethod] = {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -273,6 +274,24 @@ def current_report(store: Path) -> tuple[dict[str, Any], Path, Path] | None:
     except (OSError, ValueError):
         return None
     return report, json_path, html_path
+
+
+def warm_figures() -> threading.Thread:
+    """Import the plotting stack (about 0.3 s) on a background thread, while a run ingests its first scan.
+
+    Only the import runs there (Python's import lock makes a report that needs it meanwhile wait for it);
+    nothing is drawn off the caller's thread. Join the thread before the process ends.
+    """
+    thread = threading.Thread(target=_import_figures, name="orpam-warm-figures", daemon=True)
+    thread.start()
+    return thread
+
+
+def _import_figures() -> None:
+    try:
+        import orpam_pipeline.report.figures  # noqa: F401
+    except Exception:  # the report imports it again and says what is wrong
+        pass
 
 
 def _draw_figures(report: dict[str, Any], data: dict[str, Any], folder: Path) -> list[RenderedFigure]:
