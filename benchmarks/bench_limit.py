@@ -14,6 +14,8 @@ session and interleaved per repeat, every row runs in a fresh child process:
   ``upsample_factor=20`` plus a Fourier shift does), implemented here with numpy FFTs, same I/O;
 - ``none``, ``copy-odd``, ``phase``: the library's ``run_batch`` (what `orpam run` calls), run
   in-process in the child after its imports, so interpreter start-up and imports are not timed;
+  ``none --figures none`` and ``phase --figures none``: the same without drawing the report's figures
+  (the pipeline's own cost, apart from matplotlib's);
 - ``phase (T/5)``: ``phase`` on the first fifth of the frames of the largest size, for the memory
   row (peak RSS should stay flat in the number of frames).
 
@@ -48,7 +50,7 @@ if str(ROOT) not in sys.path:  # benchmark the tree this file is in, also in the
     sys.path.insert(0, str(ROOT))
 
 PEERS = ("io-limit", "shift-int", "shift-subpx")
-METHODS = ("none", "copy-odd", "phase")
+METHODS = ("none", "copy-odd", "phase", "none --figures none", "phase --figures none")
 TASK_PARTS = {"_measure_block": "measure", "_apply_block": "apply", "write_image": "write", "score_arrays": "score"}
 """Functions of the register engine timed inside the chunk tasks (seconds summed over the dask threads)."""
 STAGES = ("ingest", "measure", "plan", "apply+write", "report metrics", "report figures+page")
@@ -214,8 +216,9 @@ class StageClock:
         return out
 
 
-def run_pipeline(method: str, src: Path, out: Path) -> dict[str, Any]:
-    """``run_batch`` (what `orpam run` does) on the folder holding ``src``, with stage timers."""
+def run_pipeline(row: str, src: Path, out: Path) -> dict[str, Any]:
+    """``run_batch`` (what `orpam run` does) on the folder holding ``src``, with stage timers; ``row`` is the
+    method, optionally followed by ``--figures none``."""
     from orpam_pipeline.options import RunOptions
     from orpam_pipeline.pipeline import run_batch
     from orpam_pipeline.report import scan_report
@@ -227,7 +230,9 @@ def run_pipeline(method: str, src: Path, out: Path) -> dict[str, Any]:
     for name, key in TASK_PARTS.items():
         if hasattr(engine, name):  # older trees score no chunks in the engine
             setattr(engine, name, clock.timed(key, getattr(engine, name)))
-    outcomes = run_batch(src.parent, out, RunOptions(method=method), progress=clock.progress)
+    method = row.split()[0]
+    figures = "none" if "--figures none" in row else "all"
+    outcomes = run_batch(src.parent, out, RunOptions(method=method, figures=figures), progress=clock.progress)
     end = time.perf_counter()
     if len(outcomes) != 1 or not outcomes[0].ok:
         raise SystemExit(f"{method}: {[o.error for o in outcomes]}")
@@ -263,7 +268,7 @@ def child(row: str, src: Path, out: Path) -> None:
     import orpam_pipeline.pipeline  # noqa: F401
 
     start = time.perf_counter()
-    extra = run_peer(row, src, out / "peer.zarr") if row in PEERS else run_pipeline(row.split()[0], src, out)
+    extra = run_peer(row, src, out / "peer.zarr") if row in PEERS else run_pipeline(row, src, out)
     seconds = time.perf_counter() - start
     print(json.dumps({"seconds": seconds, "peak_mib": peak_rss_mib(), **extra}))
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from orpam_pipeline.errors import OrpamError
 from orpam_pipeline.register.registry import DEFAULT_METHOD
+from orpam_pipeline.report.rendered import check_figures
 from orpam_pipeline.settings import setting
 
 SCAN_LINES = ("columns", "rows")
@@ -126,6 +127,12 @@ class RunOptions(ScanOptions):
     overwrite: bool = setting(False, "Replace stores made with other parameters (same ones are continued or skipped).")
     wait_for_locks: bool = setting(False, "Wait for scans another live orpam process is writing instead of skipping them as busy.")
     strict: bool = setting(False, "Count a scan with any warning (docs/warnings.md) as failed (exit status 1), for batch use.")
+    figures: str = setting("all", "Report figures: all (PNG and SVG, default), png (PNG only) or none (numbers only, "
+                                  "about 1 s less per scan; `orpam report STORE` draws them later).")  # fmt: skip
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_figures(self.figures)
 
 
 @dataclass

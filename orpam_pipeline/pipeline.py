@@ -129,8 +129,8 @@ def process_scan(
                 register_volume(ingested.store)
             if progress is not None:
                 progress("report", 0, 1)
-            existing = current_report(ingested.store) if registered.state == "complete" else None
-            report, _, html = existing if existing is not None else write_report(ingested.store)
+            existing = current_report(ingested.store, options.figures) if registered.state == "complete" else None
+            report, _, html = existing if existing is not None else write_report(ingested.store, options.figures)
             if progress is not None:
                 progress("report", 1, 1)
     except Exception as exc:  # one bad scan must not stop the batch
@@ -249,7 +249,7 @@ def run_batch(
     def lost(entry: ScanEntry, exc: BaseException) -> ScanOutcome:
         return ScanOutcome(entry.name, entry.paths[0], False, 0.0, error=one_line(exc, entry.paths[0]), status="failed")
 
-    warm = warm_figures() if entries and not ingest_only else None
+    warm = warm_figures() if entries and not ingest_only and options.figures != "none" else None
     try:
         return map_scans(one, entries, [e.name for e in entries], jobs=jobs, on_start=on_start, on_done=on_done,
                          on_lost=lost, progress=progress)  # fmt: skip

@@ -41,7 +41,7 @@ SUMMARY_METRICS = (
 )  # fmt: skip
 
 _WORKFLOW = {"kind", "name", "description"}
-_SCAN_OPTIONS = {f.name for f in fields(ScanOptions)} | {"overwrite", "wait_for_locks", "strict"}
+_SCAN_OPTIONS = {f.name for f in fields(ScanOptions)} | {"overwrite", "wait_for_locks", "strict", "figures"}
 _COMPUTE = {f.name for f in fields(ComputeOptions)}
 _TRAIN_EXTRA = {"method", "base_channels", "resume"}
 METHOD_SETTINGS = None

@@ -18,6 +18,7 @@ from orpam_pipeline.cli.groups import Group
 from orpam_pipeline.errors import OrpamError
 from orpam_pipeline.options import ComputeOptions, RunOptions, ScanOptions, option_help
 from orpam_pipeline.register import METHODS
+from orpam_pipeline.report.rendered import FIGURE_MODES
 from orpam_pipeline.settings import DEVICES, PRECISIONS, check_device, check_precision
 
 
@@ -46,6 +47,9 @@ class BaselineOpt(str, Enum):
 class OrderOpt(str, Enum):
     C = "C"
     F = "F"
+
+
+FiguresOpt = Enum("FiguresOpt", {mode: mode for mode in FIGURE_MODES}, type=str)  # type: ignore[misc]
 
 
 def _flag(name: str, help: str, *aliases: str, hidden: bool = False) -> Any:
@@ -84,6 +88,7 @@ PixelSize = Annotated[str | None, _scan("--pixel-size", "pixel_size", "<µm or Y
 FrameInterval = Annotated[float | None, _scan("--frame-interval", "frame_interval", "<s>")]
 Levels = Annotated[int | None, _scan("--levels", "levels", "<N>")]
 Strict = Annotated[bool, _flag("--strict", option_help(RunOptions, "strict"))]
+Figures = Annotated[FiguresOpt, typer.Option("--figures", help=option_help(RunOptions, "figures"))]
 
 Method = Annotated[
     str, typer.Option("--method", "-m", metavar="METHOD", help=f"Registration method: {', '.join(METHODS)}.")

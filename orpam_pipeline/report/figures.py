@@ -1,4 +1,4 @@
-"""Every figure of one scan's report, drawn once and written as ``figures/<name>.png`` and ``.svg``."""
+"""Every figure of one scan's report, drawn once and written as ``figures/<name>.png`` and (by default) ``.svg``."""
 
 from __future__ import annotations
 
@@ -26,11 +26,13 @@ def _scale_note(units: Units) -> str:
     return "Axes in pixels: the store has no pixel size (the option --pixel-size sets it)."
 
 
-def build_figures(report: Mapping[str, Any], data: Mapping[str, Any], folder: Path | None) -> list[RenderedFigure]:
+def build_figures(report: Mapping[str, Any], data: Mapping[str, Any], folder: Path | None,
+                  svg: bool = True) -> list[RenderedFigure]:  # fmt: skip
     """Draw the report's figures from report.json's content and the arrays of :func:`compute_report`.
 
     ``data`` holds ``frame_index``, the ``unregistered`` and ``registered`` merged frames, and the
-    :class:`DisplacementSummary` of the stored ``displacement`` and of the truth's (or None).
+    :class:`DisplacementSummary` of the stored ``displacement`` and of the truth's (or None). ``svg``: also
+    as SVG.
     """
     units = Units.from_physical(report.get("physical"))
     scan, n = str(report.get("scan", "scan")), int(report.get("frames", 0))
@@ -42,7 +44,7 @@ def build_figures(report: Mapping[str, Any], data: Mapping[str, Any], folder: Pa
 
     def add(fig: Any, name: str, kind: str, caption: str) -> None:
         if fig is not None:
-            out.append(render(fig, name, kind, caption, folder))  # type: ignore[arg-type]
+            out.append(render(fig, name, kind, caption, folder, svg))  # type: ignore[arg-type]
 
     before, after = data["unregistered"], data["registered"]
     y0, y1, x0, x1 = box = choose_crop(before)

@@ -158,8 +158,8 @@ def _svg_body(svg: str) -> str:
 
 
 def _figure(fig: RenderedFigure) -> str:
-    """One ``<figure>``: images as an inline PNG, plots as inline SVG, with the caption."""
-    if fig.kind == "image":
+    """One ``<figure>``: images as an inline PNG, plots as inline SVG (PNG when drawn without), with the caption."""
+    if fig.kind == "image" or fig.svg is None:
         data = base64.b64encode(fig.png).decode("ascii")
         body = (f'<img alt="{escape(fig.name)}" style="width: {fig.css_width}px" '
                 f'src="data:image/png;base64,{data}">')  # fmt: skip
@@ -178,6 +178,9 @@ _SECTIONS = (
 
 
 def _figure_sections(figures: Sequence[RenderedFigure]) -> str:
+    if not figures:
+        return ("<h2>Figures</h2><p>Not drawn (<code>--figures none</code>): <code>orpam report STORE</code> draws "
+                "them from the store.</p>")  # fmt: skip
     by_name = {f.name: f for f in figures}
     parts = []
     for heading, names in _SECTIONS:
@@ -188,13 +191,13 @@ def _figure_sections(figures: Sequence[RenderedFigure]) -> str:
 
 
 def _files_list(figures: Sequence[RenderedFigure]) -> str:
-    """Where each figure is as a standalone PNG and SVG (relative to this page)."""
+    """Where each figure is as a standalone PNG and SVG, as drawn (relative to this page)."""
     written = [f for f in figures if f.png_path is not None]
     if not written:
         return ""
     items = "".join(
-        f"<li>{escape(f.name)}: <code>{FIGURES_DIR}/{escape(f.name)}.png</code>, "
-        f"<code>{FIGURES_DIR}/{escape(f.name)}.svg</code></li>"
+        f"<li>{escape(f.name)}: <code>{FIGURES_DIR}/{escape(f.name)}.png</code>"
+        + (f", <code>{FIGURES_DIR}/{escape(f.name)}.svg</code>" if f.svg_path is not None else "") + "</li>"
         for f in written
     )
     return f'<h2>Figure files</h2><p>Every figure also stands beside this page, for papers:</p><ul class="files">{items}</ul>'

@@ -1,4 +1,4 @@
-"""Matplotlib without pyplot: a fresh Agg figure, rendered once to PNG and once to SVG.
+"""Matplotlib without pyplot: a fresh Agg figure, rendered once to PNG and (unless asked not to) once to SVG.
 
 Importing this module imports matplotlib, so only code that draws a figure imports it (never
 ``import orpam_pipeline`` or ``orpam --help``).
@@ -28,20 +28,24 @@ def new_figure(width_in: float, height_in: float) -> Figure:
 
 
 def render(
-    fig: Figure, name: str, kind: Literal["image", "plot"], caption: str, folder: Path | None = None
+    fig: Figure, name: str, kind: Literal["image", "plot"], caption: str, folder: Path | None = None, svg: bool = True
 ) -> RenderedFigure:
-    """Draw ``fig`` to PNG and SVG once each; with ``folder``, write ``<name>.png``/``.svg`` there atomically."""
-    png, svg = io.BytesIO(), io.StringIO()
+    """Draw ``fig`` to PNG and (``svg``) SVG once each; with ``folder``, write ``<name>.png``/``.svg`` there atomically."""
+    png = io.BytesIO()
     fig.savefig(png, format="png", dpi=DPI, metadata={"Software": None}, pil_kwargs={"compress_level": 1})
-    fig.set_layout_engine(None)  # the layout just computed holds for the SVG: no second layout pass
-    fig.savefig(svg, format="svg", metadata={"Date": None})
-    png_bytes, svg_text = png.getvalue(), svg.getvalue()
+    png_bytes, svg_text = png.getvalue(), None
+    if svg:
+        text = io.StringIO()
+        fig.set_layout_engine(None)  # the layout just computed holds for the SVG: no second layout pass
+        fig.savefig(text, format="svg", metadata={"Date": None})
+        svg_text = text.getvalue()
     paths: tuple[Path | None, Path | None] = (None, None)
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
-        paths = (folder / f"{name}.png", folder / f"{name}.svg")
-        atomic_write(paths[0], png_bytes)
-        atomic_write(paths[1], svg_text)
+        paths = (folder / f"{name}.png", folder / f"{name}.svg" if svg_text is not None else None)
+        atomic_write(folder / f"{name}.png", png_bytes)
+        if svg_text is not None:
+            atomic_write(folder / f"{name}.svg", svg_text)
     width = float(fig.get_figwidth())
     fig.clear()
     return RenderedFigure(name, kind, caption, png_bytes, svg_text, width, *paths)

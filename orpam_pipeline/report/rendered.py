@@ -8,18 +8,30 @@ from typing import Literal
 
 FIGURES_DIR = "figures"
 """Folder beside report.html holding every figure as ``<name>.png`` and ``<name>.svg``."""
+FIGURE_MODES = ("all", "png", "none")
+"""What a report draws (``--figures``): every figure as PNG and SVG (the page inlines plots as SVG), PNG only
+(the page embeds PNGs), or nothing (report.json and a page with the numbers; ``orpam report`` draws them later)."""
 CSS_PX_PER_INCH = 96
+
+
+def check_figures(figures: str) -> str:
+    """``figures`` when it is one of ``FIGURE_MODES``; a one-line error otherwise."""
+    from orpam_pipeline.errors import OrpamError
+
+    if figures not in FIGURE_MODES:
+        raise OrpamError(f"--figures must be one of {', '.join(FIGURE_MODES)}, not {figures!r}")
+    return figures
 
 
 @dataclass(frozen=True)
 class RenderedFigure:
-    """One figure: PNG bytes, SVG text, what it shows, and where its files are (None when not written)."""
+    """One figure: PNG bytes, SVG text (None: not drawn as SVG), what it shows, and where its files are (None when not written)."""
 
     name: str
     kind: Literal["image", "plot"]
     caption: str
     png: bytes
-    svg: str
+    svg: str | None
     width_in: float
     png_path: Path | None = None
     svg_path: Path | None = None
@@ -30,8 +42,9 @@ class RenderedFigure:
         return round(self.width_in * CSS_PX_PER_INCH)
 
 
-def tidy_figures(folder: Path, keep: set[str]) -> None:
-    """Remove figure files of earlier reports that this one did not draw, and temporaries of killed writers.
+def tidy_figures(folder: Path, drawn: list[RenderedFigure]) -> None:
+    """Remove figure files this report did not write (earlier reports' figures, an SVG now drawn as PNG only)
+    and temporaries of killed writers.
 
     Call only while holding the scan folder's lock.
     """
@@ -39,7 +52,8 @@ def tidy_figures(folder: Path, keep: set[str]) -> None:
 
     if not folder.is_dir():
         return
+    keep = {p.name for f in drawn for p in (f.png_path, f.svg_path) if p is not None}
     for path in folder.iterdir():
-        stale = path.suffix in (".png", ".svg") and path.stem not in keep
+        stale = path.suffix in (".png", ".svg") and path.name not in keep
         if path.is_file() and (stale or OWN_PARTIAL.match(path.name)):
             path.unlink(missing_ok=True)

@@ -33,7 +33,7 @@ from orpam_pipeline.report.chunk_scores import (
 )
 from orpam_pipeline.report.displacement import DisplacementSummary, summarise_displacement
 from orpam_pipeline.report.html import render_report_html
-from orpam_pipeline.report.rendered import FIGURES_DIR, RenderedFigure, tidy_figures
+from orpam_pipeline.report.rendered import FIGURES_DIR, RenderedFigure, check_figures, tidy_figures
 from orpam_pipeline.store.damage import missing_chunks, unreadable_arrays, unreadable_images
 from orpam_pipeline.store.files import atomic_write
 from orpam_pipeline.store.layout import (
@@ -253,15 +253,20 @@ def _truth(
     return unused, None
 
 
-def _report_params(group: zarr.Group) -> dict[str, Any]:
-    """The report depends only on the registered store, so its parameter is the register stage's fingerprint."""
-    return {"register": (stage_record(group, "register") or {}).get("fingerprint")}
+def _report_params(group: zarr.Group, figures: str = "all") -> dict[str, Any]:
+    """The report depends on the registered store (the register stage's fingerprint) and on the figures drawn
+    (recorded only when not all, so reports drawn before the option keep their fingerprint)."""
+    params: dict[str, Any] = {"register": (stage_record(group, "register") or {}).get("fingerprint")}
+    if figures != "all":
+        params["figures"] = figures
+    return params
 
 
-def current_report(store: Path) -> tuple[dict[str, Any], Path, Path] | None:
-    """The report already written for the store's current registration, or None when it must be (re)made."""
+def current_report(store: Path, figures: str = "all") -> tuple[dict[str, Any], Path, Path] | None:
+    """The report already written for the store's current registration with these figures, or None when it
+    must be (re)made."""
     group = open_scan_store(store, mode="r")
-    params = _report_params(group)
+    params = _report_params(group, check_figures(figures))
     root = store_root(group)
     if decide("report", stage_record(group, "report"), fingerprint(params), params, overwrite=True, path=root) != "complete":
         return None
@@ -294,20 +299,24 @@ def _import_figures() -> None:
         pass
 
 
-def _draw_figures(report: dict[str, Any], data: dict[str, Any], folder: Path) -> list[RenderedFigure]:
-    """Draw and write every figure (matplotlib is imported here, only when a report is drawn)."""
-    from orpam_pipeline.report.figures import build_figures
+def _draw_figures(report: dict[str, Any], data: dict[str, Any], folder: Path, figures: str) -> list[RenderedFigure]:
+    """Draw and write the figures ``figures`` asks for (matplotlib is imported here, only when a report draws)."""
+    drawn: list[RenderedFigure] = []
+    if figures != "none":
+        from orpam_pipeline.report.figures import build_figures
 
-    drawn = build_figures(report, data, folder)
-    tidy_figures(folder, {f.name for f in drawn})
+        drawn = build_figures(report, data, folder, svg=figures == "all")
+    tidy_figures(folder, drawn)
     return drawn
 
 
-def write_report(store: Path) -> tuple[dict[str, Any], Path, Path]:
+def write_report(store: Path, figures: str = "all") -> tuple[dict[str, Any], Path, Path]:
     """Compute the report of ``store`` and write report.json and report.html beside it.
 
     The checks the store is due for run first (``checks.run``); ``warnings`` holds every recorded one.
+    ``figures`` (``FIGURE_MODES``): draw every figure as PNG and SVG, as PNG only, or none.
     """
+    check_figures(figures)
     store = resolve_store_path(store)
     with store_lock(store.parent):
         clean_strays(store)
@@ -319,7 +328,7 @@ def write_report(store: Path) -> tuple[dict[str, Any], Path, Path]:
             missing = missing_chunks(store, group)
             if missing:
                 raise StoreError(store, f"{missing[0]} ({len(missing)} missing in all); `orpam repair` recomputes them")
-            report, figures = compute_report(store)
+            report, data = compute_report(store)
             report["warnings"] = [w.to_dict() for w in update_checks(store)]
         except OrpamError:
             raise
@@ -332,14 +341,16 @@ def write_report(store: Path) -> tuple[dict[str, Any], Path, Path]:
         safe = json_safe(report)
         json_path = out_dir / REPORT_JSON
         html_path = out_dir / REPORT_HTML
-        drawn = _draw_figures(safe, figures, out_dir / FIGURES_DIR)
-        safe["figures"] = {f.name: {"png": f"{FIGURES_DIR}/{f.name}.png", "svg": f"{FIGURES_DIR}/{f.name}.svg",
+        drawn = _draw_figures(safe, data, out_dir / FIGURES_DIR, figures)
+        safe["figures_drawn"] = figures
+        safe["figures"] = {f.name: {"png": f"{FIGURES_DIR}/{f.name}.png",
+                                    **({"svg": f"{FIGURES_DIR}/{f.name}.svg"} if f.svg is not None else {}),
                                     "caption": f.caption} for f in drawn}  # fmt: skip
         html = render_report_html(safe, drawn)
         atomic_write(json_path, json.dumps(safe, indent=1, allow_nan=False))
         atomic_write(html_path, html)
         group = zarr.open_group(root, mode="r+")
-        params = _report_params(group)
+        params = _report_params(group, figures)
         mark_stage(group, "report", True, json=str(json_path), html=str(html_path), fingerprint=fingerprint(params))
         clear_scores(root)
     return safe, json_path, html_path

@@ -25,6 +25,8 @@ from orpam_pipeline.cli.groups import FROM_GROUP, with_groups
 from orpam_pipeline.cli.options import (
     COMPUTE,
     CacheDir,
+    Figures,
+    FiguresOpt,
     Jobs,
     StorageOption,
     NETWORK,
@@ -78,12 +80,13 @@ def register(
 @friendly
 def report(
     store: Annotated[Path, typer.Argument(metavar="STORE", help="A registered scan store.")],
+    figures: Figures = FiguresOpt.all,  # type: ignore[attr-defined]
     as_json: AsJson = False,
 ) -> None:
     """Compute the metrics and write report.json and report.html beside the store."""
     from orpam_pipeline.report.scan_report import write_report
 
-    summary, json_path, html_path = write_report(store)
+    summary, json_path, html_path = write_report(store, figures.value)
     if as_json:
         print_json({**summary, "report_json": str(json_path), "report_html": str(html_path)})
         return
@@ -205,6 +208,7 @@ def run(
     overwrite: Overwrite = False,
     wait_for_locks: WaitForLocks = False,
     strict: Strict = False,
+    figures: Figures = FiguresOpt.all,  # type: ignore[attr-defined]
     compute: dict[str, Any] = FROM_GROUP,
     jobs: Jobs = None,
     storage_option: StorageOption = None,
@@ -222,7 +226,8 @@ def run(
     from orpam_pipeline.options import RunOptions
 
     options = RunOptions(method=method, settings=network_settings([method], network), overwrite=overwrite,
-                         wait_for_locks=wait_for_locks, strict=strict, **scan_fields(scan))  # fmt: skip
+                         wait_for_locks=wait_for_locks, strict=strict, figures=figures.value,
+                         **scan_fields(scan))  # fmt: skip
     from orpam_pipeline.remote.urls import as_location, parse_storage_options
 
     where = {"jobs": jobs, "storage_options": parse_storage_options(storage_option), "cache_dir": cache_dir}
