@@ -7,7 +7,7 @@ reported as the median. Learned methods run on the CPU in fp32 and bf16 (and on 
 with a batch-size sweep); the ratio column is each row's time over `phase`'s, measured in this run.
 
 Second table, at ``--precision auto`` (what `orpam run` uses): frames per second of the network alone
-(forward passes on tensors already on the device, batch 16), of the method in memory (normalisation,
+(forward passes on tensors already on the device, in the batches the method uses), of the method in memory (normalisation,
 network, resampling) and of the pipeline (the register stage of a store of ``--pipeline-frames`` frames,
 chunked as `orpam run` chunks it: read, register, score, write the chunks), each over the model-only figure.
 
@@ -27,6 +27,7 @@ import numpy as np
 
 from orpam_pipeline.geometry import split
 from orpam_pipeline.register import METHODS, get_method
+from orpam_pipeline.register.pcregnet import get_runner
 from orpam_pipeline.simulate import SimulationParams, simulate
 
 
@@ -100,7 +101,9 @@ def main() -> None:
     for name in learned:
         for device, precision, batch in devices:
             method = get_method(name, device=device, precision=precision, batch_size=batch)
-            rows.append((name, f"{device} {precision}", str(batch), _time(method, odd, even, args.repeats)))
+            seconds = _time(method, odd, even, args.repeats)
+            used = get_runner(method.settings).batch_for(*even.shape[-2:])
+            rows.append((name, f"{device} {precision}", str(used), seconds))
         costs[name] = _model_cost(get_method(name), even.shape[1], even.shape[2])
     print("\n| method | device, precision | batch | ms/frame | × phase |\n|---|---|---:|---:|---:|")
     for name, where, batch, seconds in rows:
@@ -111,15 +114,16 @@ def main() -> None:
     _pipeline_table(learned, long.frames, odd, even, args.repeats)
 
 
-def _model_only(name: str, odd: np.ndarray, even: np.ndarray, repeats: int, batch: int = 16) -> float:
-    """Seconds for the network's forward passes alone over all frames (tensors prepared beforehand)."""
+def _model_only(name: str, odd: np.ndarray, even: np.ndarray, repeats: int) -> float:
+    """Seconds for the network's forward passes alone over all frames (tensors prepared beforehand), in
+    batches of the size the method itself uses (``_Runner.batch_for``: on the CPU the fastest, small ones)."""
     import torch
 
     from orpam_pipeline.geometry import odd_matched
     from orpam_pipeline.models.normalise import normalise_pair
-    from orpam_pipeline.register.pcregnet import get_runner
 
     runner = get_runner(get_method(name, precision="auto").settings)
+    batch = runner.batch_for(*even.shape[-2:])
     even, fixed, _ = normalise_pair(even, odd_matched(odd, even.shape[-1]))
     torch.set_flush_denormal(True)
     pairs = [(torch.from_numpy(np.ascontiguousarray(even[i:i + batch, None])).contiguous(memory_format=torch.channels_last),

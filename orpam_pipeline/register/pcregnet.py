@@ -22,6 +22,12 @@ from orpam_pipeline.settings import check_device, check_precision, setting
 
 SHIPPED_CHECKPOINT = Path(__file__).resolve().parent.parent / "models" / "checkpoints" / "pcregnet-sim.pt"
 
+CPU_BATCH_PIXELS = 1 << 16
+"""Most half-frame pixels (frames × Y × W) in one CPU batch. On the CPU large batches are slower, not faster:
+every activation of 16 half-frames of 256×128 is hundreds of MB, freshly mapped and page-faulted layer by
+layer. Measured on the 2-core development machine (ms per frame, batch 16 → 2): PCReg-Net bf16 46 → 20,
+PCReg-Net-Flow bf16 40 → 24, SAS-Net-Flow bf16 84 → 49, fp32 118 → 73 (PCReg-Net-Flow)."""
+
 _CACHE: dict[tuple[str, str, str], Any] = {}
 _LOCK = threading.Lock()
 _LOADS = [0]
@@ -32,7 +38,8 @@ class InferenceSettings:
     checkpoint: str = setting(str(SHIPPED_CHECKPOINT), "Checkpoint file (default: the shipped one).")
     device: str = setting("auto", "Where the network runs: auto (CUDA when available), cpu, cuda or cuda:N.")
     precision: str = setting("auto", "Numeric precision: auto, fp32, bf16 or fp16 (fp16 on CUDA only).")
-    batch_size: int = setting(16, "Frames per network batch.")
+    batch_size: int = setting(16, "Most frames per network batch (on the CPU a batch also holds at most 64 Ki pixels "
+                                  "of half-frames: 2 frames of 256x256).")  # fmt: skip
 
     def __post_init__(self) -> None:
         # Absolute, so worker processes with another working directory find the checkpoint.
@@ -115,6 +122,13 @@ class _Runner:
     def __call__(self, moving: np.ndarray, fixed: np.ndarray) -> np.ndarray:
         return self.run(moving, fixed)[0]
 
+    def batch_for(self, height: int, width: int) -> int:
+        """Frames per batch of ``height × width`` half-frames: ``batch_size``, and on the CPU at most
+        ``CPU_BATCH_PIXELS`` pixels."""
+        if self.device_type == "cuda":
+            return self.batch_size
+        return max(1, min(self.batch_size, CPU_BATCH_PIXELS // max(1, height * width)))
+
     def run(
         self, moving: np.ndarray, fixed: np.ndarray, fields: tuple[str, ...] = (), line_profile: bool = False
     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -140,9 +154,10 @@ class _Runner:
             # and other code (training) switches it off, so it is set on every call: results then do
             # not depend on what ran before in the process.
             torch.set_flush_denormal(True)
+        step = self.batch_for(*moving.shape[-2:])
         with self.lock, torch.inference_mode(), self._autocast():
-            for start in range(0, m.shape[0], self.batch_size):
-                stop = min(start + self.batch_size, m.shape[0])
+            for start in range(0, m.shape[0], step):
+                stop = min(start + step, m.shape[0])
                 mt = torch.from_numpy(np.ascontiguousarray(m[start:stop, None]))
                 ft = torch.from_numpy(np.ascontiguousarray(f[start:stop, None]))
                 if cuda:

@@ -1,0 +1,24 @@
+"""On the CPU a network batch holds at most ``CPU_BATCH_PIXELS`` half-frame pixels (small batches run
+faster there); the frames come out the same as one frame at a time."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from orpam_pipeline.register import get_method
+from orpam_pipeline.register.pcregnet import CPU_BATCH_PIXELS, get_runner
+
+
+def test_cpu_batches_are_capped_by_pixels_and_by_the_setting():
+    runner = get_runner(get_method("pcregnet", device="cpu", precision="fp32").settings)
+    assert runner.batch_for(256, 128) == CPU_BATCH_PIXELS // (256 * 128) == 2
+    assert runner.batch_for(1024, 512) == 1
+    assert runner.batch_for(32, 16) == 16  # the setting's 16 is the most
+
+
+def test_batched_frames_equal_frames_one_at_a_time(small_sim):
+    frames = np.asarray(small_sim.frames, dtype=np.float32)[:5]
+    odd, even = frames[..., 0::2], frames[..., 1::2]
+    batched = get_method("pcregnet", device="cpu", precision="fp32").apply(odd, even, None)[0]
+    single = get_method("pcregnet", device="cpu", precision="fp32", batch_size=1).apply(odd, even, None)[0]
+    assert np.abs(batched - single).max() < 1e-5 * float(np.abs(single).max())
