@@ -40,3 +40,30 @@ def test_loading_a_network_flushes_denormals_in_torchs_worker_threads():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "0"
+
+
+def test_chunk_threads_run_cpu_networks_on_one_thread_each_with_the_main_threads_numbers(small_sim):
+    """Off the main thread a CPU network runs on one intra-op thread, without the lock (chunks side by side);
+    the frames agree with the main thread's (torch's usual thread count) to float32 rounding."""
+    import threading
+
+    import torch
+
+    frames = np.asarray(small_sim.frames, dtype=np.float32)[:4]
+    odd, even = frames[..., 0::2], frames[..., 1::2]
+    method = get_method("pcregnet", device="cpu", precision="fp32")
+    runner = get_runner(method.settings)
+    main = method.apply(odd, even, None)[0]
+    assert torch.get_num_threads() == runner.threads
+    seen: dict[str, object] = {}
+
+    def chunk_thread() -> None:
+        with runner.lock:  # held elsewhere: a chunk thread does not wait for it
+            seen["out"] = method.apply(odd, even, None)[0]
+        seen["threads"] = torch.get_num_threads()
+
+    worker = threading.Thread(target=chunk_thread)
+    worker.start()
+    worker.join(timeout=120)
+    assert not worker.is_alive() and seen["threads"] == 1
+    assert np.abs(seen["out"] - main).max() <= 1e-6 * float(np.ptp(main))
