@@ -22,6 +22,9 @@ MIN_LINE = 32
 """Axes shorter than this are not judged (too few frequencies)."""
 MAX_LINES = 4096
 TOP_FRACTION = 0.1
+SCORE_BATCH = 256
+"""Lines transformed together in :func:`oscillation_score`: the ingest probe's 4,096 lines of 1,024 frames
+otherwise took about 130 MB of float64 and complex temporaries at once, at the end of every long ingest."""
 MAX_PROBE_FRAMES = 1024
 PROBE_GRID = 64
 
@@ -32,9 +35,13 @@ def oscillation_score(lines: np.ndarray) -> float | None:
     if n < MIN_LINE or lines.size == 0:
         return None
     step = max(1, lines.shape[0] // MAX_LINES)
-    x = np.asarray(lines[::step], dtype=np.float64)
-    x = x - x.mean(axis=-1, keepdims=True)
-    power = np.abs(np.fft.rfft(x * np.hanning(n), axis=-1)) ** 2
+    picked = lines[::step]
+    window = np.hanning(n)
+    power = np.empty((picked.shape[0], n // 2 + 1))
+    for i in range(0, picked.shape[0], SCORE_BATCH):  # a batch's float64 temporaries, not all lines' at once
+        x = np.asarray(picked[i : i + SCORE_BATCH], dtype=np.float64)
+        x = x - x.mean(axis=-1, keepdims=True)
+        power[i : i + SCORE_BATCH] = np.abs(np.fft.rfft(x * window, axis=-1)) ** 2
     energy = power.sum(axis=1)
     keep = max(1, int(TOP_FRACTION * energy.size))
     spectrum = power[np.argsort(energy)[-keep:]].sum(axis=0)
