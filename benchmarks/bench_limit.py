@@ -262,7 +262,11 @@ def peak_rss_mib() -> float:
 
 
 def child(row: str, src: Path, out: Path) -> None:
-    """Run one row and print ``{seconds, peak_mib, ...}`` as JSON on the last line."""
+    """Run one row and print ``{seconds, peak_mib, ...}`` as JSON on the last line (malloc set up as the CLI
+    sets it up, for every row)."""
+    from orpam_pipeline.memory import limit_malloc_arenas
+
+    limit_malloc_arenas()
     import zarr  # noqa: F401  (imports are not timed, as in the pipeline rows)
 
     import orpam_pipeline.pipeline  # noqa: F401

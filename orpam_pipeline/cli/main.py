@@ -42,6 +42,10 @@ def main(
     """Bidirectional OR-PAM registration pipeline."""
     if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _terminated)
+    if threading.current_thread() is threading.main_thread():
+        from orpam_pipeline.memory import limit_malloc_arenas
+
+        limit_malloc_arenas()
 
 
 def _terminated(signum: int, frame: Any) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import sys
 import threading
 
 import numpy as np
@@ -79,3 +80,19 @@ def test_chunk_too_large_for_memory_is_refused(tmp_path, small_sim, monkeypatch)
     outcome = process_scan(src, tmp_path / "out", RunOptions(method="none", chunk_frames=8))
     assert not outcome.ok and "a chunk of 8 frames" in outcome.error, outcome.error
     assert process_scan(src, tmp_path / "out", RunOptions(method="none", chunk_frames=2)).ok
+
+
+def _capped(env_extra: dict[str, str]) -> str:
+    """What :func:`limit_malloc_arenas` returns in a fresh process with ``env_extra`` in its environment."""
+    import os
+    import subprocess
+
+    code = "from orpam_pipeline.memory import limit_malloc_arenas\nprint(limit_malloc_arenas())\n"
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"} | env_extra
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout.strip()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc arenas are a Linux matter")
+def test_the_cli_caps_malloc_arenas_unless_the_user_set_them():
+    assert _capped({}) == "True"
+    assert _capped({"MALLOC_ARENA_MAX": "8"}) == "False"
