@@ -289,14 +289,16 @@ class PCRegNetMethod(RegistrationMethod):
         return {"GPU": 1} if resolve_device(self.settings.device).startswith("cuda") else {}
 
     def preload(self, threads: int = 1) -> None:
-        """Load the runner into this process's cache; a CUDA model is skipped where no GPU is visible."""
+        """Load the runner into this process's cache; a CUDA model is skipped where no GPU is visible.
+
+        ``threads`` needs no setting here: a worker's task threads run their CPU networks side by side on
+        one intra-op thread each (:class:`_Runner`), so the worker's threads are the network's.
+        """
         import torch
 
         if self.settings.device.startswith("cuda") and not torch.cuda.is_available():
             return
-        runner = get_runner(self.settings)
-        if runner.device == "cpu" and torch.get_num_threads() < threads:
-            torch.set_num_threads(threads)
+        get_runner(self.settings)
 
     def apply(self, odd, even, plan_rows):
         runner = get_runner(self.settings)
