@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import io
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,11 +97,9 @@ def score_arrays(block: np.ndarray, reg: np.ndarray, merged: np.ndarray, first_l
         per = dict(intra_frame_metrics(reg, odd))
         pairs = {"merged": pair_ncc(merged)}
     out = ChunkScores(per, pairs, _ends({"merged": merged}, 0), _ends({"merged": merged}, -1))
-    if unregistered is True:
-        out.per.update(base.per)  # type: ignore[union-attr]
-        out.pairs.update(base.pairs)  # type: ignore[union-attr]
-        out.first.update(base.first)  # type: ignore[union-attr]
-        out.last.update(base.last)  # type: ignore[union-attr]
+    if unregistered is True and base is not None:  # computed here: saved with the chunk
+        for part in ("per", "pairs", "first", "last"):
+            getattr(out, part).update(getattr(base, part))
     return out
 
 
