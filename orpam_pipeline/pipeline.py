@@ -90,8 +90,11 @@ def ingest_scored(source: ScanSource, out_dir: Path, options: RunOptions, progre
             reverse_backward=options.reverse_backward, scale=options.scale(), levels=options.levels, on_chunk=scorer,
         )  # fmt: skip
         if result.chunks_written == result.chunks:
-            with store_lock(result.store.parent):
-                scorer.save(result.store, result.chunks)
+            try:
+                with store_lock(result.store.parent):
+                    scorer.save(result.store, result.chunks)
+            except LockBusy:  # another process took the scan meanwhile: the scores are only a head start
+                pass
     return result
 
 
