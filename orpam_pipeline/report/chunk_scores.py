@@ -130,12 +130,12 @@ class Assembly:
                 {k: np.concatenate(v) if v else np.zeros(0) for k, v in self.pairs.items()})  # fmt: skip
 
 
-def assemble(chunks: Iterable[ChunkScores]) -> tuple[dict[str, list[np.ndarray]], dict[str, list[np.ndarray]]]:
+def assemble(chunks: Iterable[ChunkScores]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Per-frame metrics and pair NCCs of the chunks in frame order, pairs across chunk boundaries included."""
     assembly = Assembly()
     for scores in chunks:
         assembly.add(scores)
-    return assembly.per, assembly.pairs
+    return assembly.flat()
 
 
 class IngestScorer:

@@ -95,7 +95,7 @@ def _ordered(pool: ThreadPoolExecutor, fn: Any, items: list[Any], ahead: int) ->
         yield pending.popleft().result()
 
 
-def _score_store(group: zarr.Group, unregistered: bool) -> tuple[dict[str, list[np.ndarray]], dict[str, list[np.ndarray]]]:
+def _score_store(group: zarr.Group, unregistered: bool) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """:func:`~orpam_pipeline.report.chunk_scores.assemble` of every chunk read from the store and scored on up to ``REPORT_THREADS`` threads."""
     frames_z = get_array(group, FRAMES)
     arrays = (frames_z, get_array(group, REGISTERED_EVEN), get_array(group, MERGED))
@@ -128,7 +128,7 @@ def _checked(scores: ChunkScores, unregistered: bool) -> ChunkScores:
     return scores
 
 
-def _scores(group: zarr.Group, unregistered: bool) -> tuple[dict[str, list[np.ndarray]], dict[str, list[np.ndarray]]]:
+def _scores(group: zarr.Group, unregistered: bool) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Per-frame metrics and pair NCCs: from the register stage's saved chunk scores, else read and scored here."""
     try:
         saved = _saved_scores(group, unregistered)
@@ -153,9 +153,7 @@ def compute_report(store: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     n_frames, height, width = frames_z.shape
     chunk = frames_per_chunk(frames_z)
     cached = load_unregistered(group, n_frames)
-    per, pairs = _scores(group, unregistered=cached is None)
-    flat = {k: np.concatenate(v) for k, v in per.items()}
-    pair_flat = {k: (np.concatenate(v) if v else np.zeros(0)) for k, v in pairs.items()}
+    flat, pair_flat = _scores(group, unregistered=cached is None)
     for name in ("merged", "unregistered", "odd"):
         pair_flat.setdefault(name, np.zeros(0))
     if cached is None:
