@@ -254,10 +254,11 @@ def run_tasks(
     if client is None:
         # The threaded scheduler given as a function: a scheduler named by string makes dask import
         # ``distributed`` (when installed) just to look for a client.
-        if progress is None:
-            return list(dask.compute(*tasks, scheduler=dask.threaded.get))
-        with _TaskProgress(prefix, stage, total, progress, done):
-            return list(dask.compute(*tasks, scheduler=dask.threaded.get))
+        with one_blas_thread():
+            if progress is None:
+                return list(dask.compute(*tasks, scheduler=dask.threaded.get))
+            with _TaskProgress(prefix, stage, total, progress, done):
+                return list(dask.compute(*tasks, scheduler=dask.threaded.get))
     from distributed import as_completed
 
     if progress is not None:
@@ -273,6 +274,37 @@ def run_tasks(
     except BaseException:
         client.cancel(futures)
         raise
+
+
+_blas_lock = threading.Lock()
+_blas_users = 0
+_blas_limits: Any = None
+
+
+@contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """BLAS on one thread while chunk tasks run on this process's threads, restored when the last such run ends.
+
+    Every dask thread already keeps a core busy; a BLAS call that starts its own threads on top
+    (OpenBLAS uses every core by default) oversubscribes the cores and is slower than one thread
+    (the phase method's window transforms are matrix products). Distributed workers set their
+    BLAS threads to 1 themselves (dask's nanny). The limit is process-wide, so overlapping runs share it.
+    """
+    global _blas_users, _blas_limits
+    with _blas_lock:
+        if _blas_users == 0:
+            from threadpoolctl import threadpool_limits
+
+            _blas_limits = threadpool_limits(limits=1, user_api="blas")
+        _blas_users += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0:
+                _blas_limits.restore_original_limits()
+                _blas_limits = None
 
 
 _local = threading.local()

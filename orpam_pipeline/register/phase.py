@@ -132,6 +132,46 @@ def monotone_map(values: np.ndarray, src_q: np.ndarray, dst_q: np.ndarray) -> np
     return out.astype(np.float32)
 
 
+@dataclass(frozen=True)
+class _WindowBasis:
+    """Everything :class:`PhaseCorrelation` transforms an ``L``-row window with, as matrices.
+
+    Only the frequencies with a non-zero spectral weight (``band``) reach the correlation peak, so
+    a window's mean removal, Hann taper and those DFT bins are one matrix product (``dft``), and the
+    correlation is evaluated from the band directly: at every whole lag within reach (``to_lags``,
+    in ``np.fft.fftfreq`` order) and on the fine grid ``offsets`` around one (``lag_phasors`` moves
+    a spectrum to the lag, ``to_grid`` evaluates it there).
+    """
+
+    band: np.ndarray
+    weights: np.ndarray
+    weights_sum: float
+    dft: np.ndarray
+    """``(L, 2 * band)``: real and imaginary part of each bin interleaved, so the product reads as complex."""
+    lags: np.ndarray
+    to_lags: np.ndarray
+    lag_phasors: np.ndarray
+    offsets: np.ndarray
+    to_grid: np.ndarray
+
+    @classmethod
+    def build(cls, L: int, weights: np.ndarray, reach: float, upsample: int) -> _WindowBasis:
+        band = np.flatnonzero(weights > 0)
+        k = band.astype(np.float64)
+        taper = np.hanning(L + 2)[1:-1]
+        bins = np.exp(-2j * np.pi * np.outer(np.arange(L), k) / L) * taper[:, None]
+        bins -= bins.mean(axis=0, keepdims=True)
+        dft = np.empty((L, 2 * band.size))
+        dft[:, 0::2], dft[:, 1::2] = bins.real, bins.imag
+        lags = np.fft.fftfreq(L, 1.0 / L)
+        lags = lags[np.abs(lags) <= reach]
+        phasors = np.exp(2j * np.pi * np.outer(lags, k) / L)
+        offsets = np.linspace(-1.0, 1.0, 2 * upsample + 1)
+        to_grid = np.exp(2j * np.pi * np.outer(k, offsets) / L)
+        return cls(band, weights[band], float(weights.sum()), dft, lags, np.ascontiguousarray(phasors.T), phasors,
+                   offsets, to_grid)  # fmt: skip
+
+
 class PhaseCorrelation(RegistrationMethod):
     """Sub-pixel, line-varying, temporally smoothed phase-correlation correction."""
 
@@ -151,8 +191,8 @@ class PhaseCorrelation(RegistrationMethod):
         self.window = 0
         self.n_moving = 0
         self.chosen_degree = self.settings.degree
-        self._phases: dict[tuple[int, int, float], np.ndarray] = {}
-        """Fine-grid DFT matrices by (frequencies, window length, coarse lag), see :meth:`_phase_matrix`."""
+        self._bases: dict[int, _WindowBasis] = {}
+        """The window transforms by window length, see :meth:`_window_basis`."""
         self.planned_displacement: DisplacementKind = "profile"
         """``field`` once :meth:`plan` has found a frame whose lines jump, ``profile`` otherwise."""
 
@@ -213,9 +253,10 @@ class PhaseCorrelation(RegistrationMethod):
             ref = odd_at_even(odd[f].astype(np.float64), self.width, self.first_line)
             mov = even[f].astype(np.float64)
             found = self._find_blocks(ref, mov) if s.jumps else None
-            blocks = self._block_shifts(ref, mov, *found) if found is not None else None
+            ref_lines, mov_lines = np.ascontiguousarray(ref.T), np.ascontiguousarray(mov.T)
+            blocks = self._block_shifts(ref_lines, mov_lines, *found) if found is not None else None
             if blocks is None:
-                shifts, weights = self._window_shifts(ref, mov)
+                shifts, weights = self._window_shifts(ref_lines, mov_lines)
                 table = [self._block_table(np.zeros(1), np.zeros(1))] if s.jumps else []
             else:
                 shifts, weights, starts, offsets = blocks
@@ -270,7 +311,7 @@ class PhaseCorrelation(RegistrationMethod):
         measured: dict[tuple[int, int, int], tuple[np.ndarray, np.ndarray]] = {}
         while starts.size > 1:
             pooled = jumps.block_shifts(corr, starts)
-            lengths = np.diff(np.append(starts, mov.shape[1]))
+            lengths = np.diff(np.append(starts, mov.shape[0]))
             keys = [(int(lo), int(n), int(k)) for lo, n, k in zip(starts, lengths, np.round(pooled))]
             missing = [k for k in keys if k not in measured]
             measured.update(zip(missing, self._windows_of_blocks(ref, mov, missing)))
@@ -303,8 +344,9 @@ class PhaseCorrelation(RegistrationMethod):
     ) -> list[tuple[np.ndarray, np.ndarray]]:
         """:meth:`_window_shifts` of each block ``(first line, lines, whole-line shift)``, windows started at that shift.
 
-        The blocks' spectra are computed apart and their peaks found together. Windows whose start
-        had to be clamped at the frame edge by more than two rows see other content: weight 0.
+        ``ref`` and ``mov`` are ``(lines, Y)``. The blocks' spectra are computed apart and their peaks
+        found together. Windows whose start had to be clamped at the frame edge by more than two rows
+        see other content: weight 0.
         """
         if not blocks:
             return []
@@ -314,7 +356,7 @@ class PhaseCorrelation(RegistrationMethod):
         for length, starts in self.groups:
             lo, hi = -starts[None, :], (self.height - length - starts)[None, :]
             offsets = np.clip(start, lo, hi).astype(np.intp)
-            spectra = [self._ref_spectra(ref[:, c], starts, length) for c in cols]
+            spectra = [self._ref_spectra(ref[c], starts, length) for c in cols]
             first = self._block_peaks(ref, mov, cols, starts, length, offsets, spectra)[0]
             wanted = offsets + np.round(np.nan_to_num(first))
             moved = np.clip(wanted, lo, hi).astype(np.intp)
@@ -332,13 +374,13 @@ class PhaseCorrelation(RegistrationMethod):
         ref_spectra: list[tuple[np.ndarray, np.ndarray]],
     ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
         """:meth:`_correlate` of every block's columns ``cols`` with its own ``offsets`` row; ``(blocks, windows)``."""
-        spectra = [self._window_spectra(ref[:, c], mov[:, c], starts, L, o, r)
-                   for c, o, r in zip(cols, offsets, ref_spectra)]  # fmt: skip
+        spectra = [self._window_spectra(mov[c], starts, L, o, r) for c, o, r in zip(cols, offsets, ref_spectra)]
         lag, height = self._peaks(np.concatenate(spectra), L)
         return lag.reshape(len(cols), -1), height.reshape(len(cols), -1)
 
     def _window_shifts(self, ref: np.ndarray, mov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Shift (px) and confidence of the backward lines ``mov`` against their reference ``ref`` in every window.
+        """Shift (px) and confidence of the backward lines ``mov`` against their reference ``ref`` (both
+        ``(lines, Y)``) in every window.
 
         Tapered windows bias the correlation peak towards zero lag in proportion to the shift, so
         a second pass moves each backward-line window by the first estimate, rounded to whole rows,
@@ -348,9 +390,9 @@ class PhaseCorrelation(RegistrationMethod):
         parts = []
         for length, starts in self.groups:
             spectra = self._ref_spectra(ref, starts, length)
-            first, _ = self._correlate(ref, mov, starts, length, np.zeros(starts.size, dtype=np.intp), spectra)
+            first, _ = self._correlate(mov, starts, length, np.zeros(starts.size, dtype=np.intp), spectra)
             offsets = np.clip(np.round(first), -starts, self.height - length - starts).astype(np.intp)
-            rest, conf = self._correlate(ref, mov, starts, length, offsets, spectra)
+            rest, conf = self._correlate(mov, starts, length, offsets, spectra)
             parts.append((offsets + rest, conf))
         shifts = np.concatenate([p[0] for p in parts])
         confidence = np.concatenate([p[1] for p in parts])
@@ -358,75 +400,67 @@ class PhaseCorrelation(RegistrationMethod):
         return np.where(bad, 0.0, shifts), np.where(bad, 0.0, confidence)
 
     def _correlate(
-        self, ref: np.ndarray, mov: np.ndarray, starts: np.ndarray, L: int, offsets: np.ndarray,
-        ref_spectra: tuple[np.ndarray, np.ndarray] | None = None,
-    ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-        """Sub-pixel lag of each ``L``-row window of ``mov`` (moved by ``offsets`` rows) against ``ref``."""
-        return self._peaks(self._window_spectra(ref, mov, starts, L, offsets, ref_spectra), L)
+        self, mov: np.ndarray, starts: np.ndarray, L: int, offsets: np.ndarray, ref_spectra: tuple[np.ndarray, np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Sub-pixel lag of each ``L``-row window of ``mov`` (moved by ``offsets`` rows) against the reference's spectra."""
+        return self._peaks(self._window_spectra(mov, starts, L, offsets, ref_spectra), L)
+
+    def _window_basis(self, L: int) -> _WindowBasis:
+        """The matrices of :class:`_WindowBasis` for ``L``-row windows, built once per window length."""
+        basis = self._bases.get(L)
+        if basis is None:
+            weights = self._spectral_weights(L // 2 + 1, L)
+            reach = min(self.settings.max_shift, L / 2 - 1)
+            basis = self._bases[L] = _WindowBasis.build(L, weights, reach, self.settings.upsample)
+        return basis
+
+    def _spectra(self, lines: np.ndarray, starts: np.ndarray, L: int) -> np.ndarray:
+        """Spectra ``(lines, windows, band)`` of the ``L``-row windows of ``lines`` ``(lines, Y)`` starting at
+        ``starts``, mean removed and tapered."""
+        windows = np.take(lines, starts[:, None] + np.arange(L)[None, :], axis=1)
+        out = windows.reshape(-1, L) @ self._window_basis(L).dft
+        return out.view(np.complex128).reshape(lines.shape[0], starts.size, -1)
 
     def _ref_spectra(self, ref: np.ndarray, starts: np.ndarray, L: int) -> tuple[np.ndarray, np.ndarray]:
-        """Spectra ``(windows, L // 2 + 1, lines)`` of the reference windows and their power summed over the lines.
+        """Conjugate spectra ``(lines, windows, band)`` of the reference windows and their power summed over the lines.
 
         They do not depend on the backward lines' offsets, so both passes of a window group share them.
         """
-        rows = np.arange(L)[None, :]
-        taper = np.hanning(L + 2)[1:-1][None, :, None]
-        b = ref[starts[:, None] + rows]
-        b = (b - b.mean(axis=1, keepdims=True)) * taper
-        fb = np.fft.rfft(b, axis=1)
-        return fb, (np.abs(fb) ** 2).sum(axis=2)
+        fb = np.conj(self._spectra(ref, starts, L))
+        return fb, _power(fb)
 
     def _window_spectra(
-        self, ref: np.ndarray, mov: np.ndarray, starts: np.ndarray, L: int, offsets: np.ndarray,
-        ref_spectra: tuple[np.ndarray, np.ndarray] | None = None,
-    ) -> np.ndarray:  # fmt: skip
-        """Coherence-whitened, low-passed cross-spectrum ``(windows, L // 2 + 1)`` pooled over the lines."""
-        fb, power_b = ref_spectra if ref_spectra is not None else self._ref_spectra(ref, starts, L)
-        rows = np.arange(L)[None, :]
-        taper = np.hanning(L + 2)[1:-1][None, :, None]
-        a = mov[starts[:, None] + offsets[:, None] + rows]
-        a = (a - a.mean(axis=1, keepdims=True)) * taper
-        fa = np.fft.rfft(a, axis=1)
-        cross = (fa * np.conj(fb)).sum(axis=2)
-        power = np.sqrt((np.abs(fa) ** 2).sum(axis=2) * power_b)
+        self, mov: np.ndarray, starts: np.ndarray, L: int, offsets: np.ndarray, ref_spectra: tuple[np.ndarray, np.ndarray]
+    ) -> np.ndarray:
+        """Coherence-whitened, low-passed cross-spectrum ``(windows, band)`` pooled over the lines."""
+        fb, power_b = ref_spectra
+        fa = self._spectra(mov, starts + offsets, L)
+        cross = np.einsum("cwk,cwk->wk", fa, fb)
+        power = np.sqrt(_power(fa) * power_b)
         floor = 1e-12 * max(float(power.max(initial=0.0)), 1e-300)
-        coh = np.divide(cross, power, out=np.zeros_like(cross), where=power > floor)
-        return coh * self._spectral_weights(coh.shape[1], L)[None, :]
+        kept = power > floor
+        np.divide(cross, power, out=cross, where=kept)
+        cross[~kept] = 0.0
+        return cross * self._window_basis(L).weights
 
     def _peaks(self, spec: np.ndarray, L: int) -> tuple[np.ndarray, np.ndarray]:
-        """Sub-pixel peak lag (within ``max_shift``) and peak height of every window's cross-spectrum."""
-        nf = spec.shape[1]
-        weights = self._spectral_weights(nf, L)
-        corr = np.fft.irfft(spec, n=L, axis=1)
-        lags = np.fft.fftfreq(L, 1.0 / L)
-        reach = min(self.settings.max_shift, L / 2 - 1)
-        corr = np.where(np.abs(lags)[None, :] <= reach, corr, -np.inf)
-        coarse = lags[np.argmax(corr, axis=1)]
+        """Sub-pixel peak lag (within ``max_shift``) and peak height of every window's cross-spectrum ``(windows, band)``.
+
+        The correlation is evaluated at the whole lags within reach, then on a grid of ``upsample``
+        points per pixel over the pixel either side of the best one, and a parabola through the best
+        grid point and its neighbours places the peak.
+        """
+        basis = self._window_basis(L)
+        coarse = np.argmax((spec @ basis.to_lags).real, axis=1)
+        fine = (spec * basis.lag_phasors[coarse]) @ basis.to_grid
+        fine = fine.real / basis.weights_sum
         up = self.settings.upsample
-        grid = coarse[:, None] + np.linspace(-1.0, 1.0, 2 * up + 1)[None, :]
-        phase = np.stack([self._phase_matrix(nf, L, c) for c in coarse]) if coarse.size else np.zeros((0, nf, 2 * up + 1))
-        fine = np.real(np.einsum("wk,wkg->wg", spec, phase)) / weights.sum()
         best = np.clip(np.argmax(fine, axis=1), 1, 2 * up - 1)
         idx = np.arange(fine.shape[0])
         y0, y1, y2 = fine[idx, best - 1], fine[idx, best], fine[idx, best + 1]
         denom = y0 - 2 * y1 + y2
         delta = np.where(denom < 0, 0.5 * (y0 - y2) / np.where(denom < 0, denom, -1.0), 0.0)
-        return grid[idx, best] + np.clip(delta, -1.0, 1.0) / up, np.clip(y1, 0.0, None)
-
-    def _phase_matrix(self, nf: int, L: int, coarse: float) -> np.ndarray:
-        """The DFT matrix ``(nf, 2 * upsample + 1)`` evaluating a spectrum on the fine grid around lag ``coarse``.
-
-        Coarse lags are whole numbers within ``max_shift``, so the few matrices are built once per
-        window length and lag and kept (the same expression per element as building them per window:
-        identical numbers).
-        """
-        key = (nf, L, float(coarse))
-        matrix = self._phases.get(key)
-        if matrix is None:
-            grid = coarse + np.linspace(-1.0, 1.0, 2 * self.settings.upsample + 1)[None, :]
-            matrix = np.exp(2j * np.pi * np.arange(nf)[None, :, None] * grid[:, None, :] / L)[0]
-            self._phases[key] = matrix
-        return matrix
+        return basis.lags[coarse] + basis.offsets[best] + np.clip(delta, -1.0, 1.0) / up, np.clip(y1, 0.0, None)
 
     def _spectral_weights(self, nf: int, L: int) -> np.ndarray:
         """Hermitian fold weights times a raised-cosine low-pass.
@@ -616,3 +650,8 @@ class PhaseCorrelation(RegistrationMethod):
                            displacement_max_px=float(high.max()), frames_with_jumps=int((blocks > 1).sum()),
                            most_blocks=int(blocks.max()))  # fmt: skip
         return summary
+
+
+def _power(spectra: np.ndarray) -> np.ndarray:
+    """``|spectra|^2`` summed over the lines (the first axis)."""
+    return np.einsum("cwk,cwk->wk", spectra.real, spectra.real) + np.einsum("cwk,cwk->wk", spectra.imag, spectra.imag)
