@@ -68,9 +68,16 @@ def _resample(lines: np.ndarray, positions: np.ndarray) -> np.ndarray:
     frac = (pos - base).astype(np.float32)
     base = base.astype(np.intp)
     out = np.zeros(lines.shape, dtype=np.float32)
+    whole_rows = positions.shape[-1] == 1 and lines.ndim == 3
+    if whole_rows:  # one position per row: gather whole rows, not single samples
+        rows = np.ascontiguousarray(lines).reshape(-1, lines.shape[-1])
+        first = (np.arange(lines.shape[0]) * height)[:, None]
     for offset, weight in zip(KEYS_OFFSETS, keys_weights(frac)):
         idx = np.clip(base + offset, 0, height - 1)
-        out += weight * np.take_along_axis(lines, np.broadcast_to(idx, lines.shape), axis=-2)
+        if whole_rows:
+            out += weight * rows[idx[..., 0] + first]
+        else:
+            out += weight * np.take_along_axis(lines, np.broadcast_to(idx, lines.shape), axis=-2)
     return out
 
 

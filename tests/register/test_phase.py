@@ -4,7 +4,7 @@ import pytest
 from orpam_pipeline.metrics import ncc_frames
 from orpam_pipeline.register import get_method
 from orpam_pipeline.register.engine import register_store
-from orpam_pipeline.register.phase import monotone_map, resample_rows
+from orpam_pipeline.register.phase import monotone_map, resample_columns, resample_rows
 from orpam_pipeline.simulate import SimulationParams, simulate
 from orpam_pipeline.store.layout import open_scan_store
 from tests.conftest import make_store
@@ -100,3 +100,13 @@ def test_intensity_map_of_clipped_data_stays_in_range():
     clipped_low = monotone_map(np.array([-30.0]), np.concatenate([np.zeros(30), np.linspace(1, 100, 35)]),
                                np.linspace(0, 120, 65))  # fmt: skip
     assert -200 < clipped_low[0] <= 0
+
+
+def test_whole_row_resampling_equals_per_sample_resampling():
+    """The profile path gathers whole rows; it must give the per-column kernel's numbers bit for bit."""
+    rng = np.random.default_rng(3)
+    lines = rng.standard_normal((3, 40, 7)).astype(np.float32)
+    positions = np.arange(40)[None, :] + rng.uniform(-6, 6, size=(3, 40))
+    rows = resample_rows(lines, positions)
+    columns = resample_columns(lines, np.broadcast_to(positions[..., None], lines.shape))
+    assert np.array_equal(rows, columns)
