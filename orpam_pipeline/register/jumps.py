@@ -40,26 +40,26 @@ MEDIAN_LINES = 5
 
 
 def line_correlation(ref: np.ndarray, mov: np.ndarray, reach: int, cutoff: float) -> np.ndarray:
-    """Correlation ``(2 * reach + 1, C)`` of every column of ``mov`` with the same column of ``ref``.
+    """Correlation ``(..., 2 * reach + 1, C)`` of every column of ``mov`` ``(..., Y, C)`` with the same column of ``ref``.
 
     Row ``k`` holds lag ``k - reach``: ``mov[y + lag]`` against ``ref[y]``. The columns are tapered
-    (:func:`_taper`), whitened by the frame's mean spectrum (:func:`_whitened`), low-passed with a
+    (:func:`_taper`), whitened by their frame's mean spectrum (:func:`_whitened`), low-passed with a
     raised cosine at ``cutoff`` of Nyquist, and normalised by their energies, so a line's values are
-    comparable with another's and sums over lines pool evidence.
+    comparable with another's and sums over lines pool evidence. Leading axes are frames, each on its own.
     """
-    height = ref.shape[0]
+    height = ref.shape[-2]
     taper = _taper(height)[:, None]
-    fa = _whitened(np.fft.rfft((mov - mov.mean(axis=0)) * taper, axis=0))
-    fb = _whitened(np.fft.rfft((ref - ref.mean(axis=0)) * taper, axis=0))
-    f = np.arange(fa.shape[0]) / (height / 2.0)
+    fa = _whitened(np.fft.rfft((mov - mov.mean(axis=-2, keepdims=True)) * taper, axis=-2))
+    fb = _whitened(np.fft.rfft((ref - ref.mean(axis=-2, keepdims=True)) * taper, axis=-2))
+    f = np.arange(fa.shape[-2]) / (height / 2.0)
     lowpass = np.where(f < cutoff, 0.5 * (1.0 + np.cos(np.pi * f / cutoff)), 0.0)
     lowpass[0] = 0.0
-    corr = np.fft.irfft(fa * np.conj(fb) * lowpass[:, None], n=height, axis=0)
+    corr = np.fft.irfft(fa * np.conj(fb) * lowpass[:, None], n=height, axis=-2)
     energy = np.sqrt(_power(fa, lowpass) * _power(fb, lowpass)) / height
-    floor = 1e-12 * max(float(energy.max(initial=0.0)), 1e-300)
+    floor = 1e-12 * np.maximum(energy.max(axis=-1, keepdims=True, initial=0.0), 1e-300)
     corr = np.divide(corr, energy, out=np.zeros_like(corr), where=energy > floor)
     lags = np.arange(-reach, reach + 1)
-    return corr[lags % height]
+    return np.take(corr, lags % height, axis=-2)
 
 
 def _taper(n: int, flat: float = 0.5) -> np.ndarray:
@@ -76,22 +76,23 @@ def _taper(n: int, flat: float = 0.5) -> np.ndarray:
 
 
 def _whitened(spectrum: np.ndarray) -> np.ndarray:
-    """Spectra ``(F, C)`` divided by the frame's root-mean power per frequency (pooled over lines).
+    """Spectra ``(..., F, C)`` divided by their frame's root-mean power per frequency (pooled over lines).
 
     A line's broad structures (wide vessels, background) otherwise give correlations so flat that a
     shift of 20 px scores almost as well as the true one; one whitening filter for the whole frame
     sharpens the peaks without the noise of whitening every line on its own.
     """
-    power = np.sqrt((np.abs(spectrum) ** 2).mean(axis=1, keepdims=True))
-    floor = 1e-12 * max(float(power.max(initial=0.0)), 1e-300)
+    power = np.sqrt((np.abs(spectrum) ** 2).mean(axis=-1, keepdims=True))
+    floor = 1e-12 * np.maximum(power.max(axis=-2, keepdims=True, initial=0.0), 1e-300)
     return np.divide(spectrum, power, out=np.zeros_like(spectrum), where=power > floor)
 
 
 def _power(spectrum: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Energy of each column of a one-sided spectrum under ``weights``, counted as in the inverse transform."""
-    fold = np.full(spectrum.shape[0], 2.0)
+    """Energy ``(..., 1, C)`` of each column of a one-sided spectrum under ``weights``, counted as in the inverse
+    transform."""
+    fold = np.full(spectrum.shape[-2], 2.0)
     fold[0] = 1.0
-    return (fold[:, None] * weights[:, None] * np.abs(spectrum) ** 2).sum(axis=0)
+    return (fold[:, None] * weights[:, None] * np.abs(spectrum) ** 2).sum(axis=-2, keepdims=True)
 
 
 def peak_lags(corr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

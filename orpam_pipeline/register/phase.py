@@ -154,7 +154,7 @@ class _WindowBasis:
     weights: np.ndarray
     weights_sum: float
     dft: np.ndarray
-    """``(L, 2 * band)``: real and imaginary part of each bin interleaved, so the product reads as complex."""
+    """``(2 * band, L)``: the real parts of the bins, then their imaginary parts."""
     lags: np.ndarray
     to_lags: np.ndarray
     lag_phasors: np.ndarray
@@ -168,8 +168,7 @@ class _WindowBasis:
         taper = np.hanning(L + 2)[1:-1]
         bins = np.exp(-2j * np.pi * np.outer(np.arange(L), k) / L) * taper[:, None]
         bins -= bins.mean(axis=0, keepdims=True)
-        dft = np.empty((L, 2 * band.size))
-        dft[:, 0::2], dft[:, 1::2] = bins.real, bins.imag
+        dft = np.concatenate([bins.real.T, bins.imag.T])
         lags = np.fft.fftfreq(L, 1.0 / L)
         lags = lags[np.abs(lags) <= reach]
         phasors = np.exp(2j * np.pi * np.outer(lags, k) / L)
@@ -255,23 +254,33 @@ class PhaseCorrelation(RegistrationMethod):
         if s.harmonise:
             all_even = row_quantiles(even.reshape(t, -1), probs)
             all_odd = row_quantiles(odd.reshape(t, -1), probs)
-        rows = []
-        for f in range(t):
-            ref = odd_at_even(odd[f].astype(np.float64), self.width, self.first_line)
-            mov = even[f].astype(np.float64)
-            found = self._find_blocks(ref, mov) if s.jumps else None
-            ref_lines, mov_lines = np.ascontiguousarray(ref.T), np.ascontiguousarray(mov.T)
-            blocks = self._block_shifts(ref_lines, mov_lines, *found) if found is not None else None
-            if blocks is None:
-                shifts, weights = self._window_shifts(ref_lines, mov_lines)
-                table = [self._block_table(np.zeros(1), np.zeros(1))] if s.jumps else []
-            else:
-                shifts, weights, starts, offsets = blocks
-                table = [self._block_table(starts, offsets)]
-            q_even = all_even[f] if s.harmonise else probs
-            q_odd = all_odd[f] if s.harmonise else probs
-            rows.append(np.concatenate([shifts, weights, q_even, q_odd, *table]))
-        return np.asarray(rows, dtype=np.float64).reshape(even.shape[0], self.plan_width)
+        rows = np.zeros((t, self.plan_width))
+        n_win, n_q = self.starts.size, s.quantiles
+        if s.harmonise:
+            rows[:, 2 * n_win : 2 * n_win + n_q], rows[:, 2 * n_win + n_q : 2 * n_win + 2 * n_q] = all_even, all_odd
+        else:
+            rows[:, 2 * n_win : 2 * n_win + 2 * n_q] = np.tile(probs, 2)
+        for lo in range(0, t, FRAME_BATCH):
+            frames = np.arange(lo, min(lo + FRAME_BATCH, t))
+            ref = odd_at_even(odd[frames].astype(np.float64), self.width, self.first_line)
+            mov = even[frames].astype(np.float64)
+            found = self._find_blocks(ref, mov) if s.jumps else [None] * frames.size
+            plain = []
+            for i, f in enumerate(frames):
+                blocks = self._block_shifts(ref[i], mov[i], *found[i]) if found[i] is not None else None
+                if blocks is None:
+                    plain.append(i)
+                    table = [self._block_table(np.zeros(1), np.zeros(1))] if s.jumps else []
+                else:
+                    shifts, weights, starts, offsets = blocks
+                    rows[f, : 2 * n_win] = np.concatenate([shifts, weights])
+                    table = [self._block_table(starts, offsets)]
+                if table:
+                    rows[f, 2 * n_win + 2 * n_q :] = table[0]
+            if plain:
+                shifts, weights = self._window_shifts(ref[plain], mov[plain])
+                rows[frames[plain], : 2 * n_win] = np.concatenate([shifts, weights], axis=1)
+        return rows
 
     def _block_table(self, starts: np.ndarray, offsets: np.ndarray) -> np.ndarray:
         """``max_blocks`` starts then ``max_blocks`` offsets, unused slots starting past the last line."""
@@ -281,17 +290,21 @@ class PhaseCorrelation(RegistrationMethod):
         table[k : k + offsets.size] = offsets
         return table
 
-    def _find_blocks(self, ref: np.ndarray, mov: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-        """Per-line correlations and block starts of a frame whose lines seem to jump; None when they do not.
+    def _find_blocks(self, ref: np.ndarray, mov: np.ndarray) -> list[tuple[np.ndarray, np.ndarray] | None]:
+        """Per frame of ``(frames, Y, lines)``: per-line correlations and block starts where the lines seem
+        to jump, None where they do not.
 
         Per-line shifts are segmented, blocks the evidence does not keep apart are joined, the
         boundaries are placed line by line, and a frame in which some block's shift drifts across
         its lines (a tilted structure lined up, not jitter) is left to the profile.
         """
         reach = int(min(self.settings.jump_max, self.height // 2 - 1))
-        if reach < 1 or mov.shape[1] < 2 * jumps.MIN_BLOCK_LINES:
-            return None
-        corr = jumps.line_correlation(ref, mov, reach, self.settings.frequency_cutoff)
+        if reach < 1 or mov.shape[-1] < 2 * jumps.MIN_BLOCK_LINES:
+            return [None] * mov.shape[0]
+        return [self._frame_blocks(corr) for corr in jumps.line_correlation(ref, mov, reach, self.settings.frequency_cutoff)]
+
+    def _frame_blocks(self, corr: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """:meth:`_find_blocks` of one frame from its per-line correlations ``(lags, lines)``."""
         jump_min = self.settings.jump_min
         starts = jumps.segment(jumps.line_shifts(corr), jump_min)
         if starts.size > 1:
@@ -318,7 +331,7 @@ class PhaseCorrelation(RegistrationMethod):
         measured: dict[tuple[int, int, int], tuple[np.ndarray, np.ndarray]] = {}
         while starts.size > 1:
             pooled = jumps.block_shifts(corr, starts)
-            lengths = np.diff(np.append(starts, mov.shape[0]))
+            lengths = np.diff(np.append(starts, mov.shape[1]))
             keys = [(int(lo), int(n), int(k)) for lo, n, k in zip(starts, lengths, np.round(pooled))]
             missing = [k for k in keys if k not in measured]
             measured.update(zip(missing, self._windows_of_blocks(ref, mov, missing)))
@@ -351,7 +364,7 @@ class PhaseCorrelation(RegistrationMethod):
     ) -> list[tuple[np.ndarray, np.ndarray]]:
         """:meth:`_window_shifts` of each block ``(first line, lines, whole-line shift)``, windows started at that shift.
 
-        ``ref`` and ``mov`` are ``(lines, Y)``. The blocks' spectra are computed apart and their peaks
+        ``ref`` and ``mov`` are one frame ``(Y, lines)``. The blocks' spectra are computed apart and their peaks
         found together. Windows whose start had to be clamped at the frame edge by more than two rows
         see other content: weight 0.
         """
@@ -363,7 +376,7 @@ class PhaseCorrelation(RegistrationMethod):
         for length, starts in self.groups:
             lo, hi = -starts[None, :], (self.height - length - starts)[None, :]
             offsets = np.clip(start, lo, hi).astype(np.intp)
-            spectra = [self._ref_spectra(ref[c], starts, length) for c in cols]
+            spectra = [self._ref_spectra(ref[None, :, c], starts, length) for c in cols]
             first = self._block_peaks(ref, mov, cols, starts, length, offsets, spectra)[0]
             wanted = offsets + np.round(np.nan_to_num(first))
             moved = np.clip(wanted, lo, hi).astype(np.intp)
@@ -381,13 +394,13 @@ class PhaseCorrelation(RegistrationMethod):
         ref_spectra: list[tuple[np.ndarray, np.ndarray]],
     ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
         """:meth:`_correlate` of every block's columns ``cols`` with its own ``offsets`` row; ``(blocks, windows)``."""
-        spectra = [self._window_spectra(mov[c], starts, L, o, r) for c, o, r in zip(cols, offsets, ref_spectra)]
-        lag, height = self._peaks(np.concatenate(spectra), L)
+        spectra = [self._window_spectra(mov[None, :, c], starts, L, o, r) for c, o, r in zip(cols, offsets, ref_spectra)]
+        lag, height = self._peaks(np.concatenate(spectra).reshape(-1, spectra[0].shape[-1]), L)
         return lag.reshape(len(cols), -1), height.reshape(len(cols), -1)
 
     def _window_shifts(self, ref: np.ndarray, mov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Shift (px) and confidence of the backward lines ``mov`` against their reference ``ref`` (both
-        ``(lines, Y)``) in every window.
+        """Shift (px) and confidence ``(frames, windows)`` of the backward lines ``mov`` against their
+        reference ``ref`` (both ``(frames, Y, lines)``) in every window.
 
         Tapered windows bias the correlation peak towards zero lag in proportion to the shift, so
         a second pass moves each backward-line window by the first estimate, rounded to whole rows,
@@ -397,20 +410,23 @@ class PhaseCorrelation(RegistrationMethod):
         parts = []
         for length, starts in self.groups:
             spectra = self._ref_spectra(ref, starts, length)
-            first, _ = self._correlate(mov, starts, length, np.zeros(starts.size, dtype=np.intp), spectra)
+            first, _ = self._correlate(mov, starts, length, np.zeros((mov.shape[0], starts.size), dtype=np.intp), spectra)
             offsets = np.clip(np.round(first), -starts, self.height - length - starts).astype(np.intp)
             rest, conf = self._correlate(mov, starts, length, offsets, spectra)
             parts.append((offsets + rest, conf))
-        shifts = np.concatenate([p[0] for p in parts])
-        confidence = np.concatenate([p[1] for p in parts])
+        shifts = np.concatenate([p[0] for p in parts], axis=1)
+        confidence = np.concatenate([p[1] for p in parts], axis=1)
         bad = ~np.isfinite(shifts) | ~np.isfinite(confidence)
         return np.where(bad, 0.0, shifts), np.where(bad, 0.0, confidence)
 
     def _correlate(
         self, mov: np.ndarray, starts: np.ndarray, L: int, offsets: np.ndarray, ref_spectra: tuple[np.ndarray, np.ndarray]
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Sub-pixel lag of each ``L``-row window of ``mov`` (moved by ``offsets`` rows) against the reference's spectra."""
-        return self._peaks(self._window_spectra(mov, starts, L, offsets, ref_spectra), L)
+        """Sub-pixel lag ``(frames, windows)`` of each ``L``-row window of ``mov`` (moved by ``offsets`` rows) against
+        the reference's spectra, and the peak's height."""
+        spec = self._window_spectra(mov, starts, L, offsets, ref_spectra)
+        lag, height = self._peaks(spec.reshape(-1, spec.shape[-1]), L)
+        return lag.reshape(spec.shape[:2]), height.reshape(spec.shape[:2])
 
     def _window_basis(self, L: int) -> _WindowBasis:
         """The matrices of :class:`_WindowBasis` for ``L``-row windows, built once per window length."""
@@ -422,29 +438,31 @@ class PhaseCorrelation(RegistrationMethod):
         return basis
 
     def _spectra(self, lines: np.ndarray, starts: np.ndarray, L: int) -> np.ndarray:
-        """Spectra ``(lines, windows, band)`` of the ``L``-row windows of ``lines`` ``(lines, Y)`` starting at
-        ``starts``, mean removed and tapered."""
-        windows = np.take(lines, starts[:, None] + np.arange(L)[None, :], axis=1)
-        out = windows.reshape(-1, L) @ self._window_basis(L).dft
-        return out.view(np.complex128).reshape(lines.shape[0], starts.size, -1)
+        """Spectra ``(frames, windows, 2 * band, lines)`` (real parts, then imaginary parts) of the ``L``-row windows
+        of ``lines`` ``(frames, Y, lines)`` starting at ``starts`` (``(windows,)`` or per frame), mean removed and tapered."""
+        rows = np.broadcast_to(starts, (lines.shape[0], starts.shape[-1]))[..., None] + np.arange(L)
+        return np.matmul(self._window_basis(L).dft, lines[np.arange(lines.shape[0])[:, None, None], rows])
 
     def _ref_spectra(self, ref: np.ndarray, starts: np.ndarray, L: int) -> tuple[np.ndarray, np.ndarray]:
-        """Conjugate spectra ``(lines, windows, band)`` of the reference windows and their power summed over the lines.
+        """Spectra of the reference windows (:meth:`_spectra`) and their power ``(frames, windows, band)`` summed over
+        the lines.
 
         They do not depend on the backward lines' offsets, so both passes of a window group share them.
         """
-        fb = np.conj(self._spectra(ref, starts, L))
+        fb = self._spectra(ref, starts, L)
         return fb, _power(fb)
 
     def _window_spectra(
         self, mov: np.ndarray, starts: np.ndarray, L: int, offsets: np.ndarray, ref_spectra: tuple[np.ndarray, np.ndarray]
     ) -> np.ndarray:
-        """Coherence-whitened, low-passed cross-spectrum ``(windows, band)`` pooled over the lines."""
+        """Coherence-whitened, low-passed cross-spectrum ``(frames, windows, band)`` pooled over the lines."""
         fb, power_b = ref_spectra
         fa = self._spectra(mov, starts + offsets, L)
-        cross = np.einsum("cwk,cwk->wk", fa, fb)
+        k = power_b.shape[-1]
+        ar, ai, br, bi = fa[:, :, :k], fa[:, :, k:], fb[:, :, :k], fb[:, :, k:]
+        cross = _dot(ar, br) + _dot(ai, bi) + 1j * (_dot(ai, br) - _dot(ar, bi))
         power = np.sqrt(_power(fa) * power_b)
-        floor = 1e-12 * max(float(power.max(initial=0.0)), 1e-300)
+        floor = 1e-12 * np.maximum(power.max(axis=(1, 2), keepdims=True, initial=0.0), 1e-300)
         kept = power > floor
         np.divide(cross, power, out=cross, where=kept)
         cross[~kept] = 0.0
@@ -659,6 +677,17 @@ class PhaseCorrelation(RegistrationMethod):
         return summary
 
 
+FRAME_BATCH = 4
+"""Frames whose windows go through the transforms together: fewer, larger array operations hold the GIL less, so
+two chunk threads measure side by side (about 2x on two cores); more frames per batch outgrow the CPU caches."""
+
+
+def _dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``sum(a * b)`` over the last axis (the lines)."""
+    return np.einsum("fwkc,fwkc->fwk", a, b)
+
+
 def _power(spectra: np.ndarray) -> np.ndarray:
-    """``|spectra|^2`` summed over the lines (the first axis)."""
-    return np.einsum("cwk,cwk->wk", spectra.real, spectra.real) + np.einsum("cwk,cwk->wk", spectra.imag, spectra.imag)
+    """``|spectrum|^2`` per frame, window and frequency of :meth:`PhaseCorrelation._spectra`, summed over the lines."""
+    k = spectra.shape[2] // 2
+    return _dot(spectra[:, :, :k], spectra[:, :, :k]) + _dot(spectra[:, :, k:], spectra[:, :, k:])
