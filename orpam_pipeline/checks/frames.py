@@ -6,7 +6,8 @@ their cost does not grow with the scan. Codes and thresholds are documented in d
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from itertools import groupby
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,20 @@ def sample_indices(n_frames: int, count: int = SAMPLE_FRAMES) -> list[int]:
     if n_frames < 1:
         return []
     return sorted({int(i) for i in np.linspace(0, n_frames - 1, min(count, n_frames)).round()})
+
+
+def sampled_frames(array: Any, indices: Sequence[int]) -> Iterator[np.ndarray]:
+    """Frames ``array[i]`` for the sorted ``indices``, reading each chunk once for all its sampled frames.
+
+    A frame read alone decodes its whole chunk; frames of one chunk are read together, so a small scan
+    whose samples share a chunk is decoded once, and no more than one chunk's sampled frames are held.
+    """
+    step = max(1, int(array.chunks[0]))
+    for _, group in groupby(indices, key=lambda i: i // step):
+        wanted = list(group)
+        block = np.asarray(array[wanted[0] : wanted[-1] + 1])
+        for i in wanted:
+            yield block[i - wanted[0]]
 
 
 def dtype_max(source_dtype: str | None) -> float | None:
@@ -127,5 +142,4 @@ def check_frames(group: Any) -> list[Finding]:
     frames = get_array(group, FRAMES)
     conventions = dict(group.attrs.get("conventions", {}))
     source_dtype = dict(group.attrs.get("source", {})).get("source_dtype")
-    sampled = (np.asarray(frames[i]) for i in sample_indices(int(frames.shape[0])))
-    return frame_findings(sampled, conventions, source_dtype)
+    return frame_findings(sampled_frames(frames, sample_indices(int(frames.shape[0]))), conventions, source_dtype)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from orpam_pipeline.checks import Finding
-from orpam_pipeline.checks.frames import sample_indices
+from orpam_pipeline.checks.frames import sample_indices, sampled_frames
 from orpam_pipeline.checks.measures import centre_crop, comb_energy
 from orpam_pipeline.geometry import fixed_parity
 from orpam_pipeline.store.layout import DISPLACEMENT, FRAMES, MERGED, get_array, has_array
@@ -114,10 +114,11 @@ def check_registration(group: Any) -> list[Finding]:
         p = fixed_parity(dict(group.attrs.get("conventions", {})).get("first_line", "forward"))
         energies = {"unregistered": 0.0, "baseline": 0.0, "registered": 0.0}
         structure = 0.0
-        for i in sample_indices(int(get_array(group, FRAMES).shape[0])):  # one frame of each array held at a time
-            frame = centre_crop(np.asarray(get_array(group, FRAMES)[i]))
-            merged = centre_crop(np.asarray(get_array(group, MERGED)[i]))
-            for key, value in comb_energies([frame], [merged]).items():
+        frames, merged = get_array(group, FRAMES), get_array(group, MERGED)
+        indices = sample_indices(int(frames.shape[0]))
+        for frame, merged_frame in zip(sampled_frames(frames, indices), sampled_frames(merged, indices)):
+            frame, merged_frame = centre_crop(frame), centre_crop(merged_frame)
+            for key, value in comb_energies([frame], [merged_frame]).items():
                 energies[key] += value
             structure += float(structure_energy(frame[:, p::2]).sum())
         findings.append(no_better_finding(method, energies, structure))

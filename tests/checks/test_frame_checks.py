@@ -6,8 +6,9 @@ import warnings
 
 import numpy as np
 import pytest
+import zarr
 
-from orpam_pipeline.checks.frames import dtype_max, frame_findings, sample_indices
+from orpam_pipeline.checks.frames import dtype_max, frame_findings, sample_indices, sampled_frames
 from orpam_pipeline.checks.measures import centre_crop, comb_energy, line_match, top_count
 
 COLUMNS = {"scan_lines": "columns", "first_line": "forward"}
@@ -103,3 +104,22 @@ def test_sampled_frames_are_spread_and_bounded():
     assert sample_indices(5) == [0, 1, 2, 3, 4]
     picks = sample_indices(1000)
     assert len(picks) == 16 and picks[0] == 0 and picks[-1] == 999
+
+
+def test_sampled_frames_are_the_frames_and_each_chunk_is_read_once(tmp_path):
+    data = np.random.default_rng(1).random((11, 6, 5), dtype=np.float32)
+    array = zarr.create_array(tmp_path / "a.zarr", shape=data.shape, chunks=(4, 6, 5), dtype=np.float32)
+    array[...] = data
+    reads: list[object] = []
+
+    class Counting:
+        chunks = array.chunks
+
+        def __getitem__(self, key):
+            reads.append(key)
+            return array[key]
+
+    indices = sample_indices(11, count=6)
+    got = list(sampled_frames(Counting(), indices))
+    assert [np.array_equal(g, data[i]) for g, i in zip(got, indices)] == [True] * len(indices)
+    assert len(reads) == len({i // 4 for i in indices})
