@@ -112,10 +112,10 @@ def _shrink(frame: np.ndarray, size: int) -> np.ndarray:
 
 
 def thumbnail_png(store: Path, size: int = THUMB_SIZE) -> bytes:
-    """PNG of the merged middle frame (index ``T // 2``), at most ``size`` pixels a side, grey levels
-    windowed to :data:`THUMB_WINDOW` percentiles; drawn with matplotlib's Agg, imported only here."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    """8-bit grey PNG of the merged middle frame (index ``T // 2``), at most ``size`` pixels a side, grey levels
+    windowed linearly to :data:`THUMB_WINDOW` percentiles (written with Pillow: an index of a batch drawn
+    without figures never imports matplotlib)."""
+    from PIL import Image
 
     merged = get_array(open_scan_store(store, mode="r"), MERGED)
     image = _shrink(np.asarray(merged[merged.shape[0] // 2], dtype=np.float64), size)
@@ -123,11 +123,9 @@ def thumbnail_png(store: Path, size: int = THUMB_SIZE) -> bytes:
     lo, hi = np.percentile(finite, THUMB_WINDOW) if finite.size else (0.0, 1.0)
     if not hi > lo:
         hi = lo + 1.0
-    height, width = image.shape
-    figure = Figure(figsize=(width / 100, height / 100), dpi=100)
-    figure.figimage(np.nan_to_num(image, nan=lo), cmap="gray", vmin=lo, vmax=hi, origin="upper")
+    grey = np.clip((np.nan_to_num(image, nan=lo) - lo) / (hi - lo), 0.0, 1.0)
     buffer = io.BytesIO()
-    FigureCanvasAgg(figure).print_png(buffer)
+    Image.fromarray(np.round(grey * 255).astype(np.uint8)).save(buffer, format="PNG")
     return buffer.getvalue()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -14,10 +15,12 @@ from urllib.parse import unquote
 
 import numpy as np
 import pytest
+import zarr
+from PIL import Image
 from typer.testing import CliRunner
 
 from orpam_pipeline.cli.main import app
-from orpam_pipeline.report.batch import INDEX_VERSION, THUMB_SIZE, _shrink, thumbnail_png
+from orpam_pipeline.report.batch import INDEX_VERSION, THUMB_SIZE, THUMB_WINDOW, _shrink, thumbnail_png
 from orpam_pipeline.simulate import SimulationParams, simulate
 from orpam_pipeline.store.lock import lock_path
 
@@ -116,10 +119,16 @@ def test_index_html_shows_every_scan_and_links_to_existing_reports(batch):
 
 
 def test_thumbnail_is_a_small_png_of_the_middle_frame_with_contrast(batch):
-    png = thumbnail_png(batch / "alpha" / "scan.zarr")
+    store = batch / "alpha" / "scan.zarr"
+    png = thumbnail_png(store)
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
-    width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
-    assert (height, width) == (48, 64)
+    pixels = np.asarray(Image.open(io.BytesIO(png)))
+    assert pixels.shape == (48, 64) and pixels.dtype == np.uint8
+    merged = np.asarray(zarr.open_group(store, mode="r")["merged/0"][...])
+    middle = merged[merged.shape[0] // 2].astype(np.float64)
+    lo, hi = np.percentile(middle, THUMB_WINDOW)
+    assert np.array_equal(pixels, np.round(np.clip((middle - lo) / (hi - lo), 0, 1) * 255).astype(np.uint8))
+    assert pixels.min() == 0 and pixels.max() == 255
     big = np.arange(1000 * 300, dtype=float).reshape(1000, 300)
     assert max(_shrink(big, THUMB_SIZE).shape) <= THUMB_SIZE
 
@@ -200,3 +209,19 @@ def test_chromium_renders_a_row_for_every_scan(batch):
     page.feed(res.stdout)
     assert page.rows == 4 and page.images == 3
     assert sorted(page.names) == sorted((*NAMES, "broken"))
+
+
+def test_a_batch_run_without_figures_never_imports_matplotlib(tmp_path):
+    src = _scans(tmp_path / "src", NAMES[:2])
+    code = textwrap.dedent(f"""
+        import sys
+        from orpam_pipeline.cli.main import app
+        try:
+            app(["run", {str(src)!r}, {str(tmp_path / "out")!r}, "--figures", "none"], standalone_mode=False)
+        except SystemExit:
+            pass
+        print("matplotlib" in sys.modules)
+    """)
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "out" / "index.html").is_file() and res.stdout.split()[-1] == "False"
