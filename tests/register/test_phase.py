@@ -110,3 +110,15 @@ def test_whole_row_resampling_equals_per_sample_resampling():
     rows = resample_rows(lines, positions)
     columns = resample_columns(lines, np.broadcast_to(positions[..., None], lines.shape))
     assert np.array_equal(rows, columns)
+
+
+def test_a_profile_given_as_a_field_resamples_like_a_field():
+    rng = np.random.default_rng(4)
+    lines = rng.standard_normal((2, 30, 6)).astype(np.float32)
+    profile = (np.arange(30)[None, :] + rng.uniform(-3, 3, size=(2, 30))).astype(np.float32)
+    field = np.broadcast_to(profile[..., None], lines.shape)
+    assert np.array_equal(resample_columns(lines, field), resample_rows(lines, profile))
+    varied = field.copy()
+    varied[1, 5, 2] += 0.25
+    out = resample_columns(lines, varied)
+    assert np.array_equal(out[0], resample_rows(lines, profile)[0]) and not np.array_equal(out, resample_rows(lines, profile))
