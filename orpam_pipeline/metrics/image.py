@@ -107,6 +107,40 @@ def _ncc_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.clip(out, -1.0, 1.0)
 
 
+PAIR_BATCH = 4
+"""Fewest consecutive pairs scored per batch by :func:`consecutive_ncc` (each batch's last frame is read again by
+the next)."""
+
+
+def consecutive_ncc(stack: np.ndarray) -> np.ndarray:
+    """``ncc_frames(stack[:-1], stack[1:])`` bit for bit, each frame converted and centred once instead of twice.
+
+    The pairs are scored in batches of at least :data:`PAIR_BATCH`, each batch's frames overlapping the next
+    batch's by one; every product is the row-wise einsum :func:`ncc_frames` computes over the same values
+    (whose rows do not depend on how many rows a batch has, apart from a batch of one row, kept as such).
+    """
+    t = stack.shape[0]
+    out = np.empty(max(t - 1, 0), dtype=np.float64)
+    for i, j in _row_batches(t - 1, max(PAIR_BATCH, _batch_frames(stack.shape))) if t > 1 else []:
+        f = np.asarray(stack[i : j + 1], dtype=np.float64).reshape(j + 1 - i, -1)
+        if f.shape[1] == 0:
+            out[i:j] = np.nan
+            continue
+        flat = np.ptp(f, axis=1) == 0
+        d = f - f.mean(axis=1, keepdims=True)
+        if j - i == 1:  # one pair: ncc_frames' single-row products
+            num = np.einsum("ij,ij->i", d[:1], d[1:])
+            norms = np.concatenate([np.einsum("ij,ij->i", d[k : k + 1], d[k : k + 1]) for k in (0, 1)])
+        else:
+            num = np.einsum("ij,ij->i", d[:-1], d[1:])
+            norms = np.einsum("ij,ij->i", d, d)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            values = num / np.sqrt(norms[:-1] * norms[1:])
+        values[flat[:-1] | flat[1:]] = np.nan
+        out[i:j] = np.clip(values, -1.0, 1.0)
+    return out
+
+
 def ncc(a: ArrayLike, b: ArrayLike) -> float:
     """Pearson NCC of two 2-D images; NaN when either is constant."""
     return float(ncc_frames(_single(a, "a"), _single(b, "b"))[0])

@@ -13,7 +13,7 @@ import warnings
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .image import _single, ncc_frames
+from .image import _single, consecutive_ncc, ncc_frames
 
 
 def pair_ncc(stack: ArrayLike) -> np.ndarray:
@@ -23,7 +23,7 @@ def pair_ncc(stack: ArrayLike) -> np.ndarray:
         raise ValueError(f"stack must be 3-D (T, Y, X), got shape {arr.shape}")
     if arr.shape[0] < 2:
         return np.empty(0, dtype=np.float64)
-    return ncc_frames(arr[:-1], arr[1:])
+    return consecutive_ncc(arr)
 
 
 def pair_ncc_between(a: ArrayLike, b: ArrayLike) -> float:
