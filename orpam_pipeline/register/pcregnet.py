@@ -40,7 +40,8 @@ class InferenceSettings:
     device: str = setting("auto", "Where the network runs: auto (CUDA when available), cpu, cuda or cuda:N.")
     precision: str = setting("auto", "Numeric precision: auto, fp32, bf16 or fp16 (fp16 on CUDA only).")
     batch_size: int = setting(16, "Most frames per network batch (on the CPU a batch also holds at most 64 Ki pixels "
-                                  "of half-frames: 2 frames of 256x256).")  # fmt: skip
+                                  "of half-frames: 2 frames of 256x256; on CUDA at most what fits in half the free "
+                                  "memory, probed once per frame size).")  # fmt: skip
 
     def __post_init__(self) -> None:
         # Absolute, so worker processes with another working directory find the checkpoint.
@@ -134,7 +135,8 @@ class _Runner:
         self.meta = meta
         self.arch = config_arch(meta["model_config"])
         self.model = fold_batchnorm(model).eval().to(self.device).to(memory_format=torch.channels_last)
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()
+        self._cuda_batches: dict[tuple[int, int], int] = {}
 
     def _autocast(self):
         torch = self.torch
@@ -150,8 +152,31 @@ class _Runner:
         """Frames per batch of ``height × width`` half-frames: ``batch_size``, and on the CPU at most
         ``CPU_BATCH_PIXELS`` pixels."""
         if self.device_type == "cuda":
-            return self.batch_size
+            return self._cuda_batch(height, width)
         return max(1, min(self.batch_size, CPU_BATCH_PIXELS // max(1, height * width)))
+
+    def _cuda_batch(self, height: int, width: int) -> int:
+        """``batch_size`` or fewer, as :func:`frames_that_fit` the free GPU memory; probed once per frame size.
+
+        The probe runs the network on two frames of zeros and takes half the growth of the allocator's
+        peak as one frame's share (activations, workspace), so large frames cannot run out of memory.
+        """
+        key = (height, width)
+        with self.lock:
+            if key not in self._cuda_batches:
+                torch = self.torch
+                torch.cuda.synchronize(self.device)
+                base = torch.cuda.memory_allocated(self.device)
+                torch.cuda.reset_peak_memory_stats(self.device)
+                with torch.inference_mode(), self._autocast():
+                    probe = torch.zeros((2, 1, height, width), device=self.device)
+                    probe = probe.contiguous(memory_format=torch.channels_last)
+                    self.model(probe, probe)
+                torch.cuda.synchronize(self.device)
+                per_frame = (torch.cuda.max_memory_allocated(self.device) - base) // 2
+                free, _ = torch.cuda.mem_get_info(self.device)
+                self._cuda_batches[key] = frames_that_fit(int(free), int(per_frame), self.batch_size)
+            return self._cuda_batches[key]
 
     def run(
         self, moving: np.ndarray, fixed: np.ndarray, fields: tuple[str, ...] = (), line_profile: bool = False
@@ -178,10 +203,10 @@ class _Runner:
             # and other code (training) switches it off, so it is set on every call: results then do
             # not depend on what ran before in the process.
             torch.set_flush_denormal(True)
-        step = self.batch_for(*moving.shape[-2:])
         side_by_side = not cuda and threading.current_thread() is not threading.main_thread()
         torch.set_num_threads(1 if side_by_side else self.threads)
         with (nullcontext() if side_by_side else self.lock), torch.inference_mode(), self._autocast():
+            step = self.batch_for(*moving.shape[-2:])
             for start in range(0, m.shape[0], step):
                 stop = min(start + step, m.shape[0])
                 mt = torch.from_numpy(np.ascontiguousarray(m[start:stop, None]))
@@ -197,6 +222,17 @@ class _Runner:
                 for name, dest in extra.items():
                     dest[start:stop] = outputs[2][name][:, 0].float().cpu().numpy()
         return denormalise(out, scale), extra
+
+
+CUDA_MEMORY_SHARE = 0.5
+"""Share of the GPU's free memory one batch's activations may take (the rest: the allocator's slack, other work)."""
+
+
+def frames_that_fit(free_bytes: int, per_frame_bytes: int, most: int) -> int:
+    """Frames per batch whose activations take at most ``CUDA_MEMORY_SHARE`` of ``free_bytes``: 1 to ``most``."""
+    if per_frame_bytes <= 0:
+        return max(1, most)
+    return max(1, min(most, int(free_bytes * CUDA_MEMORY_SHARE) // per_frame_bytes))
 
 
 def _with_line_profile(moving: Any, outputs: tuple[Any, ...]) -> tuple[Any, ...]:

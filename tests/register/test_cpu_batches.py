@@ -1,12 +1,14 @@
 """On the CPU a network batch holds at most ``CPU_BATCH_PIXELS`` half-frame pixels (small batches run
-faster there); the frames come out the same as one frame at a time."""
+faster there); the frames come out the same as one frame at a time. On CUDA a batch fits in half the free memory."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
+import torch
 
 from orpam_pipeline.register import get_method
-from orpam_pipeline.register.pcregnet import CPU_BATCH_PIXELS, get_runner
+from orpam_pipeline.register.pcregnet import CPU_BATCH_PIXELS, InferenceSettings, frames_that_fit, get_runner
 
 
 def test_cpu_batches_are_capped_by_pixels_and_by_the_setting():
@@ -67,3 +69,20 @@ def test_chunk_threads_run_cpu_networks_on_one_thread_each_with_the_main_threads
     worker.join(timeout=120)
     assert not worker.is_alive() and seen["threads"] == 1
     assert np.abs(seen["out"] - main).max() <= 1e-6 * float(np.ptp(main))
+
+
+def test_a_cuda_batch_takes_at_most_half_the_free_memory():
+    gib = 2**30
+    assert frames_that_fit(80 * gib, 100 * 2**20, 16) == 16  # small frames: the setting's most
+    assert frames_that_fit(8 * gib, gib, 16) == 4  # 2048x2048-sized activations: what fits in half
+    assert frames_that_fit(gib, 3 * gib, 16) == 1  # never fewer than one frame
+    assert frames_that_fit(gib, 0, 16) == 16
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_the_cuda_probe_picks_a_batch_that_runs():
+    runner = get_runner(InferenceSettings(device="cuda"))
+    step = runner.batch_for(256, 128)
+    assert 1 <= step <= runner.batch_size
+    moving = np.random.default_rng(0).random((step + 1, 256, 128), dtype=np.float32)
+    assert runner(moving, moving).shape == moving.shape
