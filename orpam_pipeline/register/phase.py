@@ -445,10 +445,13 @@ class PhaseCorrelation(RegistrationMethod):
         return basis
 
     def _spectra(self, lines: np.ndarray, starts: np.ndarray, L: int) -> np.ndarray:
-        """Spectra ``(frames, windows, 2 * band, lines)`` (real parts, then imaginary parts) of the ``L``-row windows
-        of ``lines`` ``(frames, Y, lines)`` starting at ``starts`` (``(windows,)`` or per frame), mean removed and tapered."""
-        rows = np.broadcast_to(starts, (lines.shape[0], starts.shape[-1]))[..., None] + np.arange(L)
-        return np.matmul(self._window_basis(L).dft, lines[np.arange(lines.shape[0])[:, None, None], rows])
+        """Spectra ``(2 * band, windows, frames, lines)`` (real parts, then imaginary parts) of the ``L``-row windows
+        of ``lines`` ``(frames, Y, lines)`` starting at ``starts`` (``(windows,)`` or per frame), mean removed and tapered:
+        one matrix product over every window of every frame."""
+        frames, n_win = lines.shape[0], starts.shape[-1]
+        rows = np.broadcast_to(starts, (frames, n_win)).T[None] + np.arange(L)[:, None, None]  # (L, windows, frames)
+        windows = lines[np.arange(frames)[None, None, :], rows].reshape(L, -1)  # one product for every window
+        return (self._window_basis(L).dft @ windows).reshape(-1, n_win, frames, lines.shape[2])
 
     def _ref_spectra(self, ref: np.ndarray, starts: np.ndarray, L: int) -> tuple[np.ndarray, np.ndarray]:
         """Spectra of the reference windows (:meth:`_spectra`) and their power ``(frames, windows, band)`` summed over
@@ -466,7 +469,7 @@ class PhaseCorrelation(RegistrationMethod):
         fb, power_b = ref_spectra
         fa = self._spectra(mov, starts + offsets, L)
         k = power_b.shape[-1]
-        ar, ai, br, bi = fa[:, :, :k], fa[:, :, k:], fb[:, :, :k], fb[:, :, k:]
+        ar, ai, br, bi = fa[:k], fa[k:], fb[:k], fb[k:]
         cross = _dot(ar, br) + _dot(ai, bi) + 1j * (_dot(ai, br) - _dot(ar, bi))
         power = np.sqrt(_power(fa) * power_b)
         floor = 1e-12 * np.maximum(power.max(axis=(1, 2), keepdims=True, initial=0.0), 1e-300)
@@ -691,10 +694,10 @@ two chunk threads measure side by side (about 2x on two cores); more frames per 
 
 def _dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``sum(a * b)`` over the last axis (the lines)."""
-    return np.einsum("fwkc,fwkc->fwk", a, b)
+    return np.einsum("kwfc,kwfc->fwk", a, b)
 
 
 def _power(spectra: np.ndarray) -> np.ndarray:
     """``|spectrum|^2`` per frame, window and frequency of :meth:`PhaseCorrelation._spectra`, summed over the lines."""
-    k = spectra.shape[2] // 2
-    return _dot(spectra[:, :, :k], spectra[:, :, :k]) + _dot(spectra[:, :, k:], spectra[:, :, k:])
+    k = spectra.shape[0] // 2
+    return _dot(spectra[:k], spectra[:k]) + _dot(spectra[k:], spectra[k:])
