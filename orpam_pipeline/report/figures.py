@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from orpam_pipeline.report.crop import choose_crop
 from orpam_pipeline.report.displacement import DisplacementSummary
+from orpam_pipeline.report.figure_workers import draw_all
 from orpam_pipeline.report.image_figures import crop_figure, frames_figure
 from orpam_pipeline.report.mpl import render
 from orpam_pipeline.report.rendered import RenderedFigure
@@ -26,48 +28,71 @@ def _scale_note(units: Units) -> str:
     return "Axes in pixels: the store has no pixel size (the option --pixel-size sets it)."
 
 
+@dataclass(frozen=True)
+class FigureJob:
+    """One figure to draw: ``maker(*args)`` builds it (None: nothing to show), then it is rendered as ``name``."""
+
+    name: str
+    kind: Literal["image", "plot"]
+    caption: str
+    maker: Callable[..., Any]
+    args: tuple
+
+
+def draw_job(job: FigureJob, folder: Path | None, svg: bool) -> RenderedFigure | None:
+    """Build and render one figure (in whichever process draws it), writing its files into ``folder``."""
+    fig = job.maker(*job.args)
+    return None if fig is None else render(fig, job.name, job.kind, job.caption, folder, svg)
+
+
 def build_figures(report: Mapping[str, Any], data: Mapping[str, Any], folder: Path | None,
                   svg: bool = True) -> list[RenderedFigure]:  # fmt: skip
     """Draw the report's figures from report.json's content and the arrays of :func:`compute_report`.
 
     ``data`` holds ``frame_index``, the ``unregistered`` and ``registered`` merged frames, and the
     :class:`DisplacementSummary` of the stored ``displacement`` and of the truth's (or None). ``svg``: also
-    as SVG.
+    as SVG. The figures are drawn side by side on the cores (``figure_workers``), in the order of
+    :func:`figure_jobs`.
     """
+    drawn = draw_all(figure_jobs(report, data), draw_job, folder, svg)
+    return [f for f in drawn if f is not None]
+
+
+def figure_jobs(report: Mapping[str, Any], data: Mapping[str, Any]) -> list[FigureJob]:
+    """Every figure the report shows, as jobs that need nothing but their own arguments."""
     units = Units.from_physical(report.get("physical"))
     scan, n = str(report.get("scan", "scan")), int(report.get("frames", 0))
     t = int(data["frame_index"])
     shown = frame_title(scan, t, n)
     per_frame = report.get("per_frame") or {}
     time_note = "Time in seconds." if units.timed else "Time in frames (the store has no frame interval; --frame-interval sets it)."
-    out: list[RenderedFigure] = []
+    out: list[FigureJob] = []
 
-    def add(fig: Any, name: str, kind: str, caption: str) -> None:
-        if fig is not None:
-            out.append(render(fig, name, kind, caption, folder, svg))  # type: ignore[arg-type]
+    def add(maker: Callable[..., Any], args: tuple, name: str, kind: Literal["image", "plot"], caption: str) -> None:
+        out.append(FigureJob(name, kind, caption, maker, args))
 
     before, after = data["unregistered"], data["registered"]
     y0, y1, x0, x1 = box = choose_crop(before)
-    add(frames_figure(before, after, box, shown, units), "frames", "image",
+    add(frames_figure, (before, after, box, shown, units), "frames", "image",
         f"Merged frame {t} (frames count from 0) as acquired and after registration, in one grey window; the "
         f"yellow box marks the zoomed region. {_scale_note(units)}")
-    add(crop_figure(before, after, box, f"{shown} · rows {y0}–{y1 - 1}, columns {x0}–{x1 - 1}", units), "crop", "image",
-        f"The {y1 - y0}×{x1 - x0} region with the strongest column-alternating (comb) energy in the unregistered frame, "
-        "nearest-neighbour so every pixel stays visible.")
+    add(crop_figure, (before, after, box, f"{shown} · rows {y0}–{y1 - 1}, columns {x0}–{x1 - 1}", units), "crop",
+        "image", f"The {y1 - y0}×{x1 - x0} region with the strongest column-alternating (comb) energy in the "
+        "unregistered frame, nearest-neighbour so every pixel stays visible.")
     disp: DisplacementSummary | None = data.get("displacement")
     if disp is not None:
         what = "the field averaged across its columns" if disp.field else "the profile"
-        add(displacement_figure(disp, f"{scan} · displacement applied to the backward lines", units),
+        add(displacement_figure, (disp, f"{scan} · displacement applied to the backward lines", units),
             "displacement", "plot",
             f"The displacement ({what}) for every frame and row, its mean profile over all {n} frames with each "
             f"row's min–max, and each frame's mean with the min–max of all its values. {time_note}")
     truth, true_disp = report.get("truth"), data.get("truth_displacement")
     if truth and true_disp is not None:
-        add(truth_figure(disp, true_disp, (truth.get("per_frame") or {}).get("ncc_truth") or [], shown,
-                         f"{scan} · against ground truth", units), "truth", "plot",
+        add(truth_figure, (disp, true_disp, (truth.get("per_frame") or {}).get("ncc_truth") or [], shown,
+                           f"{scan} · against ground truth", units), "truth", "plot",
             "Ground truth of the simulation beside the scan: the true and the estimated displacement, and the NCC "
             f"of the registered backward lines with the true ones. {time_note}")
-    add(metrics_figure(per_frame, f"{scan} · per-frame metrics", units), "metrics_per_frame", "plot",
+    add(metrics_figure, (per_frame, f"{scan} · per-frame metrics", units), "metrics_per_frame", "plot",
         "The papers' intra-frame metrics of the even vs the odd lines per frame (docs/metrics.md), and the NCC of "
         f"consecutive frames, where the odd-only sequence is the physical reference for stability. {time_note}")
     return out

@@ -280,10 +280,11 @@ def current_report(store: Path, figures: str = "all") -> tuple[dict[str, Any], P
 
 
 def warm_figures() -> threading.Thread:
-    """Import the plotting stack (about 0.3 s) on a background thread, while a run ingests its first scan.
+    """Import the plotting stack (about 0.3 s) and start the figure workers on a background thread, while a run
+    ingests its first scan.
 
-    Only the import runs there (Python's import lock makes a report that needs it meanwhile wait for it);
-    nothing is drawn off the caller's thread. Join the thread before the process ends.
+    Only the import and the workers' start run there (Python's import lock makes a report that needs it
+    meanwhile wait for it); nothing is drawn off the caller's thread. Join the thread before the process ends.
     """
     thread = threading.Thread(target=_import_figures, name="orpam-warm-figures", daemon=True)
     thread.start()
@@ -293,6 +294,9 @@ def warm_figures() -> threading.Thread:
 def _import_figures() -> None:
     try:
         import orpam_pipeline.report.figures  # noqa: F401
+        from orpam_pipeline.report.figure_workers import start
+
+        start()
     except Exception:  # the report imports it again and says what is wrong
         pass
 

@@ -1,0 +1,113 @@
+"""Figures drawn side by side in worker processes: the same bytes as on one thread, errors and dead workers
+handled, and a caller's script without a main guard never run again."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from orpam_pipeline.errors import OrpamError
+from orpam_pipeline.report import figure_workers
+from orpam_pipeline.report.figures import build_figures
+from orpam_pipeline.report.scan_report import compute_report
+from orpam_pipeline.jsonsafe import json_safe
+
+def slow_pid(job: int, seconds: float) -> tuple[int, int]:
+    time.sleep(seconds)
+    return job, os.getpid()
+
+
+def fails_in_worker(job: int, caller: int) -> int:
+    if os.getpid() != caller:
+        raise ValueError(f"job {job} cannot be drawn")
+    return job
+
+
+def dies_in_worker(job: int, caller: int) -> int:
+    if os.getpid() != caller:
+        os._exit(3)
+    return job * 10
+
+
+@pytest.fixture
+def two_workers(monkeypatch):
+    monkeypatch.setenv(figure_workers.ENV, "2")
+
+
+def test_jobs_are_shared_with_workers_and_come_back_in_order(two_workers):
+    out = figure_workers.draw_all(list(range(6)), slow_pid, 0.3)
+    assert [job for job, _ in out] == list(range(6))
+    pids = {pid for _, pid in out}
+    assert os.getpid() in pids and len(pids) >= 2, "the calling thread and at least one worker drew"
+
+
+def test_a_report_drawn_by_workers_is_the_same_bytes_as_on_one_thread(runs, monkeypatch, tmp_path):
+    report, data = compute_report(runs["truth"].store)
+    report = json_safe(report)
+    monkeypatch.setenv(figure_workers.ENV, "0")
+    alone = build_figures(report, data, tmp_path / "alone", svg=False)
+    monkeypatch.setenv(figure_workers.ENV, "3")
+    shared = build_figures(report, data, tmp_path / "shared", svg=False)
+    assert [f.name for f in shared] == [f.name for f in alone] == ["frames", "crop", "displacement", "truth",
+                                                                   "metrics_per_frame"]
+    for a, b in zip(alone, shared):
+        assert a.png == b.png, a.name
+        assert b.png_path.read_bytes() == b.png and b.png_path.parent == tmp_path / "shared"
+
+
+def test_an_error_in_a_worker_is_raised_to_the_caller(two_workers):
+    with pytest.raises(ValueError, match="cannot be drawn"):
+        figure_workers.draw_all([1, 2, 3, 4], fails_in_worker, os.getpid())
+
+
+def test_jobs_of_a_worker_that_dies_are_drawn_by_the_caller(two_workers):
+    before = {w.process.pid for w in figure_workers.workers()}
+    assert figure_workers.draw_all([1, 2, 3, 4], dies_in_worker, os.getpid()) == [10, 20, 30, 40]
+    assert not before & {w.process.pid for w in figure_workers.workers()}, "the workers died and were replaced"
+    assert figure_workers.draw_all([5, 6], slow_pid, 0.0)[0][0] == 5, "dead workers are replaced"
+
+
+def test_no_workers_when_asked_or_on_one_core(monkeypatch):
+    monkeypatch.setenv(figure_workers.ENV, "0")
+    assert figure_workers.workers() == []
+    assert {pid for _, pid in figure_workers.draw_all([1, 2, 3], slow_pid, 0.0)} == {os.getpid()}
+    monkeypatch.delenv(figure_workers.ENV)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _: {0}, raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    assert figure_workers.worker_count() == 0
+    monkeypatch.setenv(figure_workers.ENV, "two")
+    with pytest.raises(OrpamError, match="ORPAM_FIGURE_WORKERS must be a whole number"):
+        figure_workers.worker_count()
+
+
+def test_a_script_without_a_main_guard_runs_once(tmp_path):
+    """multiprocessing's spawn and forkserver would import the caller's script again in every worker."""
+    log = tmp_path / "ran.txt"
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        f"open({str(log)!r}, 'a').write('ran\\n')\n"
+        "from orpam_pipeline.report.figure_workers import draw_all\n"
+        "from tests.report.test_figure_workers import slow_pid\n"
+        "print(len({pid for _, pid in draw_all(list(range(4)), slow_pid, 0.3)}))\n"
+    )
+    env = {**os.environ, figure_workers.ENV: "2", "PYTHONPATH": str(Path(__file__).parents[2])}
+    res = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert log.read_text() == "ran\n"
+    assert int(res.stdout) >= 2, "workers drew some of the jobs"
+
+
+def test_a_dask_worker_draws_on_its_own_thread(monkeypatch):
+    """A cluster already spreads whole scans over the cores: no figure workers per dask worker."""
+    from distributed import Client, LocalCluster
+
+    monkeypatch.delenv(figure_workers.ENV, raising=False)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        with Client(cluster) as client:
+            assert client.submit(figure_workers.worker_count).result() == 0
+    assert figure_workers.worker_count() == min(figure_workers.MAX_WORKERS, len(os.sched_getaffinity(0)) - 1)
