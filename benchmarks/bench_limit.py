@@ -15,12 +15,14 @@ session and interleaved per repeat, every row runs in a fresh child process:
 - ``none``, ``copy-odd``, ``phase``: the library's ``run_batch`` (what `orpam run` calls), run
   in-process in the child after its imports, so interpreter start-up and imports are not timed;
   ``none --figures none`` and ``phase --figures none``: the same without drawing the report's figures
-  (the pipeline's own cost, apart from matplotlib's);
+  (the pipeline's own cost, apart from matplotlib's); ``phase --figure-workers 0``: figures drawn on the
+  calling thread only (``ORPAM_FIGURE_WORKERS=0``), to show what the figure workers save;
 - ``phase (T/5)``: ``phase`` on the first fifth of the frames of the largest size, for the memory
   row (peak RSS should stay flat in the number of frames).
 
 Printed per row: median seconds, frames/s, ratio to ``io-limit`` of the same size, and peak RSS
-(the child's resident high-water mark: ``psutil`` where it reports one, else ``ru_maxrss``). For
+(the child's resident high-water mark: ``psutil`` where it reports one, else ``ru_maxrss``; the figure
+worker processes' high-water marks are summed apart, as ``+workers``). For
 the pipeline rows, a per-stage breakdown (ingest, measure, plan, apply+write, report metrics,
 report figures and page) comes from the pipeline's progress callback and timers around the
 report's two halves.
@@ -50,7 +52,7 @@ if str(ROOT) not in sys.path:  # benchmark the tree this file is in, also in the
     sys.path.insert(0, str(ROOT))
 
 PEERS = ("io-limit", "shift-int", "shift-subpx")
-METHODS = ("none", "copy-odd", "phase", "none --figures none", "phase --figures none")
+METHODS = ("none", "copy-odd", "phase", "phase --figure-workers 0", "none --figures none", "phase --figures none")
 TASK_PARTS = {"_measure_block": "measure", "_apply_block": "apply", "write_image": "write", "score_arrays": "score"}
 """Functions of the register engine timed inside the chunk tasks (seconds summed over the dask threads)."""
 STAGES = ("ingest", "measure", "plan", "apply+write", "report metrics", "report figures+page")
@@ -232,12 +234,30 @@ def run_pipeline(row: str, src: Path, out: Path) -> dict[str, Any]:
             setattr(engine, name, clock.timed(key, getattr(engine, name)))
     method = row.split()[0]
     figures = "none" if "--figures none" in row else "all"
+    if "--figure-workers 0" in row:
+        os.environ["ORPAM_FIGURE_WORKERS"] = "0"
     outcomes = run_batch(src.parent, out, RunOptions(method=method, figures=figures), progress=clock.progress)
     end = time.perf_counter()
     if len(outcomes) != 1 or not outcomes[0].ok:
         raise SystemExit(f"{method}: {[o.error for o in outcomes]}")
     tasks = {key: clock.report.get(key, 0.0) for key in TASK_PARTS.values()}
-    return {"stages": clock.stages(end), "tasks": tasks, "torch": "torch" in sys.modules}
+    return {"stages": clock.stages(end), "tasks": tasks, "torch": "torch" in sys.modules,
+            "workers_mib": figure_workers_peak_mib()}
+
+
+def figure_workers_peak_mib() -> float:
+    """The summed resident high-water marks of the figure worker processes (0 where none ran or unknown)."""
+    try:
+        from orpam_pipeline.report import figure_workers
+    except ImportError:  # an older tree
+        return 0.0
+    total = 0.0
+    for worker in getattr(figure_workers, "_workers", []):
+        status = Path(f"/proc/{worker.process.pid}/status")
+        if status.is_file():
+            line = next((x for x in status.read_text().splitlines() if x.startswith("VmHWM:")), None)
+            total += int(line.split()[1]) / 1024.0 if line else 0.0
+    return total
 
 
 # -- child process -------------------------------------------------------------------------------
@@ -310,6 +330,7 @@ def summarise(runs: dict[tuple[int, str], list[dict]], frames: int) -> list[dict
         sec = statistics.median(r["seconds"] for r in results)
         rows.append({"size": size, "row": row, "frames": n, "seconds": sec, "fps": n / sec,
                      "peak_mib": statistics.median(r["peak_mib"] for r in results),
+                     "workers_mib": statistics.median(r.get("workers_mib", 0.0) for r in results),
                      "stages": {k: statistics.median(r["stages"][k] for r in results) for k in STAGES}
                      if "stages" in results[0] else None,
                      "tasks": {k: statistics.median(r["tasks"][k] for r in results) for k in TASK_PARTS.values()}
@@ -324,22 +345,23 @@ def summarise(runs: dict[tuple[int, str], list[dict]], frames: int) -> list[dict
 def print_table(rows: list[dict[str, Any]], repeats: int) -> None:
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
     print(f"bench_limit: medians of {repeats}, {machine}, {time.strftime('%Y-%m-%d')}")
-    print(f"{'size':>5} {'row':<22} {'frames':>6} {'s':>7} {'frames/s':>9} {'vs limit':>8} {'peak MiB':>9}")
+    print(f"{'size':>5} {'row':<26} {'frames':>6} {'s':>7} {'frames/s':>9} {'vs limit':>8} {'peak MiB':>9} {'+workers':>9}")
     for r in rows:
-        print(f"{r['size']:>5} {r['row']:<22} {r['frames']:>6} {r['seconds']:>7.2f} {r['fps']:>9.1f} "
-              f"{r['ratio']:>7.2f}x {r['peak_mib']:>9.0f}" + ("  (torch imported!)" if r["torch"] else ""))  # fmt: skip
+        print(f"{r['size']:>5} {r['row']:<26} {r['frames']:>6} {r['seconds']:>7.2f} {r['fps']:>9.1f} "
+              f"{r['ratio']:>7.2f}x {r['peak_mib']:>9.0f} {r['workers_mib']:>9.0f}"
+              + ("  (torch imported!)" if r["torch"] else ""))  # fmt: skip
     print("\nper stage (s, median) of the pipeline rows:")
-    print(f"{'size':>5} {'row':<22} " + " ".join(f"{s:>12}" for s in STAGES))
+    print(f"{'size':>5} {'row':<26} " + " ".join(f"{s:>12}" for s in STAGES))
     for r in rows:
         if r["stages"]:
-            print(f"{r['size']:>5} {r['row']:<22} " + " ".join(f"{r['stages'][s]:>12.2f}" for s in STAGES))
+            print(f"{r['size']:>5} {r['row']:<26} " + " ".join(f"{r['stages'][s]:>12.2f}" for s in STAGES))
     print("\ninside the chunk tasks (s summed over the dask threads, median): first pass, method, writes "
           "(compression, fsync), report metrics of the chunk")
-    print(f"{'size':>5} {'row':<22} " + " ".join(f"{s:>12}" for s in TASK_PARTS.values()))
+    print(f"{'size':>5} {'row':<26} " + " ".join(f"{s:>12}" for s in TASK_PARTS.values()))
     for r in rows:
         if r["tasks"]:
-            print(f"{r['size']:>5} {r['row']:<22} " + " ".join(f"{r['tasks'][s]:>12.2f}" for s in TASK_PARTS.values()))
-    memory = [r for r in rows if r["row"].startswith("phase")]
+            print(f"{r['size']:>5} {r['row']:<26} " + " ".join(f"{r['tasks'][s]:>12.2f}" for s in TASK_PARTS.values()))
+    memory = [r for r in rows if r["row"] == "phase" or r["row"].startswith("phase (")]
     big = max(r["size"] for r in memory)
     long_, short = (next(r for r in memory if r["size"] == big and r["row"] == "phase"),
                     next(r for r in memory if r["row"].startswith("phase (")))  # fmt: skip
