@@ -16,6 +16,7 @@ from __future__ import annotations
 import atexit
 import os
 import pickle
+import signal
 import struct
 import subprocess
 import sys
@@ -87,7 +88,11 @@ def _receive(stream: IO[bytes]) -> Any:
 
 
 def serve() -> None:
-    """A worker's loop: draw each job read from stdin and answer ``(True, result)`` or ``(False, exception)``."""
+    """A worker's loop: draw each job read from stdin and answer ``(True, result)`` or ``(False, exception)``.
+
+    Ctrl-C reaches the whole process group; the worker leaves it to its parent, whose exit closes the pipe.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     __import__(PRELOAD)
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing the plotting code prints may reach the pipe

@@ -111,3 +111,15 @@ def test_a_dask_worker_draws_on_its_own_thread(monkeypatch):
         with Client(cluster) as client:
             assert client.submit(figure_workers.worker_count).result() == 0
     assert figure_workers.worker_count() == min(figure_workers.MAX_WORKERS, len(os.sched_getaffinity(0)) - 1)
+
+
+def test_ctrl_c_is_left_to_the_parent(two_workers):
+    """Ctrl-C reaches the whole process group: a worker must not print a traceback and die mid-report."""
+    import signal
+
+    [worker, *_] = figure_workers.workers()
+    assert worker.call(slow_pid, 6, (0.0,)) == (6, worker.process.pid)  # up and past its imports
+    os.kill(worker.process.pid, signal.SIGINT)
+    time.sleep(0.3)
+    assert worker.alive()
+    assert worker.call(slow_pid, 7, (0.0,)) == (7, worker.process.pid)
