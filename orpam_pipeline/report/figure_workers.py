@@ -160,7 +160,9 @@ def workers() -> list[Worker]:
     """The process's figure workers, started on first use and kept (dead ones replaced)."""
     wanted = worker_count()
     with _workers_lock:
-        _workers[:] = [w for w in _workers if w.alive()]
+        for gone in [w for w in _workers if not w.alive()]:
+            gone.close()  # reap it and release its pipes
+            _workers.remove(gone)
         try:
             while len(_workers) < wanted:
                 _workers.append(Worker())
