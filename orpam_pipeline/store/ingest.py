@@ -3,8 +3,10 @@
 The store skeleton (group attributes with an incomplete ``ingest`` stage record and its parameter
 fingerprint, and the empty ``frames`` array, plus ``depth_map`` when a depth axis is reduced) is built
 under a hidden temporary name and renamed into place, so the final path only ever holds a store that
-says what it is. Frames (and depth maps) are then written into the final store chunk by chunk, each chunk followed by its completion marker; the stage is marked
-complete only after the last chunk. A rerun with the same source and parameters continues where an
+says what it is. Frames (and depth maps) are then written into the final store chunk by chunk, each
+chunk followed by its completion marker; the stage is marked complete only after the last chunk. The
+thread that reads the source hands each chunk to a few writer threads (compression and ``fsync``
+overlap the next read), at most :func:`write_threads` chunks in flight. A rerun with the same source and parameters continues where an
 interrupted run stopped (or starts afresh when asked for another chunking; a complete store keeps its
 own); different ones are refused unless ``overwrite``. Sources are opened read-only and never touched.
 Checks of the axes (``checks/axes.py``) run alongside and record their warnings before completion.
@@ -12,7 +14,11 @@ Checks of the axes (``checks/axes.py``) run alongside and record their warnings 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -55,6 +61,7 @@ ScanLines = Literal["columns", "rows"]
 IngestState = Literal["created", "resumed", "complete"]
 MIN_LINES = 2
 MIN_LINE_LENGTH = 4
+MAX_WRITE_THREADS = 4
 
 
 @dataclass(frozen=True)
@@ -225,32 +232,31 @@ def ingest(
         try:
             findings, probe = ingest_checks(source)
             findings = [*findings, *_source_findings(source)]
-            for index in range(n_chunks):
-                start, stop = index * chunk, min((index + 1) * chunk, n_frames)
-                if index in done:
-                    _feed_stored(probe, frames[0], start, stop, scan_lines)
-                    continue
-                if depths is not None:
-                    block, depth = source.read_maps(start, stop)
-                else:
-                    block, depth = source.read(start, stop), None
-                if probe is not None and probe.wants(start):
-                    probe.feed(start, block)
-                if scan_lines == "rows":
-                    block = block.transpose(0, 2, 1)
-                    depth = None if depth is None else depth.transpose(0, 2, 1)
-                if reverse_backward:
-                    block = flip_backward(block, first_line)
-                    depth = None if depth is None else flip_backward(depth, first_line)
-                write_image(frames, start, stop, block)
-                if on_chunk is not None:
-                    on_chunk(index, block, first_line)
-                if depths is not None:
-                    write_image(depths, start, stop, depth)
-                markers.mark(index)
-                written += 1
-                if progress is not None:
-                    progress(len(done) + written, n_chunks)
+            writers = write_threads()
+            with ThreadPoolExecutor(writers, thread_name_prefix="orpam-ingest-write") as pool, _cancel_on_error(pool):
+                inflight: deque[Future[None]] = deque()
+                for index in range(n_chunks):
+                    start, stop = index * chunk, min((index + 1) * chunk, n_frames)
+                    if index in done:
+                        _feed_stored(probe, frames[0], start, stop, scan_lines)
+                        continue
+                    if depths is not None:
+                        block, depth = source.read_maps(start, stop)
+                    else:
+                        block, depth = source.read(start, stop), None
+                    if probe is not None and probe.wants(start):
+                        probe.feed(start, block)
+                    if scan_lines == "rows":
+                        block = block.transpose(0, 2, 1)
+                        depth = None if depth is None else depth.transpose(0, 2, 1)
+                    if reverse_backward:
+                        block = flip_backward(block, first_line)
+                        depth = None if depth is None else flip_backward(depth, first_line)
+                    inflight.append(pool.submit(_write_chunk, frames, depths, markers, index, start, stop, block, depth))
+                    if on_chunk is not None:
+                        on_chunk(index, block, first_line)
+                    written += _settle(inflight, writers, progress, len(done) + written, n_chunks)
+                written += _settle(inflight, 0, progress, len(done) + written, n_chunks)
         except ScanError:
             remove_tree(target)
             clear_state(target)
@@ -313,6 +319,44 @@ def _feed_stored(probe: UnnamedAxesProbe | None, frames: zarr.Array, start: int,
         return
     block = np.asarray(frames[start:stop])
     probe.feed(start, block.transpose(0, 2, 1) if scan_lines == "rows" else block)
+
+
+def write_threads() -> int:
+    """Chunks ingest compresses and writes at a time, on threads beside the one reading the source:
+    compression and ``fsync`` release the GIL, so these overlap the reading and each other."""
+    return max(1, min(MAX_WRITE_THREADS, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+
+
+def _write_chunk(frames: list[zarr.Array], depths: list[zarr.Array] | None, markers: ChunkMarkers, index: int,
+                 start: int, stop: int, block: np.ndarray, depth: np.ndarray | None) -> None:  # fmt: skip
+    """Write one chunk of frames (and depth maps), then mark it done."""
+    write_image(frames, start, stop, block)
+    if depths is not None:
+        write_image(depths, start, stop, depth)
+    markers.mark(index)
+
+
+@contextmanager
+def _cancel_on_error(pool: ThreadPoolExecutor) -> Iterator[None]:
+    """On an error or an interrupt, drop the chunk writes not yet started; those under way finish (and are marked)."""
+    try:
+        yield
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+
+
+def _settle(inflight: deque[Future[None]], keep: int, progress: Callable[[int, int], None] | None, finished: int,
+            total: int) -> int:  # fmt: skip
+    """Wait for the oldest chunk writes until at most ``keep`` are in flight (taking any already done
+    too), reporting each; how many finished. A write's error is raised here, in the reading thread."""
+    settled = 0
+    while inflight and (len(inflight) > keep or inflight[0].done()):
+        inflight.popleft().result()
+        settled += 1
+        if progress is not None:
+            progress(finished + settled, total)
+    return settled
 
 
 def _record(group: zarr.Group, findings: list[Finding], probe: UnnamedAxesProbe | None) -> None:

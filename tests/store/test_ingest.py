@@ -1,3 +1,6 @@
+import errno
+import threading
+
 import numpy as np
 import pytest
 import zarr
@@ -64,3 +67,55 @@ def test_too_few_lines_is_refused(tmp_path):
     np.save(src, np.ones((2, 16, 3), dtype=np.float32))
     with open_scan(src) as source, pytest.raises(ScanError, match="too small"):
         ingest_scan(source, tmp_path / "out", scan_lines="rows")
+
+
+def test_chunks_are_written_side_by_side_and_land_as_written(tmp_path, small_sim, monkeypatch):
+    """Two chunk writes must be under way at once (a barrier both have to reach), and the frames read back
+    bit for bit, in order, whatever order the writes finish in."""
+    from orpam_pipeline.store import ingest as ingest_mod
+
+    real, barrier = ingest_mod.write_image, threading.Barrier(2, timeout=10)
+    monkeypatch.setattr(ingest_mod, "write_threads", lambda: 2)
+
+    def paired(levels, start, stop, data):
+        if start < 4:  # the first two chunks wait for each other
+            barrier.wait()
+        real(levels, start, stop, data)
+
+    monkeypatch.setattr(ingest_mod, "write_image", paired)
+    src = tmp_path / "s.npy"
+    np.save(src, small_sim.frames[:9])
+    done = []
+    with open_scan(src) as source:
+        result = ingest(source, tmp_path / "out", chunk_frames=2, progress=lambda d, n: done.append((d, n)))
+    assert result.chunks_written == 5 and done == [(i, 5) for i in range(1, 6)]
+    np.testing.assert_array_equal(zarr.open_group(result.store, mode="r")["frames/0"][:], small_sim.frames[:9])
+
+
+def test_a_failed_chunk_write_names_the_store_and_the_rerun_continues(tmp_path, small_sim, monkeypatch):
+    from orpam_pipeline.store import ingest as ingest_mod
+    from orpam_pipeline.store.resume import ChunkMarkers
+
+    real = ingest_mod.write_image
+
+    def full_disk(levels, start, stop, data):
+        if start == 4:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(levels, start, stop, data)
+
+    src = tmp_path / "s.npy"
+    np.save(src, small_sim.frames[:12])
+    monkeypatch.setattr(ingest_mod, "write_image", full_disk)
+    with open_scan(src) as source, pytest.raises(StoreError) as err:
+        ingest(source, tmp_path / "out", chunk_frames=2)
+    store = tmp_path / "out" / "s" / "scan.zarr"
+    assert str(store) in str(err.value) and "writing frames failed (No space left on device)" in str(err.value)
+    assert "\n" not in str(err.value) and not stage_complete(zarr.open_group(store, mode="r"), "ingest")
+    before = ChunkMarkers(store, "ingest").done()
+    assert 2 not in before and {0, 1} <= before  # the chunks before the failed one were written and marked
+    monkeypatch.setattr(ingest_mod, "write_image", real)
+    with open_scan(src) as source:
+        again = ingest(source, tmp_path / "out", chunk_frames=2)
+    assert again.state == "resumed" and again.chunks_written == 6 - len(before)
+    np.testing.assert_array_equal(zarr.open_group(store, mode="r")["frames/0"][:], small_sim.frames[:12])
+    assert stage_complete(open_scan_store(store), "ingest")
