@@ -20,7 +20,10 @@ session and interleaved per repeat, every row runs in a fresh child process:
 - ``phase (T/5)``: ``phase`` on the first fifth of the frames of the largest size, for the memory
   row (peak RSS should stay flat in the number of frames).
 
-Printed per row: median seconds, frames/s, ratio to ``io-limit`` of the same size, and peak RSS
+Printed per row: median seconds, frames/s, ratio to ``io-limit`` of the same size, CPU seconds (user +
+system of the row's process, its children and the figure workers) with the floor they set (CPU seconds
+spread over every usable core, as a multiple of the I/O limit: no scheduling can beat it on this
+machine), and peak RSS
 (the child's resident high-water mark: ``psutil`` where it reports one, else ``ru_maxrss``; the figure
 worker processes' high-water marks are summed apart, as ``+workers``). For
 the pipeline rows, a per-stage breakdown (ingest, measure, plan, apply+write, report metrics,
@@ -242,18 +245,35 @@ def run_pipeline(row: str, src: Path, out: Path) -> dict[str, Any]:
         raise SystemExit(f"{method}: {[o.error for o in outcomes]}")
     tasks = {key: clock.report.get(key, 0.0) for key in TASK_PARTS.values()}
     return {"stages": clock.stages(end), "tasks": tasks, "torch": "torch" in sys.modules,
-            "workers_mib": figure_workers_peak_mib()}
+            "workers_mib": figure_workers_peak_mib(), "workers_cpu": figure_workers_cpu_seconds()}
+
+
+def _figure_worker_pids() -> list[int]:
+    try:
+        from orpam_pipeline.report import figure_workers
+    except ImportError:  # an older tree
+        return []
+    return [w.process.pid for w in getattr(figure_workers, "_workers", [])]
+
+
+def figure_workers_cpu_seconds() -> float:
+    """CPU seconds (user + system) the figure worker processes have used so far (0 where none ran or unknown).
+
+    They live until the run's process exits, so ``os.times()``'s children fields do not hold them yet."""
+    total = 0.0
+    for pid in _figure_worker_pids():
+        stat = Path(f"/proc/{pid}/stat")
+        if stat.is_file():
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def figure_workers_peak_mib() -> float:
     """The summed resident high-water marks of the figure worker processes (0 where none ran or unknown)."""
-    try:
-        from orpam_pipeline.report import figure_workers
-    except ImportError:  # an older tree
-        return 0.0
     total = 0.0
-    for worker in getattr(figure_workers, "_workers", []):
-        status = Path(f"/proc/{worker.process.pid}/status")
+    for pid in _figure_worker_pids():
+        status = Path(f"/proc/{pid}/status")
         if status.is_file():
             line = next((x for x in status.read_text().splitlines() if x.startswith("VmHWM:")), None)
             total += int(line.split()[1]) / 1024.0 if line else 0.0
@@ -291,10 +311,11 @@ def child(row: str, src: Path, out: Path) -> None:
 
     import orpam_pipeline.pipeline  # noqa: F401
 
-    start = time.perf_counter()
+    cpu0, start = os.times(), time.perf_counter()
     extra = run_peer(row, src, out / "peer.zarr") if row in PEERS else run_pipeline(row, src, out)
-    seconds = time.perf_counter() - start
-    print(json.dumps({"seconds": seconds, "peak_mib": peak_rss_mib(), **extra}))
+    seconds, cpu1 = time.perf_counter() - start, os.times()
+    cpu = sum(cpu1[:4]) - sum(cpu0[:4]) + extra.pop("workers_cpu", 0.0)
+    print(json.dumps({"seconds": seconds, "cpu": cpu, "peak_mib": peak_rss_mib(), **extra}))
 
 
 def run_child(row: str, src: Path, out: Path) -> dict[str, Any]:
@@ -329,6 +350,7 @@ def summarise(runs: dict[tuple[int, str], list[dict]], frames: int) -> list[dict
         n = frames if not row.startswith("phase (") else max(2, frames // 5)
         sec = statistics.median(r["seconds"] for r in results)
         rows.append({"size": size, "row": row, "frames": n, "seconds": sec, "fps": n / sec,
+                     "cpu": statistics.median(r.get("cpu", float("nan")) for r in results),
                      "peak_mib": statistics.median(r["peak_mib"] for r in results),
                      "workers_mib": statistics.median(r.get("workers_mib", 0.0) for r in results),
                      "stages": {k: statistics.median(r["stages"][k] for r in results) for k in STAGES}
@@ -336,20 +358,31 @@ def summarise(runs: dict[tuple[int, str], list[dict]], frames: int) -> list[dict
                      "tasks": {k: statistics.median(r["tasks"][k] for r in results) for k in TASK_PARTS.values()}
                      if "tasks" in results[0] else None,
                      "torch": any(r.get("torch") for r in results)})  # fmt: skip
+    cores = usable_cores()
     for r in rows:
         limit = next(x for x in rows if x["size"] == r["size"] and x["row"] == "io-limit")
         r["ratio"] = limit["fps"] / r["fps"]
+        r["floor"] = r["cpu"] / cores / limit["seconds"] * (limit["frames"] / r["frames"])
     return rows
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its affinity where the OS tells it, else the CPU count)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def print_table(rows: list[dict[str, Any]], repeats: int) -> None:
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
     print(f"bench_limit: medians of {repeats}, {machine}, {time.strftime('%Y-%m-%d')}")
-    print(f"{'size':>5} {'row':<26} {'frames':>6} {'s':>7} {'frames/s':>9} {'vs limit':>8} {'peak MiB':>9} {'+workers':>9}")
+    print(f"{'size':>5} {'row':<26} {'frames':>6} {'s':>7} {'frames/s':>9} {'vs limit':>8} {'CPU s':>7} "
+          f"{'floor':>7} {'peak MiB':>9} {'+workers':>9}")  # fmt: skip
     for r in rows:
         print(f"{r['size']:>5} {r['row']:<26} {r['frames']:>6} {r['seconds']:>7.2f} {r['fps']:>9.1f} "
-              f"{r['ratio']:>7.2f}x {r['peak_mib']:>9.0f} {r['workers_mib']:>9.0f}"
+              f"{r['ratio']:>7.2f}x {r['cpu']:>7.2f} {r['floor']:>6.2f}x {r['peak_mib']:>9.0f} {r['workers_mib']:>9.0f}"
               + ("  (torch imported!)" if r["torch"] else ""))  # fmt: skip
+    print(f"CPU s: user + system seconds of the row's process, its children and its figure workers; floor: "
+          f"CPU s / {usable_cores()} cores as a multiple of the I/O limit (per frame), the least the row could "
+          "take here with every core busy all the time")
     print("\nper stage (s, median) of the pipeline rows:")
     print(f"{'size':>5} {'row':<26} " + " ".join(f"{s:>12}" for s in STAGES))
     for r in rows:
