@@ -276,7 +276,11 @@ class ScanSource:
     _hashes: dict[Path, tuple[int, str]] = field(default_factory=dict, repr=False)
 
     def read(self, start: int, stop: int) -> np.ndarray:
-        """Frames ``start:stop`` as C-contiguous float32; ScanError on NaN/Inf or unreadable data."""
+        """Frames ``start:stop`` as C-contiguous float32; ScanError on NaN/Inf or unreadable data.
+
+        The array is the caller's (never a buffer the source fills again on its next read): ingest
+        writes it on another thread while it reads the next chunk.
+        """
         raise NotImplementedError
 
     def read_maps(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray | None]:
