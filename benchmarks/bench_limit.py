@@ -358,17 +358,14 @@ def summarise(runs: dict[tuple[int, str], list[dict]], frames: int) -> list[dict
                      "tasks": {k: statistics.median(r["tasks"][k] for r in results) for k in TASK_PARTS.values()}
                      if "tasks" in results[0] else None,
                      "torch": any(r.get("torch") for r in results)})  # fmt: skip
+    from orpam_pipeline.cores import usable_cores
+
     cores = usable_cores()
     for r in rows:
         limit = next(x for x in rows if x["size"] == r["size"] and x["row"] == "io-limit")
         r["ratio"] = limit["fps"] / r["fps"]
         r["floor"] = r["cpu"] / cores / limit["seconds"] * (limit["frames"] / r["frames"])
     return rows
-
-
-def usable_cores() -> int:
-    """Cores this process may run on (its affinity where the OS tells it, else the CPU count)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def print_table(rows: list[dict[str, Any]], repeats: int) -> None:
@@ -380,6 +377,8 @@ def print_table(rows: list[dict[str, Any]], repeats: int) -> None:
         print(f"{r['size']:>5} {r['row']:<26} {r['frames']:>6} {r['seconds']:>7.2f} {r['fps']:>9.1f} "
               f"{r['ratio']:>7.2f}x {r['cpu']:>7.2f} {r['floor']:>6.2f}x {r['peak_mib']:>9.0f} {r['workers_mib']:>9.0f}"
               + ("  (torch imported!)" if r["torch"] else ""))  # fmt: skip
+    from orpam_pipeline.cores import usable_cores
+
     print(f"CPU s: user + system seconds of the row's process, its children and its figure workers; floor: "
           f"CPU s / {usable_cores()} cores as a multiple of the I/O limit (per frame), the least the row could "
           "take here with every core busy all the time")

@@ -26,6 +26,8 @@ from concurrent.futures import Future, wait
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
+from orpam_pipeline.cores import usable_cores
+
 MAX_WORKERS = 3
 """At most this many worker processes (a report has five figures at most; the calling thread draws too)."""
 ENV = "ORPAM_FIGURE_WORKERS"
@@ -66,7 +68,7 @@ def worker_count() -> int:
             raise OrpamError(f"${ENV} must be a whole number of worker processes, not {wanted!r}") from None
     if _on_dask_worker():
         return 0
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cores = usable_cores()
     return min(MAX_WORKERS, cores - 1)
 
 

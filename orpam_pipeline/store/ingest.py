@@ -6,15 +6,14 @@ under a hidden temporary name and renamed into place, so the final path only eve
 says what it is. Frames (and depth maps) are then written into the final store chunk by chunk, each
 chunk followed by its completion marker; the stage is marked complete only after the last chunk. The
 thread that reads the source hands each chunk to a few writer threads (compression and ``fsync``
-overlap the next read), at most :func:`write_threads` chunks in flight. A rerun with the same source and parameters continues where an
-interrupted run stopped (or starts afresh when asked for another chunking; a complete store keeps its
-own); different ones are refused unless ``overwrite``. Sources are opened read-only and never touched.
+overlap the next read), at most :func:`write_threads` chunks in flight. A rerun with the same source
+and parameters continues where an interrupted run stopped (or starts afresh when asked for another
+chunking; a complete store keeps its own); different ones are refused unless ``overwrite``. Sources are opened read-only and never touched.
 Checks of the axes (``checks/axes.py``) run alongside and record their warnings before completion.
 """
 
 from __future__ import annotations
 
-import os
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -28,6 +27,7 @@ import zarr
 
 from orpam_pipeline import __version__
 from orpam_pipeline.checks import Finding, record_warnings
+from orpam_pipeline.cores import usable_cores
 from orpam_pipeline.checks.axes import UnnamedAxesProbe, ingest_checks
 from orpam_pipeline.errors import ScanError, StoreError
 from orpam_pipeline.geometry import FirstLine, fixed_parity
@@ -324,7 +324,7 @@ def _feed_stored(probe: UnnamedAxesProbe | None, frames: zarr.Array, start: int,
 def write_threads() -> int:
     """Chunks ingest compresses and writes at a time, on threads beside the one reading the source:
     compression and ``fsync`` release the GIL, so these overlap the reading and each other."""
-    return max(1, min(MAX_WRITE_THREADS, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+    return min(MAX_WRITE_THREADS, usable_cores())
 
 
 def _write_chunk(frames: list[zarr.Array], depths: list[zarr.Array] | None, markers: ChunkMarkers, index: int,
