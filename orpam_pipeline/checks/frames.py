@@ -6,7 +6,7 @@ their cost does not grow with the scan. Codes and thresholds are documented in d
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import groupby
 from typing import Any
 
@@ -33,6 +33,16 @@ def sample_indices(n_frames: int, count: int = SAMPLE_FRAMES) -> list[int]:
     if n_frames < 1:
         return []
     return sorted({int(i) for i in np.linspace(0, n_frames - 1, min(count, n_frames)).round()})
+
+
+Samples = Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]]
+"""``(frame, merged frame)`` of every :func:`sample_indices` frame in order, each call a fresh pass: what the
+register stage kept of the chunks it had in memory, so the checks need not read the store again."""
+
+
+def samples_in(start: int, stop: int, n_frames: int) -> list[int]:
+    """The :func:`sample_indices` frames among ``start:stop``, as offsets from ``start``."""
+    return [i - start for i in sample_indices(n_frames) if start <= i < stop]
 
 
 def sampled_frames(array: Any, indices: Sequence[int]) -> Iterator[np.ndarray]:
@@ -137,9 +147,12 @@ def _mean(values: list[float]) -> float:
     return float(np.mean(finite)) if finite else float("nan")
 
 
-def check_frames(group: Any) -> list[Finding]:
-    """The frame warnings of an ingested store group (reads :func:`sample_indices` frames)."""
-    frames = get_array(group, FRAMES)
+def check_frames(group: Any, samples: Samples | None = None) -> list[Finding]:
+    """The frame warnings of an ingested store group, from ``samples`` or else the :func:`sample_indices` frames
+    read from the store."""
     conventions = dict(group.attrs.get("conventions", {}))
     source_dtype = dict(group.attrs.get("source", {})).get("source_dtype")
+    if samples is not None:
+        return frame_findings((frame for frame, _ in samples()), conventions, source_dtype)
+    frames = get_array(group, FRAMES)
     return frame_findings(sampled_frames(frames, sample_indices(int(frames.shape[0]))), conventions, source_dtype)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from orpam_pipeline.checks import Finding
-from orpam_pipeline.checks.frames import sample_indices, sampled_frames
+from orpam_pipeline.checks.frames import Samples, sample_indices, sampled_frames
 from orpam_pipeline.checks.measures import centre_crop, comb_energy
 from orpam_pipeline.geometry import fixed_parity
 from orpam_pipeline.store.layout import DISPLACEMENT, FRAMES, MERGED, get_array, has_array
@@ -102,8 +102,9 @@ def no_better_finding(method: str, energies: dict[str, float], structure: float)
     )
 
 
-def check_registration(group: Any) -> list[Finding]:
-    """The registration warnings of a registered store group."""
+def check_registration(group: Any, samples: Samples | None = None) -> list[Finding]:
+    """The registration warnings of a registered store group, its sampled frames from ``samples`` or else
+    read from the store."""
     info = dict(group.attrs.get("registration", {}))
     method = str(info.get("method", "?"))
     params = dict(info.get("params", {}))
@@ -114,9 +115,14 @@ def check_registration(group: Any) -> list[Finding]:
         p = fixed_parity(dict(group.attrs.get("conventions", {})).get("first_line", "forward"))
         energies = {"unregistered": 0.0, "baseline": 0.0, "registered": 0.0}
         structure = 0.0
-        frames, merged = get_array(group, FRAMES), get_array(group, MERGED)
-        indices = sample_indices(int(frames.shape[0]))
-        for frame, merged_frame in zip(sampled_frames(frames, indices), sampled_frames(merged, indices)):
+        if samples is None:
+            frames, merged = get_array(group, FRAMES), get_array(group, MERGED)
+            indices = sample_indices(int(frames.shape[0]))
+            pairs: Iterable[tuple[np.ndarray, np.ndarray]] = zip(sampled_frames(frames, indices),
+                                                                 sampled_frames(merged, indices))  # fmt: skip
+        else:
+            pairs = samples()
+        for frame, merged_frame in pairs:
             frame, merged_frame = centre_crop(frame), centre_crop(merged_frame)
             for key, value in comb_energies([frame], [merged_frame]).items():
                 energies[key] += value

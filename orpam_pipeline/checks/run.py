@@ -14,7 +14,7 @@ import zarr
 
 from orpam_pipeline.checks import Finding, record_warnings, recorded_warnings
 from orpam_pipeline.checks.frames import STAGE as FRAMES_STAGE
-from orpam_pipeline.checks.frames import check_frames
+from orpam_pipeline.checks.frames import Samples, check_frames
 from orpam_pipeline.checks.registration import STAGE as REGISTRATION_STAGE
 from orpam_pipeline.checks.registration import check_registration
 from orpam_pipeline.store.layout import resolve_store_path
@@ -31,9 +31,10 @@ def _fingerprint(group: zarr.Group, stage: str) -> str | None:
     return record.get("fingerprint") if record.get("complete") else None
 
 
-def update_checks(store: Path) -> list[Finding]:
+def update_checks(store: Path, samples: Samples | None = None) -> list[Finding]:
     """Check what the store's complete stages produced (when not already checked) and return every
-    recorded warning, those of ingest included."""
+    recorded warning, those of ingest included. ``samples``: the sampled frames as the register stage
+    kept them (:data:`~orpam_pipeline.checks.frames.Samples`), so that no check reads the store for them."""
     store = resolve_store_path(store)
     with store_lock(store.parent):
         group = zarr.open_group(store, mode="r+")
@@ -46,7 +47,7 @@ def update_checks(store: Path) -> list[Finding]:
                     checked.pop(name)
                 continue
             if checked.get(name) != fp:
-                record_warnings(group, name, check(group))
+                record_warnings(group, name, check(group, samples))
                 checked[name] = fp
         if dict(group.attrs.get(CHECKED_ATTR, {})) != checked:
             group.attrs[CHECKED_ATTR] = checked

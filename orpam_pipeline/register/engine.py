@@ -38,6 +38,7 @@ from orpam_pipeline.register.base import DisplacementKind, RegistrationMethod
 from orpam_pipeline.report.chunk_scores import (
     ChunkScores,
     chunk_of_cache,
+    chunk_samples,
     clear_scores,
     load_unregistered,
     save_scores,
@@ -186,6 +187,7 @@ class _ChunkWriter:
         if self.scores is not None:
             known = self.unregistered or self._cached(group, block, reg, start, stop)
             scores = score_arrays(block, reg, outputs[MERGED], self.first_line, known)
+            scores.samples = chunk_samples(block, outputs[MERGED], start, int(frames.shape[0]))
             save_scores(Path(self.scores), index, scores)
         self.markers.mark(index)
         return index

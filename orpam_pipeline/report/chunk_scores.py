@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import io
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import zarr
 
 from orpam_pipeline import __version__
+from orpam_pipeline.checks.frames import Samples, sample_indices, samples_in
 from orpam_pipeline.geometry import split
 from orpam_pipeline.metrics import intra_frame_metrics, pair_ncc, pair_ncc_between
 from orpam_pipeline.store.files import atomic_write
@@ -44,22 +45,56 @@ class ChunkScores:
     pairs: dict[str, np.ndarray]
     first: dict[str, np.ndarray]
     last: dict[str, np.ndarray]
+    samples: dict[str, np.ndarray] = field(default_factory=dict)
+    """The chunk's frames among those the checks sample (:func:`chunk_samples`): ``index`` (in the scan),
+    ``frames`` and ``merged``; empty when none is."""
 
     def to_bytes(self) -> bytes:
-        """The scores as an ``.npz`` (keys ``per/<name>``, ``pairs/<name>``, ``first/<name>``, ``last/<name>``)."""
-        flat = {f"{part}/{k}": v for part in ("per", "pairs", "first", "last") for k, v in getattr(self, part).items()}
+        """The scores as an ``.npz`` (keys ``<part>/<name>`` for the parts ``per``, ``pairs``, ``first``, ``last``
+        and ``samples``)."""
+        flat = {f"{part}/{k}": v for part in _PARTS for k, v in getattr(self, part).items()}
         buffer = io.BytesIO()
         np.savez(buffer, allow_pickle=False, **flat)
         return buffer.getvalue()
 
     @classmethod
     def from_file(cls, path: Path) -> ChunkScores:
-        parts: dict[str, dict[str, np.ndarray]] = {"per": {}, "pairs": {}, "first": {}, "last": {}}
+        parts: dict[str, dict[str, np.ndarray]] = {part: {} for part in _PARTS}
         with np.load(path, allow_pickle=False) as data:
             for key in data.files:
                 part, name = key.split("/", 1)
                 parts[part][name] = data[key]
         return cls(**parts)
+
+
+_PARTS = ("per", "pairs", "first", "last", "samples")
+
+
+def chunk_samples(block: np.ndarray, merged: np.ndarray, start: int, n_frames: int) -> dict[str, np.ndarray]:
+    """The :attr:`ChunkScores.samples` of the chunk of frames ``start:`` (``block``, and ``merged`` as written)."""
+    rows = samples_in(start, start + block.shape[0], n_frames)
+    if not rows:
+        return {}
+    return {"index": np.asarray(rows, dtype=np.int64) + start, "frames": block[rows], "merged": merged[rows]}
+
+
+def saved_samples(paths: Sequence[Path], n_frames: int) -> Samples | None:
+    """The checks' sampled frames kept in the chunk score files ``paths`` (:data:`~orpam_pipeline.checks.frames.Samples`,
+    each pass reading one file at a time), or None when they do not hold every sampled frame."""
+    holding = []
+    for path in paths:
+        with np.load(path, allow_pickle=False) as data:
+            if "samples/index" in data.files:
+                holding.append((path, [int(i) for i in data["samples/index"]]))
+    if [i for _, found in holding for i in found] != sample_indices(n_frames):
+        return None
+
+    def frames() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for path, _ in holding:
+            with np.load(path, allow_pickle=False) as data:
+                yield from zip(data["samples/frames"], data["samples/merged"])
+
+    return frames
 
 
 def score_unregistered(block: np.ndarray, first_line: str) -> ChunkScores:

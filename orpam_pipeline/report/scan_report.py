@@ -15,6 +15,7 @@ import numpy as np
 import zarr
 
 from orpam_pipeline import __version__
+from orpam_pipeline.checks.frames import Samples
 from orpam_pipeline.checks.run import update_checks
 from orpam_pipeline.errors import OrpamError, StoreError
 from orpam_pipeline.jsonsafe import json_safe
@@ -25,6 +26,7 @@ from orpam_pipeline.report.chunk_scores import (
     assemble,
     clear_scores,
     saved_chunks,
+    saved_samples,
     load_unregistered,
     save_unregistered,
     score_arrays,
@@ -108,17 +110,34 @@ def _score_store(group: zarr.Group, unregistered: bool) -> tuple[dict[str, np.nd
         return assemble(_ordered(pool, _score_chunk, items, threads))
 
 
-def _saved_scores(group: zarr.Group, unregistered: bool) -> Iterator[ChunkScores] | None:
-    """The chunk scores the register stage saved for the current registration, read one at a time; None when
-    some chunk has none, or (``unregistered``) they lack the metrics of the frames as ingested."""
+def _score_files(group: zarr.Group) -> list[Path] | None:
+    """The chunk score files the register stage saved for the current registration, in order; None when some
+    chunk has none."""
     fp = (stage_record(group, "register") or {}).get("fingerprint")
     if not fp:
         return None
     chunks = -(-get_array(group, FRAMES).shape[0] // frames_per_chunk(group))
-    paths = saved_chunks(scores_dir(store_root(group), fp), chunks)
+    return saved_chunks(scores_dir(store_root(group), fp), chunks)
+
+
+def _saved_scores(group: zarr.Group, unregistered: bool) -> Iterator[ChunkScores] | None:
+    """The chunk scores the register stage saved for the current registration, read one at a time; None when
+    some chunk has none, or (``unregistered``) they lack the metrics of the frames as ingested."""
+    paths = _score_files(group)
     if paths is None:
         return None
     return (_checked(ChunkScores.from_file(p), unregistered) for p in paths)
+
+
+def _check_samples(store: Path) -> Samples | None:
+    """The checks' sampled frames as the register stage kept them with its chunk scores (None: the checks read
+    the store; also when a score file is damaged)."""
+    try:
+        group = zarr.open_group(store, mode="r")
+        paths = _score_files(group)
+        return None if paths is None else saved_samples(paths, int(get_array(group, FRAMES).shape[0]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _checked(scores: ChunkScores, unregistered: bool) -> ChunkScores:
@@ -331,7 +350,7 @@ def write_report(store: Path, figures: str = "all") -> tuple[dict[str, Any], Pat
             if missing:
                 raise StoreError(store, f"{missing[0]} ({len(missing)} missing in all); `orpam repair` recomputes them")
             report, data = compute_report(store)
-            report["warnings"] = [w.to_dict() for w in update_checks(store)]
+            report["warnings"] = [w.to_dict() for w in update_checks(store, _check_samples(store))]
         except OrpamError:
             raise
         except Exception as exc:  # damaged metadata or chunk bytes surface as several zarr/codec errors
