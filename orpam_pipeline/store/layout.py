@@ -49,10 +49,14 @@ def auto_chunk_frames(frame_shape: tuple[int, ...], n_frames: int) -> int:
 
 
 def codecs() -> dict[str, Any]:
-    """Compressor chain shared by every array: zstd inside Blosc, then a CRC32C checksum."""
+    """Compressor chain shared by every array: zstd inside Blosc, then a CRC32C checksum.
+
+    Level 1: within 2 % of level 3's ratio on float, count and thresholded frames, in 0.3-0.9x its time
+    (``benchmarks/bench_codecs.py``, docs/store.md).
+    """
     return {
         "compressors": [
-            zarr.codecs.BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle"),
+            zarr.codecs.BloscCodec(cname="zstd", clevel=1, shuffle="bitshuffle"),
             zarr.codecs.Crc32cCodec(),
         ]
     }
