@@ -20,7 +20,8 @@ import numpy as np
 from orpam_pipeline.errors import OrpamError
 from orpam_pipeline.geometry import odd_at_even, odd_matched
 from orpam_pipeline.register.pcregnet import InferenceSettings, PCRegNetMethod, get_runner
-from orpam_pipeline.register.phase import monotone_map, resample_columns
+from orpam_pipeline.register.phase import resample_columns
+from orpam_pipeline.register.quantile_map import monotone_map
 from orpam_pipeline.settings import setting
 
 SHIPPED_EOIR_CHECKPOINT = Path(__file__).resolve().parent.parent / "models" / "checkpoints" / "eoir-sim.pt"

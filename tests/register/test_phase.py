@@ -4,7 +4,7 @@ import pytest
 from orpam_pipeline.metrics import ncc_frames
 from orpam_pipeline.register import get_method
 from orpam_pipeline.register.engine import register_store
-from orpam_pipeline.register.phase import monotone_map, resample_columns, resample_rows
+from orpam_pipeline.register.phase import resample_columns, resample_rows
 from orpam_pipeline.simulate import SimulationParams, simulate
 from orpam_pipeline.store.layout import open_scan_store
 from tests.conftest import make_store
@@ -65,17 +65,6 @@ def test_resample_rows_subpixel_matches_a_smooth_signal():
     np.testing.assert_allclose(out, np.sin(2 * np.pi * (y[2:-3] + 0.4) / 32.0), atol=5e-3)
 
 
-def test_monotone_map_undoes_gain_offset_and_gamma():
-    rng = np.random.default_rng(1)
-    odd = rng.gamma(2.0, 0.2, size=20000)
-    even = 0.7 * odd**1.2 + 0.05
-    probs = np.linspace(0.005, 0.995, 65)
-    mapped = monotone_map(even, np.quantile(even, probs), np.quantile(odd, probs))
-    inside = (odd > np.quantile(odd, 0.01)) & (odd < np.quantile(odd, 0.99))
-    assert np.abs(mapped - odd)[inside].max() < 0.02
-    assert np.all(np.diff(monotone_map(np.linspace(-1, 5, 200), np.quantile(even, probs), np.quantile(odd, probs))) >= 0)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", range(5))
 def test_phase_profile_accuracy_across_random_scenes(tmp_path, seed):
@@ -87,19 +76,6 @@ def test_phase_profile_accuracy_across_random_scenes(tmp_path, seed):
     reg = ncc_frames(group["registered_even/0"][:], sim.even_true).mean()
     copy = ncc_frames(sim.frames[..., 0::2][..., :128], sim.even_true).mean()
     assert reg > copy, (reg, copy)
-
-
-def test_intensity_map_of_clipped_data_stays_in_range():
-    """Saturated uint16 data tie the top quantiles; the map's extension must not explode on overshoot."""
-    from orpam_pipeline.register.phase import monotone_map
-
-    src = np.concatenate([np.linspace(0, 60000, 40), np.full(25, 65535.0)])
-    dst = np.linspace(0, 65535.0, 65)  # the forward lines are not saturated where the backward ones are
-    out = monotone_map(np.array([65535.0, 65600.0, 66000.0, -50.0]), src, dst)
-    assert np.all(np.abs(out) < 1e5), out
-    clipped_low = monotone_map(np.array([-30.0]), np.concatenate([np.zeros(30), np.linspace(1, 100, 35)]),
-                               np.linspace(0, 120, 65))  # fmt: skip
-    assert -200 < clipped_low[0] <= 0
 
 
 def test_whole_row_resampling_equals_per_sample_resampling():
