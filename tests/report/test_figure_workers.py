@@ -50,13 +50,13 @@ def test_a_report_drawn_by_workers_is_the_same_bytes_as_on_one_thread(runs, monk
     report, data = compute_report(runs["truth"].store)
     report = json_safe(report)
     monkeypatch.setenv(figure_workers.ENV, "0")
-    alone = build_figures(report, data, tmp_path / "alone", svg=False)
+    alone = build_figures(report, data, tmp_path / "alone")
     monkeypatch.setenv(figure_workers.ENV, "3")
-    shared = build_figures(report, data, tmp_path / "shared", svg=False)
+    shared = build_figures(report, data, tmp_path / "shared")
     assert [f.name for f in shared] == [f.name for f in alone] == ["frames", "crop", "displacement", "truth",
                                                                    "metrics_per_frame"]
     for a, b in zip(alone, shared):
-        assert a.png == b.png, a.name
+        assert a.png == b.png and a.svg == b.svg, a.name
         assert b.png_path.read_bytes() == b.png and b.png_path.parent == tmp_path / "shared"
 
 
