@@ -186,15 +186,18 @@ def _close_all() -> None:
         _workers.clear()
 
 
-def draw_all(jobs: Sequence[J], draw: Callable[..., R], *args: Any) -> list[R]:
+def draw_all(jobs: Sequence[J], draw: Callable[..., R], *args: Any, order: Sequence[int] | None = None) -> list[R]:
     """``[draw(job, *args) for job in jobs]``, the jobs shared between the workers and the calling thread.
 
-    Workers take jobs from the front, the calling thread from the back. A job that raises raises here.
-    A job whose worker dies is drawn on the calling thread.
+    Jobs start in ``order`` (indices into ``jobs``; default: as given), each on whichever of the workers
+    and the calling thread is free first, so the longest jobs given first finish together. A job that
+    raises raises here. A job whose worker dies is drawn on the calling thread.
     """
     results: list[Any] = [None] * len(jobs)
     idle = workers() if len(jobs) > 1 else []
-    pending = list(range(len(jobs)))
+    pending = list(range(len(jobs))) if order is None else list(order)
+    if sorted(pending) != list(range(len(jobs))):
+        raise ValueError(f"order must name every job once, got {pending} for {len(jobs)} jobs")
     running: dict[Future, tuple[int, Worker]] = {}
 
     def dispatch(worker: Worker, i: int) -> Future:
@@ -227,7 +230,7 @@ def draw_all(jobs: Sequence[J], draw: Callable[..., R], *args: Any) -> list[R]:
     feed()
     while pending or running:
         if pending:
-            i = pending.pop()
+            i = pending.pop(0)
             results[i] = draw(jobs[i], *args)
         else:
             collect(wait(running).done)

@@ -85,6 +85,28 @@ def test_no_workers_when_asked_or_on_one_core(monkeypatch):
         figure_workers.worker_count()
 
 
+def test_jobs_start_in_the_order_given_and_come_back_in_theirs(monkeypatch):
+    monkeypatch.setenv(figure_workers.ENV, "0")
+    started: list[int] = []
+    assert figure_workers.draw_all([10, 20, 30], lambda job: started.append(job) or job, order=[2, 0, 1]) == [10, 20, 30]
+    assert started == [30, 10, 20]
+    with pytest.raises(ValueError, match="order must name every job once"):
+        figure_workers.draw_all([1, 2], slow_pid, 0.0, order=[0, 0])
+
+
+def test_the_longest_figures_start_first(runs, monkeypatch, tmp_path):
+    """With one worker the longest figure goes to it and the next longest to the calling thread, so neither is
+    left with the longest figure after the others are done."""
+    from orpam_pipeline.report import figures
+
+    report, data = compute_report(runs["truth"].store)
+    started: list[str] = []
+    monkeypatch.setenv(figure_workers.ENV, "0")
+    monkeypatch.setattr(figures, "draw_job", lambda job, folder, svg: started.append(job.name))
+    build_figures(json_safe(report), data, tmp_path)
+    assert started == ["displacement", "metrics_per_frame", "truth", "frames", "crop"]
+
+
 def test_a_script_without_a_main_guard_runs_once(tmp_path):
     """multiprocessing's spawn and forkserver would import the caller's script again in every worker."""
     log = tmp_path / "ran.txt"
