@@ -37,8 +37,6 @@ class FigureJob:
     caption: str
     maker: Callable[..., Any]
     args: tuple
-    cost: float = 1.0
-    """Its drawing time relative to the others' (``FIGURE_COST``): the longest start first."""
 
 
 FIGURE_COST = {"displacement": 1.5, "metrics_per_frame": 1.4, "truth": 1.1, "frames": 1.0, "crop": 0.6}
@@ -62,7 +60,7 @@ def build_figures(report: Mapping[str, Any], data: Mapping[str, Any], folder: Pa
     back in the order of :func:`figure_jobs`.
     """
     jobs = figure_jobs(report, data)
-    longest_first = sorted(range(len(jobs)), key=lambda i: -jobs[i].cost)
+    longest_first = sorted(range(len(jobs)), key=lambda i: -FIGURE_COST.get(jobs[i].name, 1.0))
     drawn = draw_all(jobs, draw_job, folder, svg, order=longest_first)
     return [f for f in drawn if f is not None]
 
@@ -78,7 +76,7 @@ def figure_jobs(report: Mapping[str, Any], data: Mapping[str, Any]) -> list[Figu
     out: list[FigureJob] = []
 
     def add(maker: Callable[..., Any], args: tuple, name: str, kind: Literal["image", "plot"], caption: str) -> None:
-        out.append(FigureJob(name, kind, caption, maker, args, FIGURE_COST.get(name, 1.0)))
+        out.append(FigureJob(name, kind, caption, maker, args))
 
     before, after = data["unregistered"], data["registered"]
     y0, y1, x0, x1 = box = choose_crop(before)
