@@ -42,8 +42,9 @@ def render(
     """
     engine = fig.get_layout_engine()
     if engine is not None:
-        fig.set_dpi(DPI)
-        engine.execute(fig)
+        if fig.axes:  # as Figure.draw: a figure without axes is not laid out
+            fig.set_dpi(DPI)
+            engine.execute(fig)
         fig.set_layout_engine(None)
     png = io.BytesIO()
     fig.savefig(png, format="png", dpi=DPI, metadata={"Software": None}, pil_kwargs={"compress_level": 1})

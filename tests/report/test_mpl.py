@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import warnings
 
 import numpy as np
 
@@ -36,3 +37,11 @@ def test_svg_is_the_same_in_every_run(tmp_path):
     second = render(_figure(), "f", "plot", "caption")
     assert first.svg is not None and first.svg == second.svg
     assert (tmp_path / "f.svg").read_text() == first.svg and (tmp_path / "f.png").read_bytes() == first.png
+
+
+def test_a_figure_without_axes_renders_without_a_layout_warning():
+    fig = new_figure(3.0, 1.0)
+    fig.text(0.5, 0.5, "nothing to lay out")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # constrained layout warns on a figure without axes
+        assert render(fig, "t", "plot", "caption", svg=False).png.startswith(b"\x89PNG")
