@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import numpy as np
 import zarr
 
@@ -41,9 +44,11 @@ def _count_scorings(monkeypatch) -> list[int]:
     """Counts every chunk's intra-frame scoring (registered, and unregistered while not cached)."""
     count = [0]
     original = chunk_scores.intra_frame_metrics
+    lock = threading.Lock()  # the ingest scorer scores chunks on several threads
 
     def spy(*args):
-        count[0] += 1
+        with lock:
+            count[0] += 1
         return original(*args)
 
     monkeypatch.setattr(chunk_scores, "intra_frame_metrics", spy)
@@ -159,3 +164,26 @@ def test_the_ingest_scorer_keeps_nothing_unless_it_scored_every_chunk_in_order(t
     chunk_scores.clear_scores(store)
     write_report(store)  # scores the store and keeps the same table
     assert np.array_equal(np.asarray(zarr.open_group(store, mode="r")[UNREGISTERED_CACHE][...]), kept, equal_nan=True)
+
+
+def test_scores_from_several_scorer_threads_are_the_same_in_frame_order(tmp_path, monkeypatch):
+    """Chunks scored side by side, finishing out of order, keep the one-thread table bit for bit."""
+    store = _store(tmp_path)  # 7 frames in chunks of 3
+    frames = np.asarray(zarr.open_group(store, mode="r")["frames/0"][...])
+    chunks = [frames[a : a + 3] for a in range(0, 7, 3)]
+    tables = []
+    for threads in (1, 3):
+        with monkeypatch.context() as m:
+            original = chunk_scores.score_unregistered
+
+            def slow_first(block, first_line):  # the first chunk finishes last
+                time.sleep(0.3 if threads > 1 and np.array_equal(block, chunks[0]) else 0.0)
+                return original(block, first_line)
+
+            m.setattr(chunk_scores, "score_unregistered", slow_first)
+            with chunk_scores.IngestScorer(threads=threads) as scorer:
+                for i, c in enumerate(chunks):
+                    scorer(i, c, "forward")
+                assert scorer.save(store, 3)
+        tables.append(np.asarray(zarr.open_group(store, mode="r")[UNREGISTERED_CACHE][...]))
+    assert np.array_equal(tables[0], tables[1], equal_nan=True)
