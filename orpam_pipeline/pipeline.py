@@ -77,7 +77,7 @@ class ScanOutcome:
 
 
 def ingest_scored(source: ScanSource, out_dir: Path, options: RunOptions, progress: ProgressFn | None = None) -> IngestResult:
-    """Ingest ``source`` as ``options`` say, scoring the frames as ingested on a second thread meanwhile.
+    """Ingest ``source`` as ``options`` say, scoring the frames as ingested on other threads meanwhile.
 
     A fresh ingest keeps those scores in the store (``report.chunk_scores.IngestScorer``), so the
     register stage and the report never score the unregistered lines again.
