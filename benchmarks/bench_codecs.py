@@ -24,6 +24,7 @@ from datetime import date
 
 import numpy as np
 from numcodecs import Blosc
+from numcodecs import blosc
 
 from orpam_pipeline.simulate import SimulationParams, simulate
 from orpam_pipeline.store.layout import codecs
@@ -69,7 +70,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--size", type=int, default=256)
     args = parser.parse_args()
-    Blosc.use_threads = False  # the store encodes each chunk on one thread (chunks run side by side)
+    blosc.use_threads = False  # the store encodes each chunk on one thread (chunks run side by side)
     frames = max(1, 8 * 2**20 // (args.size * args.size * 4))
     own = store_codec()
     print(f"bench_codecs: {frames} frames of {args.size}², medians of {args.repeats}, {platform.machine()}, "

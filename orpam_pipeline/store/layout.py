@@ -51,7 +51,7 @@ def auto_chunk_frames(frame_shape: tuple[int, ...], n_frames: int) -> int:
 def codecs() -> dict[str, Any]:
     """Compressor chain shared by every array: zstd inside Blosc, then a CRC32C checksum.
 
-    Level 1: within 2 % of level 3's ratio on float, count and thresholded frames, in 0.3-1.0x its time
+    Level 1: within 2 % of level 3's ratio on float, count and thresholded frames, in 0.4-0.9x its time
     (``benchmarks/bench_codecs.py``, docs/store.md).
     """
     return {
