@@ -175,6 +175,7 @@ def assemble(chunks: Iterable[ChunkScores]) -> tuple[dict[str, np.ndarray], dict
 
 
 MAX_SCORER_THREADS = 4
+"""At most this many chunks scored at a time during ingest (as many as ingest writes, ``store.ingest``)."""
 
 
 def scorer_threads() -> int:
@@ -184,7 +185,7 @@ def scorer_threads() -> int:
 
 
 class IngestScorer:
-    """The metrics of the frames as ingested, scored on a background thread while ingest reads and writes.
+    """The metrics of the frames as ingested, scored on background threads while ingest reads and writes.
 
     Ingest calls it with every chunk it writes (``ingest(..., on_chunk=scorer)``); :meth:`save` keeps the
     result as the store's ``UNREGISTERED_CACHE`` when every chunk of the scan came through it (a fresh
