@@ -60,6 +60,7 @@ from orpam_pipeline.store.layout import (
     mark_stage,
     now_iso,
     open_scan_store,
+    read_frames,
     resolve_store_path,
     write_image,
 )
@@ -144,7 +145,8 @@ class _ChunkMeasurer:
     def __call__(self, index: int) -> np.ndarray:
         frames = get_array(_open_group(self.store, "r"), FRAMES)
         start = index * self.chunk
-        return _measure_block(frames[start : min(start + self.chunk, frames.shape[0])], self.method, self.first_line)
+        return _measure_block(read_frames(frames, start, min(start + self.chunk, frames.shape[0])), self.method,
+                              self.first_line)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -174,7 +176,7 @@ class _ChunkWriter:
         frames = get_array(group, FRAMES)
         start = index * self.chunk
         stop = min(start + self.chunk, frames.shape[0])
-        block = frames[start:stop]
+        block = read_frames(frames, start, stop)
         packed = _apply_block(block, plan_rows, self.method, self.first_line, self.displacement)
         reg = packed[..., : self.n_moving]
         outputs = {REGISTERED_EVEN: reg, MERGED: _merge_block(block, reg, self.first_line)}

@@ -21,6 +21,7 @@ import zarr.codecs
 
 from orpam_pipeline.errors import StoreError
 from orpam_pipeline.geometry import fixed_parity
+from orpam_pipeline.store.chunk_files import read_chunk, write_chunk
 from orpam_pipeline.store.files import sync_chunks, sync_dir, sync_file
 from orpam_pipeline.store.ngff import halve, image_metadata, level_count, level_shape
 
@@ -210,14 +211,27 @@ def mark_stage(group: zarr.Group, stage: str, complete: bool, **info: Any) -> No
 
 
 def write_frames(array: zarr.Array, start: int, stop: int, data: np.ndarray) -> None:
-    """Write frames ``start:stop`` (one whole chunk: one atomic zarr file write) and flush that chunk
-    file to the disk, so that the chunk marker written next never vouches for data a power loss took."""
+    """Write frames ``start:stop`` (one whole chunk: one atomic file write) and flush that chunk file to the
+    disk, so that the chunk marker written next never vouches for data a power loss took.
+
+    A whole chunk of a local store is encoded and written on the calling thread
+    (:func:`~orpam_pipeline.store.chunk_files.write_chunk`, zarr's bytes); anything else goes through zarr.
+    """
+    if write_chunk(array, start, stop, data):
+        return
     array[start:stop] = data
     root = getattr(array.store, "root", None)
     if root is not None:
         index = start // int(array.chunks[0])
         key = array.metadata.encode_chunk_key((index,) + (0,) * (array.ndim - 1))
         sync_chunks(Path(root) / array.path, [key])
+
+
+def read_frames(array: zarr.Array, start: int, stop: int) -> np.ndarray:
+    """Frames ``start:stop`` of ``array``: one whole chunk straight from its file where that applies
+    (:func:`~orpam_pipeline.store.chunk_files.read_chunk`), anything else through zarr."""
+    block = read_chunk(array, start, stop)
+    return np.asarray(array[start:stop]) if block is None else block
 
 
 def write_image(levels: list[zarr.Array], start: int, stop: int, data: np.ndarray) -> None:

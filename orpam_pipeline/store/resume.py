@@ -144,8 +144,9 @@ def clear_state(store: Path) -> None:
 
 
 def clean_strays(store: Path) -> list[Path]:
-    """Delete files a killed writer left behind: zarr's ``*.<uuid>.partial`` chunk files inside the
-    store, and ``.<name>.partial-<pid>`` files or folders beside it and in its state folder.
+    """Delete files a killed writer left behind: zarr's ``*.<uuid>.partial`` and this package's
+    ``.<name>.partial-<pid>`` chunk files inside the store (``chunk_files``), and ``.<name>.partial-<pid>``
+    files or folders beside it and in its state folder.
 
     Call only while holding the folder's lock: then no live writer owns them.
     """
@@ -154,7 +155,7 @@ def clean_strays(store: Path) -> list[Path]:
     if store.is_dir():
         for dirpath, _, filenames in os.walk(store):
             for name in filenames:
-                if _ZARR_PARTIAL.search(name):
+                if _ZARR_PARTIAL.search(name) or OWN_PARTIAL.match(name):
                     removed.append(Path(dirpath) / name)
     for folder in (store.parent, *_walk_dirs(state_root(store))):
         try:

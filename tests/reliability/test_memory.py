@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import pathlib
 import sys
 import threading
 
@@ -30,20 +31,22 @@ def test_disk_full_during_registration_leaves_a_resumable_store(tmp_path, small_
     register_store(reference, get_method("phase"))
     store = make_store(tmp_path / "faulty", frames, chunk_frames=2)
 
-    real_set = zarr.storage.LocalStore.set
+    real_open = pathlib.Path.open
     guard = threading.Lock()
     writes = {"n": 0}
 
-    async def full_disk(self, key, value):
-        if key.startswith(OUTPUTS):
+    def full_disk(self, mode="r", *args, **kwargs):
+        """Chunk files of the registered arrays opened for writing (by zarr or by ``store.chunk_files``) fail
+        after the 13th: the disk is full."""
+        if "w" in mode and self.is_relative_to(store) and self.relative_to(store).as_posix().startswith(OUTPUTS):
             with guard:
                 writes["n"] += 1
                 fail = writes["n"] > 13
             if fail:
                 raise OSError(errno.ENOSPC, "No space left on device")
-        return await real_set(self, key, value)
+        return real_open(self, mode, *args, **kwargs)
 
-    monkeypatch.setattr(zarr.storage.LocalStore, "set", full_disk)
+    monkeypatch.setattr(pathlib.Path, "open", full_disk)
     with pytest.raises(StoreError, match="No space left on device.*rerun to continue") as err:
         register_store(store, get_method("phase"))
     assert "\n" not in str(err.value)
@@ -56,7 +59,7 @@ def test_disk_full_during_registration_leaves_a_resumable_store(tmp_path, small_
         for name in ("registered_even", "merged", "displacement"):
             np.testing.assert_array_equal(get_array(group, name)[2 * i : 2 * i + 2], want[name][2 * i : 2 * i + 2])
 
-    monkeypatch.setattr(zarr.storage.LocalStore, "set", real_set)
+    monkeypatch.setattr(pathlib.Path, "open", real_open)
     register_store(store, get_method("phase"))
     assert_same_arrays(read_arrays(store), want)
     assert stage_complete(zarr.open_group(store), "register")
