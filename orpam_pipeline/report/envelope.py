@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,20 +29,23 @@ def bin_edges(n: int, bins: int) -> np.ndarray:
 
 
 def envelope(values: ArrayLike, bins: int = BINS) -> Envelope:
-    """NaN-aware mean, min and max of ``values`` per bin of consecutive elements (all-NaN bins give NaN)."""
+    """NaN-aware mean, min and max of ``values`` per bin of consecutive elements (all-NaN bins give NaN).
+
+    One ``reduceat`` per statistic over all bins (the bins are runs of consecutive elements, never empty).
+    """
     v = np.asarray(values, dtype=np.float64).ravel()
     if v.size == 0:
         empty = np.zeros(0)
         return Envelope(empty, empty, empty, empty)
     edges = bin_edges(v.size, bins)
     starts, stops = edges[:-1], edges[1:]
-    finite = np.where(np.isfinite(v), v, np.nan)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        mean = np.array([np.nanmean(finite[a:b]) for a, b in zip(starts, stops)])
-        low = np.array([np.nanmin(finite[a:b]) for a, b in zip(starts, stops)])
-        high = np.array([np.nanmax(finite[a:b]) for a, b in zip(starts, stops)])
-    return Envelope((starts + stops - 1) / 2.0, mean, low, high)
+    finite = np.isfinite(v)
+    count = np.add.reduceat(finite.astype(np.int64), starts)
+    total = np.add.reduceat(np.where(finite, v, 0.0), starts)
+    kept = np.where(finite, v, np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(count > 0, total / count, np.nan)
+    return Envelope((starts + stops - 1) / 2.0, mean, np.fmin.reduceat(kept, starts), np.fmax.reduceat(kept, starts))
 
 
 def needs_envelope(n: int) -> bool:
