@@ -62,5 +62,4 @@ def render(
         if svg_text is not None:
             atomic_write(folder / f"{name}.svg", svg_text)
     width = float(fig.get_figwidth())
-    fig.clear()
     return RenderedFigure(name, kind, caption, png_bytes, svg_text, width, *paths)
