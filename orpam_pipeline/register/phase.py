@@ -212,8 +212,8 @@ class PhaseCorrelation(RegistrationMethod):
         probs = np.linspace(0.005, 0.995, s.quantiles)
         t = even.shape[0]
         if s.harmonise:
-            all_even = row_quantiles(even.reshape(t, -1), probs)
-            all_odd = row_quantiles(odd.reshape(t, -1), probs)
+            all_even = row_quantiles(even, probs)
+            all_odd = row_quantiles(odd, probs)
         rows = np.zeros((t, self.plan_width))
         n_win, n_q = self.starts.size, s.quantiles
         if s.harmonise:

@@ -18,9 +18,11 @@ def test_identical_to_np_quantile(dtype, n):
     rows = (rng.standard_normal((5, n)) * 10.0 ** rng.integers(-3, 4, (5, 1))).astype(dtype)
     rows[1] = np.round(rows[1])  # ties
     rows[2] = rows[2, 0]  # constant
+    before = rows.copy()
     got = row_quantiles(rows, PROBS)
     want = np.stack([np.quantile(r, PROBS) for r in rows])
     assert got.dtype == np.float64 and np.array_equal(got, want)
+    assert np.array_equal(rows, before)  # sorted in a copy, never in place
 
 
 @pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")  # np.quantile's own, on infinities
@@ -37,8 +39,12 @@ def test_rows_with_nan_or_inf_as_np_quantile():
 def test_strided_frames_as_measured():
     frames = np.random.default_rng(1).random((3, 40, 31), dtype=np.float32)
     even = frames[..., 1::2]
+    before = frames.copy()
     want = np.stack([np.quantile(f, PROBS) for f in even])
+    assert np.array_equal(row_quantiles(even, PROBS), want)
     assert np.array_equal(row_quantiles(even.reshape(3, -1), PROBS), want)
+    assert np.array_equal(row_quantiles(frames, PROBS), np.stack([np.quantile(f, PROBS) for f in frames]))
+    assert np.array_equal(frames, before)
 
 
 def test_monotone_map_undoes_gain_offset_and_gamma():
