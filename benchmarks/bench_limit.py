@@ -6,7 +6,9 @@ session and interleaved per repeat, every row runs in a fresh child process:
 
 - ``io-limit``: read the input and write the four output arrays (``frames``, ``registered_even``,
   ``merged``, ``displacement``) with the store's own codecs, chunking and per-chunk ``fsync``
-  (``store.layout.create_frame_array`` / ``write_image``) and nothing else;
+  (``store.layout.create_frame_array`` / ``write_image``) and nothing else. ``write_image`` encodes a
+  chunk on the calling thread, here the main thread, where numcodecs lets Blosc use its own threads (one
+  per core, at most 8), so the limit's encoding uses every core as the pipeline's chunk tasks do;
 - ``shift-int``: a global integer shift of the backward lines (what suite2p's bidiphase does),
   estimated once from the mean of the first chunk by phase correlation, read → correct → write of
   the same four arrays;
