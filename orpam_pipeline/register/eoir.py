@@ -21,7 +21,7 @@ from orpam_pipeline.errors import OrpamError
 from orpam_pipeline.geometry import odd_at_even, odd_matched
 from orpam_pipeline.register.pcregnet import InferenceSettings, PCRegNetMethod, get_runner
 from orpam_pipeline.register.phase import resample_columns
-from orpam_pipeline.register.quantile_map import monotone_map
+from orpam_pipeline.register.quantile_map import monotone_map, row_quantiles
 from orpam_pipeline.settings import setting
 
 SHIPPED_EOIR_CHECKPOINT = Path(__file__).resolve().parent.parent / "models" / "checkpoints" / "eoir-sim.pt"
@@ -92,8 +92,7 @@ class EOIRMethod(PCRegNetMethod):
         rows = np.arange(moving.shape[1], dtype=np.float32)[None, :, None]
         registered = resample_columns(moving, rows + d)
         if s.harmonise:
+            src, dst = row_quantiles(registered, QUANTILES), row_quantiles(fixed, QUANTILES)
             for t in range(registered.shape[0]):
-                src = np.quantile(registered[t], QUANTILES)
-                dst = np.quantile(fixed[t], QUANTILES)
-                registered[t] = monotone_map(registered[t], src, dst)
+                registered[t] = monotone_map(registered[t], src[t], dst[t])
         return registered, d.astype(np.float32)
