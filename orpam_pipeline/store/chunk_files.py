@@ -115,7 +115,10 @@ def read_chunk(array: zarr.Array, start: int, stop: int) -> np.ndarray | None:
 
 
 def _only(block: np.ndarray, fill: np.ndarray) -> bool:
-    """Whether every value of ``block`` is the fill value (NaN counting as equal to a NaN fill)."""
-    if np.issubdtype(block.dtype, np.floating) and np.isnan(fill):
-        return bool(np.isnan(block).all())
-    return bool((block == fill).all())
+    """Whether every value of ``block`` is the fill value (NaN counting as equal to a NaN fill); the first value
+    usually answers without a pass over the chunk."""
+    nan = np.issubdtype(block.dtype, np.floating) and bool(np.isnan(fill))
+    first = block.flat[0] if block.size else fill
+    if not (np.isnan(first) if nan else first == fill):
+        return False
+    return bool(np.isnan(block).all()) if nan else bool((block == fill).all())

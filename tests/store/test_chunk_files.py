@@ -79,6 +79,11 @@ def test_a_chunk_of_fill_values_has_no_file_as_with_zarr(tmp_path):
     by_zarr[0:CHUNK] = nan
     assert write_chunk(direct, 0, CHUNK, nan)
     assert _files(direct) == _files(by_zarr) == {}
+    partly = _data("float")[:CHUNK]
+    partly[0, 0, 0] = np.nan  # the first value alone is the fill value: the chunk is written
+    by_zarr[0:CHUNK] = partly
+    assert write_chunk(direct, 0, CHUNK, partly)
+    assert _files(direct) == _files(by_zarr) and len(_files(direct)) == 1
 
 
 def test_write_frames_goes_through_zarr_where_the_direct_path_does_not_apply(tmp_path):
