@@ -69,8 +69,10 @@ def write_chunk(array: zarr.Array, start: int, stop: int, data: np.ndarray) -> b
     not written and any earlier file of it is removed.
     """
     target = _chunk_file(array, start, stop, writing=True)
+    if target is None:
+        return False
     block = np.asarray(data, dtype=array.dtype)
-    if target is None or block.shape != (stop - start, *array.shape[1:]):
+    if block.shape != (stop - start, *array.shape[1:]):
         return False
     path, codec = target
     fill = np.asarray(array.metadata.fill_value, dtype=array.dtype)
@@ -86,8 +88,9 @@ def write_chunk(array: zarr.Array, start: int, stop: int, data: np.ndarray) -> b
         block = padded
     encoded = codec.encode(np.ascontiguousarray(block, dtype=block.dtype.newbyteorder("<")))  # type: ignore[attr-defined]
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_file(path) as tmp:
-        tmp.write_bytes(bytes(encoded) + _checksum(encoded))
+    with atomic_file(path) as tmp, tmp.open("wb") as out:
+        out.write(encoded)
+        out.write(_checksum(encoded))
     return True
 
 
