@@ -70,13 +70,15 @@ def _resample(lines: np.ndarray, positions: np.ndarray) -> np.ndarray:
     base = base.astype(np.intp)
     out = np.zeros(lines.shape, dtype=np.float32)
     whole_rows = positions.shape[-1] == 1 and lines.ndim == 3
-    if whole_rows:  # one position per row: gather whole rows, not single samples
-        rows = np.ascontiguousarray(lines).reshape(-1, lines.shape[-1])
+    if whole_rows:  # one position per row: gather whole rows, not single samples, into one reused buffer
+        rows = np.ascontiguousarray(lines, dtype=np.result_type(lines, np.float32)).reshape(-1, lines.shape[-1])
         first = (np.arange(lines.shape[0]) * height)[:, None]
+        taken = np.empty(lines.shape, dtype=rows.dtype)
     for offset, weight in zip(KEYS_OFFSETS, keys_weights(frac)):
         idx = np.clip(base + offset, 0, height - 1)
         if whole_rows:
-            out += weight * rows[idx[..., 0] + first]
+            np.take(rows, (idx[..., 0] + first).ravel(), axis=0, out=taken.reshape(rows.shape))
+            out += np.multiply(weight, taken, out=taken)
         else:
             out += weight * np.take_along_axis(lines, np.broadcast_to(idx, lines.shape), axis=-2)
     return out

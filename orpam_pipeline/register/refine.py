@@ -22,13 +22,18 @@ from orpam_pipeline.register.phase import resample_columns
 MAX_STEP = 1.0
 
 
-def _gain_offset(warped: np.ndarray, fixed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _gain_offset(warped: np.ndarray, centred_fixed: np.ndarray, fixed_mean: np.ndarray,
+                 scratch: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Per frame, the least-squares gain (at least 1e-3) and offset from ``warped`` to the fixed lines, given
+    as ``centred_fixed`` (float64, their frame mean ``fixed_mean`` taken off); ``scratch``: two float64 arrays of
+    ``warped``'s shape to work in."""
+    centred, product = scratch
     wm = warped.mean(axis=(1, 2), keepdims=True, dtype=np.float64)
-    fm = fixed.mean(axis=(1, 2), keepdims=True, dtype=np.float64)
-    cov = ((warped - wm) * (fixed - fm)).mean(axis=(1, 2), keepdims=True)
-    var = ((warped - wm) ** 2).mean(axis=(1, 2), keepdims=True)
+    np.subtract(warped, wm, out=centred)
+    cov = np.multiply(centred, centred_fixed, out=product).mean(axis=(1, 2), keepdims=True)
+    var = np.power(centred, 2, out=product).mean(axis=(1, 2), keepdims=True)
     a = np.maximum(cov / np.maximum(var, 1e-12), 1e-3)
-    return a, fm - a * wm
+    return a, fixed_mean - a * wm
 
 
 def _basis(height: int, degree: int) -> np.ndarray:
@@ -54,17 +59,27 @@ def refine_rows(even: np.ndarray, odd: np.ndarray, displacement: np.ndarray, ite
     e = np.ascontiguousarray(even, dtype=np.float32)
     f = np.asarray(odd, dtype=np.float32)
     d = np.array(displacement, dtype=np.float32)
+    shape = d.shape
+    if d.ndim == 3 and (d == d[..., :1]).all():  # a profile: one position per row, resampled as whole rows
+        d = np.ascontiguousarray(d[..., :1])
     rows = np.arange(e.shape[1], dtype=np.float32)[None, :, None]
-    slope = np.gradient(e, axis=1).astype(np.float32)
+    slope = np.gradient(e, axis=1).astype(np.float32, copy=False)
     scale = np.maximum(f.std(axis=(1, 2), dtype=np.float64), 1e-12)[:, None]  # per frame: blocks of any size agree
     basis = None if degree is None else _basis(e.shape[1], degree)
+    fixed_mean = f.mean(axis=(1, 2), keepdims=True, dtype=np.float64)
+    centred_fixed = f - fixed_mean
+    scratch = (np.empty(e.shape), np.empty(e.shape))
+    r, j = np.empty(e.shape, dtype=np.float32), np.empty(e.shape, dtype=np.float32)
     for _ in range(int(iterations)):
         positions = rows + d
         warped = resample_columns(e, positions)
         grad = resample_columns(slope, positions)
-        a, b = _gain_offset(warped, f)
-        r = (a * warped + b - f).astype(np.float32)
-        j = (a * grad).astype(np.float32)
+        a, b = _gain_offset(warped, centred_fixed, fixed_mean, scratch)
+        work = np.multiply(a, warped, out=scratch[0])
+        work += b
+        work -= f
+        np.copyto(r, work, casting="same_kind")
+        np.copyto(j, np.multiply(a, grad, out=scratch[0]), casting="same_kind")
         num = np.einsum("tyc,tyc->ty", j, r, dtype=np.float64)
         den = np.einsum("tyc,tyc->ty", j, j, dtype=np.float64) + 1e-6 * scale**2 * e.shape[2]
         if basis is not None:
@@ -73,4 +88,4 @@ def refine_rows(even: np.ndarray, odd: np.ndarray, displacement: np.ndarray, ite
             step = -gaussian_filter1d(num, smooth_rows, axis=1, mode="nearest") / gaussian_filter1d(
                 den, smooth_rows, axis=1, mode="nearest")
         d = d + np.clip(step, -MAX_STEP, MAX_STEP).astype(np.float32)[..., None]
-    return d
+    return np.ascontiguousarray(np.broadcast_to(d, shape))

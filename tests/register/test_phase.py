@@ -4,7 +4,7 @@ import pytest
 from orpam_pipeline.metrics import ncc_frames
 from orpam_pipeline.register import get_method
 from orpam_pipeline.register.engine import register_store
-from orpam_pipeline.register.phase import resample_columns, resample_rows
+from orpam_pipeline.register.phase import _resample, resample_columns, resample_rows
 from orpam_pipeline.simulate import SimulationParams, simulate
 from orpam_pipeline.store.layout import open_scan_store
 from tests.conftest import make_store
@@ -78,14 +78,18 @@ def test_phase_profile_accuracy_across_random_scenes(tmp_path, seed):
     assert reg > copy, (reg, copy)
 
 
-def test_whole_row_resampling_equals_per_sample_resampling():
-    """The profile path gathers whole rows; it must give the per-column kernel's numbers bit for bit."""
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.uint16, np.int32])
+def test_whole_row_resampling_equals_per_sample_resampling(dtype):
+    """The profile path gathers whole rows; it must give the per-sample kernel's numbers bit for bit, for
+    every input type (integers are weighted as numpy promotes them)."""
     rng = np.random.default_rng(3)
-    lines = rng.standard_normal((3, 40, 7)).astype(np.float32)
+    lines = (rng.standard_normal((3, 40, 7)) * 1000 + 2000).astype(dtype)
     positions = np.arange(40)[None, :] + rng.uniform(-6, 6, size=(3, 40))
     rows = resample_rows(lines, positions)
-    columns = resample_columns(lines, np.broadcast_to(positions[..., None], lines.shape))
-    assert np.array_equal(rows, columns)
+    per_sample = _resample(lines, np.ascontiguousarray(np.broadcast_to(positions[..., None], lines.shape)))
+    assert rows.dtype == per_sample.dtype == np.float32
+    assert np.array_equal(rows, per_sample)
+    assert np.array_equal(resample_columns(lines, np.broadcast_to(positions[..., None], lines.shape)), per_sample)
 
 
 def test_a_profile_given_as_a_field_resamples_like_a_field():
