@@ -255,7 +255,8 @@ def _figure_worker_pids() -> list[int]:
         from orpam_pipeline.report import figure_workers
     except ImportError:  # an older tree
         return []
-    return [w.process.pid for w in getattr(figure_workers, "_workers", [])]
+    # a forked worker has no process handle of ours; an older tree's workers have no ``pid``
+    return [w.pid if hasattr(w, "pid") else w.process.pid for w in getattr(figure_workers, "_workers", [])]
 
 
 def figure_workers_cpu_seconds() -> float:

@@ -1,14 +1,17 @@
-"""Draw a report's figures on several cores: the calling thread and a few worker processes share the jobs.
+"""Draw a report's figures on several cores, in worker processes that alone import the plotting code.
 
 matplotlib holds the GIL for most of its work (layout, ticks, text, SVG), so threads would not help;
-processes do. The workers are plain ``python -c`` children that import the plotting code once and then
-draw jobs sent as pickles over their stdin/stdout. They are not started through ``multiprocessing``,
-whose ``spawn`` and ``forkserver`` re-import the caller's main script (a user's script without an
-``if __name__ == "__main__"`` guard would run again) and whose ``fork`` is unsafe in a process with
-threads. A worker that dies is replaced by drawing on the calling thread; a worker whose parent is gone
-reads end-of-file and exits. ``ORPAM_FIGURE_WORKERS=0``, a single core, a dask.distributed worker (the
-cluster already spreads whole scans over the cores) or a process that cannot start children draws
-everything on the calling thread; the figures are the same bytes either way.
+processes do. Importing matplotlib costs about a CPU-second, so it is imported once: the first worker
+is a plain ``python -c`` child that imports the plotting code and then forks the other workers (it has
+no other threads at that point, so the fork is safe); the calling process never imports it while
+workers draw. Jobs and results travel as pickles over each worker's own pair of pipes. The workers are
+not started through ``multiprocessing``, whose ``spawn`` and ``forkserver`` re-import the caller's main
+script (a user's script without an ``if __name__ == "__main__"`` guard would run again) and whose ``fork``
+is unsafe in a process with threads. The calling thread draws only when no worker can: a job whose worker
+dies is drawn there, and ``ORPAM_FIGURE_WORKERS=0``, a single core, a dask.distributed worker (the cluster
+already spreads whole scans over the cores) or a process that cannot start children draws everything
+there. A worker whose parent is gone reads end-of-file and exits; the figures are the same bytes
+wherever they are drawn.
 """
 
 from __future__ import annotations
@@ -22,17 +25,20 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
 from orpam_pipeline.cores import usable_cores
 
 MAX_WORKERS = 3
-"""At most this many worker processes (a report has five figures at most; the calling thread draws too)."""
+"""At most this many worker processes (a report has five figures at most)."""
 ENV = "ORPAM_FIGURE_WORKERS"
 """Environment variable: the number of worker processes (0: draw on the calling thread only)."""
-PRELOAD = "orpam_pipeline.report.figures"
+PRELOAD = ("orpam_pipeline.report.figures", "orpam_pipeline.report.image_figures", "orpam_pipeline.report.plot_figures")
+"""What a worker imports before it forks the others: everything a figure is drawn with."""
+SINGLE_THREADED = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+"""Thread pools a worker keeps to one thread: drawing needs none, and the first worker forks the others."""
 _HEADER = struct.Struct("<Q")
 
 J = TypeVar("J")
@@ -56,8 +62,9 @@ def _on_dask_worker() -> bool:
 
 
 def worker_count() -> int:
-    """How many worker processes to use: ``$ORPAM_FIGURE_WORKERS``, else one fewer than the usable cores (at most
-    ``MAX_WORKERS``), and none inside a dask.distributed worker unless the variable asks for them."""
+    """How many worker processes to use: ``$ORPAM_FIGURE_WORKERS``, else one per usable core (at most
+    ``MAX_WORKERS``; none on a single core, where the calling thread draws), and none inside a
+    dask.distributed worker unless the variable asks for them."""
     wanted = os.environ.get(ENV, "").strip()
     if wanted:
         try:
@@ -69,7 +76,7 @@ def worker_count() -> int:
     if _on_dask_worker():
         return 0
     cores = usable_cores()
-    return min(MAX_WORKERS, cores - 1)
+    return 0 if cores < 2 else min(MAX_WORKERS, cores)
 
 
 def _send(stream: IO[bytes], message: Any) -> None:
@@ -89,20 +96,34 @@ def _receive(stream: IO[bytes]) -> Any:
     return pickle.loads(data)
 
 
-def serve() -> None:
-    """A worker's loop: draw each job read from stdin and answer ``(True, result)`` or ``(False, exception)``.
+def serve(siblings: Sequence[tuple[int, int]] = ()) -> None:
+    """A worker's life: import the plotting code, fork one worker per ``siblings`` pipe pair (read, write),
+    then draw each job read and answer ``(True, result)`` or ``(False, exception)``, after a first message
+    with its process id.
 
-    Ctrl-C reaches the whole process group; the worker leaves it to its parent, whose exit closes the pipe.
+    Ctrl-C reaches the whole process group; the worker leaves it to its parent, whose exit closes the pipes.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    __import__(PRELOAD)
+    for module in PRELOAD:
+        __import__(module)
+    sys.stdout.flush()
+    forked = False
+    for read, write in siblings:
+        forked = _fork_detached()
+        if forked:  # this worker's own pipes become its stdin and stdout
+            os.dup2(read, 0)
+            os.dup2(write, 1)
+            break
+    for fd in {fd for pair in siblings for fd in pair}:
+        os.close(fd)  # a pipe end left open elsewhere would keep the caller from seeing its worker end
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
-    sys.stdout = sys.stderr  # nothing the plotting code prints may reach the pipe
+    sys.stdout = sys.stderr  # nothing the plotting code prints may reach a pipe
+    _send(stdout, os.getpid())
     while True:
         try:
             draw, job, args = _receive(stdin)
         except EOFError:
-            return
+            break
         try:
             answer: tuple[bool, Any] = (True, draw(job, *args))
         except Exception as exc:
@@ -111,47 +132,115 @@ def serve() -> None:
             _send(stdout, answer)
         except (pickle.PicklingError, TypeError, AttributeError):
             _send(stdout, (False, RuntimeError(f"{type(answer[1]).__name__}: {answer[1]}")))
+    if forked:
+        os._exit(0)  # nothing of the first worker's exit (atexit, buffers) is a forked worker's to run
+
+
+def _fork_detached() -> bool:
+    """Fork a grandchild that init adopts (so nobody has to reap it); True in the grandchild."""
+    child = os.fork()
+    if child == 0:
+        if os.fork() != 0:
+            os._exit(0)
+        return True
+    os.waitpid(child, 0)
+    return False
 
 
 class Worker:
-    """One worker process; it draws one job at a time."""
+    """One worker process, reached through its pair of pipes; it draws one job at a time."""
 
-    def __init__(self) -> None:
-        env = dict(os.environ)
-        package_root = str(Path(__file__).resolve().parents[2])
-        env["PYTHONPATH"] = os.pathsep.join([package_root, *filter(None, [env.get("PYTHONPATH")])])
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", "from orpam_pipeline.report.figure_workers import serve; serve()"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, close_fds=True,
-        )  # fmt: skip
+    def __init__(self, to_worker: IO[bytes], from_worker: IO[bytes], process: subprocess.Popen | None = None) -> None:
+        self.to_worker, self.from_worker, self.process = to_worker, from_worker, process
         self.lock = threading.Lock()
+        self.gone = False
+        self._pid: int | None = None
+
+    @property
+    def pid(self) -> int:
+        """The worker's process id (its first message: waits until its imports are done)."""
+        with self.lock:
+            return self._hello()
+
+    def _hello(self) -> int:
+        if self._pid is None:
+            try:
+                self._pid = int(_receive(self.from_worker))
+            except (EOFError, OSError, pickle.UnpicklingError, ValueError) as exc:
+                self._close()
+                raise WorkerGone(str(exc)) from None
+        return self._pid
 
     def alive(self) -> bool:
-        return self.process.poll() is None
+        return not self.gone and (self.process is None or self.process.poll() is None)
 
     def call(self, draw: Callable[..., Any], job: Any, args: tuple) -> Any:
         """``draw(job, *args)`` in the worker; ``WorkerGone`` when the worker cannot answer."""
         with self.lock:
+            self._hello()
             try:
-                _send(self.process.stdin, (draw, job, args))  # type: ignore[arg-type]
-                ok, value = _receive(self.process.stdout)  # type: ignore[arg-type]
+                _send(self.to_worker, (draw, job, args))
+                ok, value = _receive(self.from_worker)
             except (EOFError, OSError, pickle.UnpicklingError) as exc:
-                self.close()
+                self._close()
                 raise WorkerGone(str(exc)) from None
         if not ok:
             raise value
         return value
 
     def close(self) -> None:
-        for stream in (self.process.stdin, self.process.stdout):
+        self._close()
+
+    def _close(self) -> None:
+        self.gone = True
+        for stream in (self.to_worker, self.from_worker):
             try:
-                stream.close()  # type: ignore[union-attr]
+                stream.close()
             except OSError:
                 pass
-        try:
-            self.process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        if self.process is not None:
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+def start_workers(count: int) -> list[Worker]:
+    """``count`` new workers: one started as a fresh interpreter, which forks the others once it has imported
+    the plotting code (where ``os.fork`` is missing, each is a fresh interpreter of its own)."""
+    if count < 1:
+        return []
+    if not hasattr(os, "fork"):
+        return [w for _ in range(count) for w in start_workers_forked(0)]
+    return start_workers_forked(count - 1)
+
+
+def start_workers_forked(forks: int) -> list[Worker]:
+    """A fresh interpreter that forks ``forks`` more workers: all of them, the fresh one first."""
+    pairs = []  # per forked worker: (its read end, its write end, our write end, our read end)
+    try:
+        for _ in range(forks):
+            down, up = os.pipe(), os.pipe()
+            pairs.append((down[0], up[1], down[1], up[0]))
+        env = dict(os.environ)
+        package_root = str(Path(__file__).resolve().parents[2])
+        env["PYTHONPATH"] = os.pathsep.join([package_root, *filter(None, [env.get("PYTHONPATH")])])
+        env.update(dict.fromkeys(SINGLE_THREADED, "1"))
+        siblings = [(r, w) for r, w, _, _ in pairs]
+        process = subprocess.Popen(
+            [sys.executable, "-c", f"from orpam_pipeline.report.figure_workers import serve; serve({siblings!r})"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, close_fds=True,
+            pass_fds=[fd for pair in siblings for fd in pair],
+        )  # fmt: skip
+    except BaseException:
+        for fd in (fd for pair in pairs for fd in pair):
+            os.close(fd)
+        raise
+    for r, w, _, _ in pairs:
+        os.close(r)
+        os.close(w)
+    first = Worker(process.stdin, process.stdout, process)  # type: ignore[arg-type]
+    return [first, *(Worker(os.fdopen(ours_w, "wb"), os.fdopen(ours_r, "rb")) for _, _, ours_w, ours_r in pairs)]
 
 
 _workers: list[Worker] = []
@@ -166,16 +255,16 @@ def workers() -> list[Worker]:
             gone.close()  # reap it and release its pipes
             _workers.remove(gone)
         try:
-            while len(_workers) < wanted:
-                _workers.append(Worker())
+            _workers.extend(start_workers(wanted - len(_workers)))
         except OSError:  # no children may be started here: draw on the calling thread
             pass
         return list(_workers[:wanted])
 
 
-def start() -> None:
-    """Start the workers now (each imports the plotting code), so that the first report finds them ready."""
-    workers()
+def start() -> int:
+    """Start the workers now (they import the plotting code), so that the first report finds them ready; how many
+    there are."""
+    return len(workers())
 
 
 @atexit.register
@@ -187,14 +276,14 @@ def _close_all() -> None:
 
 
 def draw_all(jobs: Sequence[J], draw: Callable[..., R], *args: Any, order: Sequence[int] | None = None) -> list[R]:
-    """``[draw(job, *args) for job in jobs]``, the jobs shared between the workers and the calling thread.
+    """``[draw(job, *args) for job in jobs]``, the jobs shared between the workers.
 
-    Jobs start in ``order`` (indices into ``jobs``; default: as given), each on whichever of the workers
-    and the calling thread is free first, so the longest jobs given first finish together. A job that
-    raises raises here. A job whose worker dies is drawn on the calling thread.
+    Jobs start in ``order`` (indices into ``jobs``; default: as given), each on whichever worker is free
+    first, so the longest jobs given first finish together. A job that raises raises here. A job whose
+    worker dies goes to another; the calling thread draws only when no worker is left (or none was started).
     """
     results: list[Any] = [None] * len(jobs)
-    idle = workers() if len(jobs) > 1 else []
+    idle = workers() if jobs else []
     pending = list(range(len(jobs))) if order is None else list(order)
     if sorted(pending) != list(range(len(jobs))):
         raise ValueError(f"order must name every job once, got {pending} for {len(jobs)} jobs")
@@ -229,11 +318,10 @@ def draw_all(jobs: Sequence[J], draw: Callable[..., R], *args: Any, order: Seque
 
     feed()
     while pending or running:
-        if pending:
+        if running:
+            collect(wait(running, return_when=FIRST_COMPLETED).done)
+        else:
             i = pending.pop(0)
             results[i] = draw(jobs[i], *args)
-        else:
-            collect(wait(running).done)
-        collect([f for f in running if f.done()])
         feed()
     return results

@@ -1,8 +1,13 @@
-"""Every figure of one scan's report, drawn once and written as ``figures/<name>.png`` and (by default) ``.svg``."""
+"""Every figure of one scan's report, drawn once and written as ``figures/<name>.png`` and (by default) ``.svg``.
+
+This module names the figures and their arguments only; matplotlib is imported where a figure is drawn
+(:func:`draw_job`), which is a figure worker's process unless the calling thread has to draw.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import importlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -10,10 +15,7 @@ from typing import Any, Literal
 from orpam_pipeline.report.crop import choose_crop
 from orpam_pipeline.report.displacement import DisplacementSummary
 from orpam_pipeline.report.figure_workers import draw_all
-from orpam_pipeline.report.image_figures import crop_figure, frames_figure
-from orpam_pipeline.report.mpl import render
 from orpam_pipeline.report.rendered import RenderedFigure
-from orpam_pipeline.report.plot_figures import displacement_figure, metrics_figure, truth_figure
 from orpam_pipeline.report.units import Units
 
 
@@ -30,12 +32,13 @@ def _scale_note(units: Units) -> str:
 
 @dataclass(frozen=True)
 class FigureJob:
-    """One figure to draw: ``maker(*args)`` builds it (None: nothing to show), then it is rendered as ``name``."""
+    """One figure to draw: the function ``maker`` (``module:function``) builds it from ``args`` (None: nothing to
+    show), then it is rendered as ``name``."""
 
     name: str
     kind: Literal["image", "plot"]
     caption: str
-    maker: Callable[..., Any]
+    maker: str
     args: tuple
 
 
@@ -46,7 +49,10 @@ figure workers and the calling thread start the longest first and finish togethe
 
 def draw_job(job: FigureJob, folder: Path | None, svg: bool) -> RenderedFigure | None:
     """Build and render one figure (in whichever process draws it), writing its files into ``folder``."""
-    fig = job.maker(*job.args)
+    from orpam_pipeline.report.mpl import render
+
+    module, function = job.maker.split(":")
+    fig = getattr(importlib.import_module(module), function)(*job.args)
     return None if fig is None else render(fig, job.name, job.kind, job.caption, folder, svg)
 
 
@@ -75,31 +81,32 @@ def figure_jobs(report: Mapping[str, Any], data: Mapping[str, Any]) -> list[Figu
     time_note = "Time in seconds." if units.timed else "Time in frames (the store has no frame interval; --frame-interval sets it)."
     out: list[FigureJob] = []
 
-    def add(maker: Callable[..., Any], args: tuple, name: str, kind: Literal["image", "plot"], caption: str) -> None:
-        out.append(FigureJob(name, kind, caption, maker, args))
+    def add(maker: str, args: tuple, name: str, kind: Literal["image", "plot"], caption: str) -> None:
+        module = "image_figures" if kind == "image" else "plot_figures"
+        out.append(FigureJob(name, kind, caption, f"orpam_pipeline.report.{module}:{maker}", args))
 
     before, after = data["unregistered"], data["registered"]
     y0, y1, x0, x1 = box = choose_crop(before)
-    add(frames_figure, (before, after, box, shown, units), "frames", "image",
+    add("frames_figure", (before, after, box, shown, units), "frames", "image",
         f"Merged frame {t} (frames count from 0) as acquired and after registration, in one grey window; the "
         f"yellow box marks the zoomed region. {_scale_note(units)}")
-    add(crop_figure, (before, after, box, f"{shown} · rows {y0}–{y1 - 1}, columns {x0}–{x1 - 1}", units), "crop",
+    add("crop_figure", (before, after, box, f"{shown} · rows {y0}–{y1 - 1}, columns {x0}–{x1 - 1}", units), "crop",
         "image", f"The {y1 - y0}×{x1 - x0} region with the strongest column-alternating (comb) energy in the "
         "unregistered frame, nearest-neighbour so every pixel stays visible.")
     disp: DisplacementSummary | None = data.get("displacement")
     if disp is not None:
         what = "the field averaged across its columns" if disp.field else "the profile"
-        add(displacement_figure, (disp, f"{scan} · displacement applied to the backward lines", units),
+        add("displacement_figure", (disp, f"{scan} · displacement applied to the backward lines", units),
             "displacement", "plot",
             f"The displacement ({what}) for every frame and row, its mean profile over all {n} frames with each "
             f"row's min–max, and each frame's mean with the min–max of all its values. {time_note}")
     truth, true_disp = report.get("truth"), data.get("truth_displacement")
     if truth and true_disp is not None:
-        add(truth_figure, (disp, true_disp, (truth.get("per_frame") or {}).get("ncc_truth") or [], shown,
+        add("truth_figure", (disp, true_disp, (truth.get("per_frame") or {}).get("ncc_truth") or [], shown,
                            f"{scan} · against ground truth", units), "truth", "plot",
             "Ground truth of the simulation beside the scan: the true and the estimated displacement, and the NCC "
             f"of the registered backward lines with the true ones. {time_note}")
-    add(metrics_figure, (per_frame, f"{scan} · per-frame metrics", units), "metrics_per_frame", "plot",
+    add("metrics_figure", (per_frame, f"{scan} · per-frame metrics", units), "metrics_per_frame", "plot",
         "The papers' intra-frame metrics of the even vs the odd lines per frame (docs/metrics.md), and the NCC of "
         f"consecutive frames, where the odd-only sequence is the physical reference for stability. {time_note}")
     return out

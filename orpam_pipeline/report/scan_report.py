@@ -299,11 +299,12 @@ def current_report(store: Path, figures: str = "all") -> tuple[dict[str, Any], P
 
 
 def warm_figures() -> threading.Thread:
-    """Import the plotting stack (about 0.3 s) and start the figure workers on a background thread, while a run
-    ingests its first scan.
+    """Start the figure workers (they import the plotting code, about a CPU-second) on a background thread while
+    a run ingests its first scan; where there are none, import the plotting code here instead, for the calling
+    thread to draw with.
 
-    Only the import and the workers' start run there (Python's import lock makes a report that needs it
-    meanwhile wait for it); nothing is drawn off the caller's thread. Join the thread before the process ends.
+    Only the start or the import runs there (Python's import lock makes a report that needs it meanwhile
+    wait for it); nothing is drawn off the caller's thread. Join the thread before the process ends.
     """
     thread = threading.Thread(target=_import_figures, name="orpam-warm-figures", daemon=True)
     thread.start()
@@ -312,10 +313,11 @@ def warm_figures() -> threading.Thread:
 
 def _import_figures() -> None:
     try:
-        import orpam_pipeline.report.figures  # noqa: F401
-        from orpam_pipeline.report.figure_workers import start
+        from orpam_pipeline.report.figure_workers import PRELOAD, start
 
-        start()
+        if not start():
+            for module in PRELOAD:
+                __import__(module)
     except Exception:  # the report imports it again and says what is wrong
         pass
 

@@ -1,5 +1,6 @@
-"""Figures drawn side by side in worker processes: the same bytes as on one thread, errors and dead workers
-handled, and a caller's script without a main guard never run again."""
+"""Figures drawn side by side in worker processes: the same bytes as on one thread, the plotting code imported
+once and never by the caller, errors and dead workers handled, and a caller's script without a main guard
+never run again."""
 
 from __future__ import annotations
 
@@ -43,7 +44,26 @@ def test_jobs_are_shared_with_workers_and_come_back_in_order(two_workers):
     out = figure_workers.draw_all(list(range(6)), slow_pid, 0.3)
     assert [job for job, _ in out] == list(range(6))
     pids = {pid for _, pid in out}
-    assert os.getpid() in pids and len(pids) >= 2, "the calling thread and at least one worker drew"
+    assert os.getpid() not in pids and len(pids) == 2, "both workers drew, the calling thread did not"
+
+
+def matplotlib_module_id(job: int) -> int:
+    return id(sys.modules["matplotlib"])
+
+
+def test_the_plotting_code_is_imported_once_and_never_by_the_caller(tmp_path):
+    """The first worker imports matplotlib and forks the others: they hold the very same module objects."""
+    script = (
+        "import sys\n"
+        "from orpam_pipeline.report.figure_workers import draw_all, workers\n"
+        "from tests.report.test_figure_workers import matplotlib_module_id\n"
+        "ids = draw_all(list(range(6)), matplotlib_module_id)\n"
+        "print(len(workers()), len(set(ids)), 'matplotlib' in sys.modules)\n"
+    )
+    env = {**os.environ, figure_workers.ENV: "3", "PYTHONPATH": str(Path(__file__).parents[2])}
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["3", "1", "False"]
 
 
 def test_a_report_drawn_by_workers_is_the_same_bytes_as_on_one_thread(runs, monkeypatch, tmp_path):
@@ -66,9 +86,9 @@ def test_an_error_in_a_worker_is_raised_to_the_caller(two_workers):
 
 
 def test_jobs_of_a_worker_that_dies_are_drawn_by_the_caller(two_workers):
-    before = {w.process.pid for w in figure_workers.workers()}
+    before = {w.pid for w in figure_workers.workers()}
     assert figure_workers.draw_all([1, 2, 3, 4], dies_in_worker, os.getpid()) == [10, 20, 30, 40]
-    assert not before & {w.process.pid for w in figure_workers.workers()}, "the workers died and were replaced"
+    assert not before & {w.pid for w in figure_workers.workers()}, "the workers died and were replaced"
     assert figure_workers.draw_all([5, 6], slow_pid, 0.0)[0][0] == 5, "dead workers are replaced"
 
 
@@ -95,8 +115,8 @@ def test_jobs_start_in_the_order_given_and_come_back_in_theirs(monkeypatch):
 
 
 def test_the_longest_figures_start_first(runs, monkeypatch, tmp_path):
-    """With one worker the longest figure goes to it and the next longest to the calling thread, so neither is
-    left with the longest figure after the others are done."""
+    """The longest figure is handed out first and the next longest to the next free drawer, so no drawer is left
+    with the longest figure after the others are done."""
     from orpam_pipeline.report import figures
 
     report, data = compute_report(runs["truth"].store)
@@ -132,16 +152,17 @@ def test_a_dask_worker_draws_on_its_own_thread(monkeypatch):
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
         with Client(cluster) as client:
             assert client.submit(figure_workers.worker_count).result() == 0
-    assert figure_workers.worker_count() == min(figure_workers.MAX_WORKERS, len(os.sched_getaffinity(0)) - 1)
+    cores = len(os.sched_getaffinity(0))
+    assert figure_workers.worker_count() == (0 if cores < 2 else min(figure_workers.MAX_WORKERS, cores))
 
 
 def test_ctrl_c_is_left_to_the_parent(two_workers):
     """Ctrl-C reaches the whole process group: a worker must not print a traceback and die mid-report."""
     import signal
 
-    [worker, *_] = figure_workers.workers()
-    assert worker.call(slow_pid, 6, (0.0,)) == (6, worker.process.pid)  # up and past its imports
-    os.kill(worker.process.pid, signal.SIGINT)
-    time.sleep(0.3)
-    assert worker.alive()
-    assert worker.call(slow_pid, 7, (0.0,)) == (7, worker.process.pid)
+    for worker in figure_workers.workers():  # the first, started afresh, and a forked one
+        assert worker.call(slow_pid, 6, (0.0,)) == (6, worker.pid)  # up and past its imports
+        os.kill(worker.pid, signal.SIGINT)
+        time.sleep(0.3)
+        assert worker.alive()
+        assert worker.call(slow_pid, 7, (0.0,)) == (7, worker.pid)
