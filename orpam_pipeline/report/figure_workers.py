@@ -39,6 +39,9 @@ PRELOAD = ("orpam_pipeline.report.figures", "orpam_pipeline.report.image_figures
 """What a worker imports before it forks the others: everything a figure is drawn with."""
 SINGLE_THREADED = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 """Thread pools a worker keeps to one thread: drawing needs none, and the first worker forks the others."""
+FORKS = sys.platform.startswith("linux")
+"""Whether the first worker forks the others: on Linux. macOS's system libraries (libdispatch behind Accelerate)
+do not survive a fork once used, and Windows has none."""
 _HEADER = struct.Struct("<Q")
 
 J = TypeVar("J")
@@ -207,10 +210,10 @@ class Worker:
 
 def start_workers(count: int) -> list[Worker]:
     """``count`` new workers: one started as a fresh interpreter, which forks the others once it has imported
-    the plotting code (where ``os.fork`` is missing, each is a fresh interpreter of its own)."""
+    the plotting code (:data:`FORKS`; elsewhere each is a fresh interpreter of its own)."""
     if count < 1:
         return []
-    if not hasattr(os, "fork"):
+    if not FORKS:
         return [w for _ in range(count) for w in start_workers_forked(0)]
     return start_workers_forked(count - 1)
 

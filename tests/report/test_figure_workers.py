@@ -51,6 +51,7 @@ def matplotlib_module_id(job: int) -> int:
     return id(sys.modules["matplotlib"])
 
 
+@pytest.mark.skipif(not figure_workers.FORKS, reason="workers are forked on Linux only")
 def test_the_plotting_code_is_imported_once_and_never_by_the_caller(tmp_path):
     """The first worker imports matplotlib and forks the others: they hold the very same module objects."""
     script = (
