@@ -39,6 +39,9 @@ PRELOAD = ("orpam_pipeline.report.figures", "orpam_pipeline.report.image_figures
 """What a worker imports before it forks the others: everything a figure is drawn with."""
 SINGLE_THREADED = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 """Thread pools a worker keeps to one thread: drawing needs none, and the first worker forks the others."""
+NICENESS = 10
+"""How much lower than the caller the workers run (Unix ``nice``): their imports, made while a scan ingests, and
+their drawing, while the next scan of a batch goes on, take the cores only when the pipeline leaves them idle."""
 FORKS = sys.platform.startswith("linux")
 """Whether the first worker forks the others: on Linux. macOS's system libraries (libdispatch behind Accelerate)
 do not survive a fork once used, and Windows has none."""
@@ -107,6 +110,8 @@ def serve(siblings: Sequence[tuple[int, int]] = ()) -> None:
     Ctrl-C reaches the whole process group; the worker leaves it to its parent, whose exit closes the pipes.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(os, "nice"):
+        os.nice(NICENESS)
     for module in PRELOAD:
         __import__(module)
     sys.stdout.flush()

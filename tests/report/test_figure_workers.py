@@ -81,6 +81,16 @@ def test_a_report_drawn_by_workers_is_the_same_bytes_as_on_one_thread(runs, monk
         assert b.png_path.read_bytes() == b.png and b.png_path.parent == tmp_path / "shared"
 
 
+def niceness(job: int) -> int:
+    return os.nice(0)
+
+
+@pytest.mark.skipif(not hasattr(os, "nice"), reason="no process priorities here")
+def test_workers_run_below_the_caller(two_workers):
+    """Their imports and drawing take the cores only where the pipeline leaves them idle."""
+    assert set(figure_workers.draw_all([1, 2, 3, 4], niceness)) == {min(19, os.nice(0) + figure_workers.NICENESS)}
+
+
 def test_an_error_in_a_worker_is_raised_to_the_caller(two_workers):
     with pytest.raises(ValueError, match="cannot be drawn"):
         figure_workers.draw_all([1, 2, 3, 4], fails_in_worker, os.getpid())
