@@ -118,7 +118,7 @@ def displacement_figure(d: DisplacementSummary, title: str, units: Units) -> Fig
     k = units.pixel_y_um or 1.0
     x_edges = units.times(d.heatmap_edges - 0.5)
     y_edges = (np.arange(d.heatmap.shape[1] + 1) - 0.5) * k
-    mesh = heat.pcolormesh(x_edges, y_edges, d.heatmap.T, cmap="viridis", rasterized=True, shading="flat")
+    mesh = heat.pcolorfast(x_edges, y_edges, d.heatmap.T, cmap="viridis", rasterized=True)
     heat.set_ylim(y_edges[-1], y_edges[0])
     y, y_label = _rows(d.profile_mean.size, units)
     heat.set_ylabel(y_label)

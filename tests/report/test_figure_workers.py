@@ -135,7 +135,7 @@ def test_the_longest_figures_start_first(runs, monkeypatch, tmp_path):
     monkeypatch.setenv(figure_workers.ENV, "0")
     monkeypatch.setattr(figures, "draw_job", lambda job, folder, svg: started.append(job.name))
     build_figures(json_safe(report), data, tmp_path)
-    assert started == ["displacement", "metrics_per_frame", "truth", "frames", "crop"]
+    assert started == ["truth", "frames", "metrics_per_frame", "displacement", "crop"]
 
 
 def test_a_script_without_a_main_guard_runs_once(tmp_path):

@@ -4,10 +4,11 @@ binned envelopes for long series, the displacement's colour bar."""
 from __future__ import annotations
 
 import numpy as np
-from matplotlib.collections import PolyCollection, QuadMesh
+import pytest
+from matplotlib.collections import PolyCollection
 from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
 
-from orpam_pipeline.report.displacement import summarise_displacement
+from orpam_pipeline.report.displacement import MAX_TIME_BINS, summarise_displacement
 from orpam_pipeline.report.envelope import BINS
 from orpam_pipeline.report.figures import frame_title
 from orpam_pipeline.report.image_figures import crop_figure, frames_figure, shrink
@@ -93,14 +94,27 @@ def test_displacement_figure_heat_map_colour_bar_and_micrometres() -> None:
     d = np.random.default_rng(2).normal(3, 1, (30, 16, 4)).astype(np.float32)
     s = summarise_displacement(d, 30, 7, frame=15)
     fig = displacement_figure(s, "scan · displacement", UM)
-    [mesh] = [c for ax in fig.axes for c in ax.collections if isinstance(c, QuadMesh)]
-    assert np.allclose(mesh.get_array().reshape(16, 30), s.heatmap.T)
+    [heat] = [image for ax in fig.axes for image in ax.get_images()]
+    assert np.allclose(heat.get_array(), s.heatmap.T)
     labels = _labels(fig)
     assert "displacement (px)" in labels and "(µm)" in labels and "y: along the line (µm)" in labels
     assert "time (s)" in labels and "displacement (µm)" in labels
     plain = displacement_figure(s, "t", Units())
     labels = _labels(plain)
     assert "(µm)" not in labels and "frame" in labels and "y: along the line (px)" in labels
+
+
+def test_displacement_heat_map_spans_uneven_time_bins() -> None:
+    """More frames than ``MAX_TIME_BINS``: runs of one and two frames, each drawn over exactly its frames."""
+    frames = MAX_TIME_BINS + 200
+    d = np.repeat(np.arange(frames, dtype=np.float32)[:, None], 8, axis=1)
+    s = summarise_displacement(d, frames, 64, frame=0)
+    assert np.unique(np.diff(s.heatmap_edges)).tolist() == [1, 2]
+    [heat] = [image for ax in displacement_figure(s, "t", Units()).axes for image in ax.get_images()]
+    assert np.allclose(heat.get_array(), s.heatmap.T)
+    x0, x1, y0, y1 = heat.get_extent()
+    assert (x0, x1) == (-0.5, frames - 0.5) and sorted((y0, y1)) == [-0.5, 7.5]
+    assert s.heatmap[:, 0] == pytest.approx([np.arange(a, b).mean() for a, b in zip(s.heatmap_edges[:-1], s.heatmap_edges[1:])])
 
 
 def test_truth_figure_draws_true_and_estimated() -> None:
