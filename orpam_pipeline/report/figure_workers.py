@@ -175,7 +175,7 @@ class Worker:
             try:
                 self._pid = int(_receive(self.from_worker))
             except (EOFError, OSError, pickle.UnpicklingError, ValueError) as exc:
-                self._close()
+                self.close()
                 raise WorkerGone(str(exc)) from None
         return self._pid
 
@@ -190,16 +190,13 @@ class Worker:
                 _send(self.to_worker, (draw, job, args))
                 ok, value = _receive(self.from_worker)
             except (EOFError, OSError, pickle.UnpicklingError) as exc:
-                self._close()
+                self.close()
                 raise WorkerGone(str(exc)) from None
         if not ok:
             raise value
         return value
 
     def close(self) -> None:
-        self._close()
-
-    def _close(self) -> None:
         self.gone = True
         for stream in (self.to_worker, self.from_worker):
             try:

@@ -72,7 +72,7 @@ def test_bounds_and_the_output_is_one_warp_of_the_data() -> None:
     final, coarse, fields = model(moving, fixed)
     t, s, k = fields["affine"].abs().amax(dim=0)
     assert t <= SMALL.max_shift and s <= SMALL.max_scale and k <= SMALL.max_shear
-    assert float(fields["deformable"].abs().max()) > 0.05
+    assert float(fields["deformable"].detach().abs().max()) > 0.05
     torch.testing.assert_close(final, warp_rows(moving, fields["displacement"]), rtol=0, atol=1e-6)
     torch.testing.assert_close(coarse, warp_rows(moving, fields["coarse_displacement"]), rtol=0, atol=1e-6)
     # d is σ composed with the affine field: final(y) = coarse(y + σ(y)) up to interpolation
@@ -114,7 +114,7 @@ def test_a_few_steps_lower_the_loss() -> None:
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
     assert losses[-1] < losses[0], losses
 
 
