@@ -106,8 +106,10 @@ def read_chunk(array: zarr.Array, start: int, stop: int) -> np.ndarray | None:
         raw = path.read_bytes()
     except OSError:
         return None
+    if len(raw) < 4:
+        return None
     body = np.frombuffer(raw, dtype=np.uint8)[:-4]
-    if len(raw) < 4 or _checksum(body) != raw[-4:]:
+    if _checksum(body) != raw[-4:]:
         return None
     out = np.empty((int(array.chunks[0]), *array.shape[1:]), dtype=array.dtype.newbyteorder("<"))
     try:
