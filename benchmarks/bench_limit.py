@@ -321,8 +321,10 @@ def child(row: str, src: Path, out: Path) -> None:
     print(json.dumps({"seconds": seconds, "cpu": cpu, "peak_mib": peak_rss_mib(), **extra}))
 
 
-def run_child(row: str, src: Path, out: Path) -> dict[str, Any]:
-    cmd = [sys.executable, __file__, "--child", row, "--src", str(src), "--out", str(out)]
+def run_child(row: str, src: Path, out: Path, script: str = __file__) -> dict[str, Any]:
+    """Run ``script --child row`` (this benchmark's, or another's with the same child arguments) in a fresh
+    interpreter; its last line of output, as JSON."""
+    cmd = [sys.executable, script, "--child", row, "--src", str(src), "--out", str(out)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     res = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if res.returncode != 0:
@@ -404,15 +406,20 @@ def print_table(rows: list[dict[str, Any]], repeats: int) -> None:
           f"{short['peak_mib']:.0f} -> {long_['peak_mib']:.0f} MiB (ratio {long_['peak_mib'] / short['peak_mib']:.2f})")
 
 
+def add_child_arguments(parser: argparse.ArgumentParser) -> None:
+    """The hidden arguments with which :func:`run_child` starts a row in a fresh interpreter."""
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--src", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[128, 256])
     parser.add_argument("--frames", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", type=Path, help="also write the medians here")
-    parser.add_argument("--child", help=argparse.SUPPRESS)
-    parser.add_argument("--src", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    add_child_arguments(parser)
     args = parser.parse_args()
     if args.child:
         child(args.child, args.src, args.out)

@@ -12,7 +12,8 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from contextlib import ExitStack
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -26,7 +27,7 @@ from orpam_pipeline.register.engine import ProgressFn, register
 from orpam_pipeline.report.chunk_scores import IngestScorer
 from orpam_pipeline.report.scan_report import current_report, warm_figures, write_report
 from orpam_pipeline.store.ingest import IngestResult, ingest
-from orpam_pipeline.store.lock import LockBusy, store_lock
+from orpam_pipeline.store.lock import LockBusy, borrowed_lock, store_lock
 from orpam_pipeline.store.names import scan_folder
 from orpam_pipeline.store.volume import register_volume, write_volume
 
@@ -110,14 +111,45 @@ def process_scan(
     ``method`` is the one :func:`run_batch` built for every scan (default: built from ``options``).
     Failures come back in the outcome (one line naming the file), not as exceptions.
     """
+    return start_scan(entry, out_dir, options, progress, method).result()
+
+
+def start_scan(
+    entry: ScanEntry | Path,
+    out_dir: Path,
+    options: RunOptions,
+    progress: ProgressFn | None = None,
+    method: RegistrationMethod | None = None,
+    reports: Executor | None = None,
+    renamed_from: str | None = None,
+) -> Future[ScanOutcome]:
+    """:func:`process_scan`, whose report is written on ``reports`` (a one-thread executor) where one is given.
+
+    Ingest and registration run on the calling thread; the report (the metrics, the checks and the figures,
+    a second or two whatever the scan's size, much of it waiting for the figure workers) is then handed to
+    ``reports`` with the scan's lock still held, so the caller can start the next scan meanwhile. The
+    report's own progress events are not sent from there (they would interleave with the next scan's).
+    Without ``reports`` the whole scan runs here and the future comes back done. ``renamed_from``: the
+    outcome's :attr:`ScanOutcome.renamed_from`.
+    """
     started = time.perf_counter()
     where = entry.paths[0] if isinstance(entry, ScanEntry) else Path(entry)
     name = entry.name if isinstance(entry, ScanEntry) else Path(entry).stem
     folder: Path | None = None
     existed = True
+
+    def failed(exc: Exception) -> ScanOutcome:
+        if folder is not None and not existed:
+            _remove_if_empty(folder)
+        status: ScanStatus = "busy" if isinstance(exc, LockBusy) else "failed"
+        return ScanOutcome(name, where, False, time.perf_counter() - started, error=one_line(exc, where), status=status,
+                           renamed_from=renamed_from)  # fmt: skip
+
+    stack = ExitStack()
     try:
-        method = method or get_method(options.method, **options.settings)
-        with ExitStack() as stack:
+        with ExitStack() as guard:  # closes the scan's lock and files unless the report takes them over
+            guard.push(stack)
+            method = method or get_method(options.method, **options.settings)
             source = stack.enter_context(open_scan(entry, spec=options.read_spec()))
             name = source.name
             folder = scan_folder(Path(out_dir), name)
@@ -130,26 +162,43 @@ def process_scan(
             registered = register(ingested.store, method, progress=progress, overwrite=options.overwrite)
             if options.keep_volume:
                 register_volume(ingested.store)
-            if progress is not None:
-                progress("report", 0, 1)
-            existing = current_report(ingested.store, options.figures) if registered.state == "complete" else None
-            report, _, html = existing if existing is not None else write_report(ingested.store, options.figures)
-            if progress is not None:
-                progress("report", 1, 1)
+            guard.pop_all()
     except Exception as exc:  # one bad scan must not stop the batch
-        if folder is not None and not existed:
-            _remove_if_empty(folder)
-        status: ScanStatus = "busy" if isinstance(exc, LockBusy) else "failed"
-        return ScanOutcome(name, where, False, time.perf_counter() - started, error=one_line(exc, where), status=status)
-    states = (ingested.state, registered.state, "complete" if existing is not None else "created")
-    status = (
-        "skipped" if all(s == "complete" for s in states) else "processed" if ingested.state == "created" else "resumed"
-    )
-    outcome = ScanOutcome(
-        name, where, True, time.perf_counter() - started, ingested.store, report, html,
-        registration=registered.info, status=status, warnings=list(report.get("warnings") or []),
-    )  # fmt: skip
-    return strict_outcome(outcome) if options.strict else outcome
+        return _done(failed(exc))
+    owner, held = threading.get_ident(), folder
+
+    def report() -> ScanOutcome:
+        shown = progress if reports is None else None
+        try:
+            with stack, borrowed_lock(held, owner) if reports is not None else nullcontext():
+                if shown is not None:
+                    shown("report", 0, 1)
+                existing = current_report(ingested.store, options.figures) if registered.state == "complete" else None
+                report, _, html = existing if existing is not None else write_report(ingested.store, options.figures)
+                if shown is not None:
+                    shown("report", 1, 1)
+        except Exception as exc:
+            return failed(exc)
+        states = (ingested.state, registered.state, "complete" if existing is not None else "created")
+        status: ScanStatus = (
+            "skipped" if all(s == "complete" for s in states) else "processed" if ingested.state == "created" else "resumed"
+        )
+        outcome = ScanOutcome(
+            name, where, True, time.perf_counter() - started, ingested.store, report, html,
+            registration=registered.info, status=status, warnings=list(report.get("warnings") or []),
+            renamed_from=renamed_from,
+        )  # fmt: skip
+        return strict_outcome(outcome) if options.strict else outcome
+
+    if reports is None:
+        return _done(report())
+    return reports.submit(report)
+
+
+def _done(outcome: ScanOutcome) -> Future[ScanOutcome]:
+    future: Future[ScanOutcome] = Future()
+    future.set_result(outcome)
+    return future
 
 
 def strict_outcome(outcome: ScanOutcome) -> ScanOutcome:
@@ -229,7 +278,7 @@ def run_batch(
     URLs (``s3://…``, read with ``storage_options``): see :mod:`orpam_pipeline.remote`.
     """
     from orpam_pipeline.remote.urls import is_url
-    from orpam_pipeline.scheduling import map_scans
+    from orpam_pipeline.scheduling import active_client, map_scans
 
     if is_url(src) or is_url(out_dir):
         from orpam_pipeline.remote.batch import run_remote_batch
@@ -241,22 +290,26 @@ def run_batch(
     out_dir = Path(out_dir).resolve()
     entries = scans_under(Path(src), out_dir, options.variable, options.read_spec().raw, options.positions)
 
-    def one(entry: ScanEntry, report: ProgressFn | None) -> ScanOutcome:
+    def one(entry: ScanEntry, report: ProgressFn | None) -> ScanOutcome | Future[ScanOutcome]:
         if ingest_only:
             outcome = ingest_entry(entry, out_dir, options, report)
-        else:
-            outcome = process_scan(entry, out_dir, options, report, worker_method(options))
-        outcome.renamed_from = entry.original
-        return outcome
+            outcome.renamed_from = entry.original
+            return outcome
+        overlap = reports if entry is not entries[-1] else None  # the next scan starts while this one's report runs
+        pending = start_scan(entry, out_dir, options, report, worker_method(options), overlap, entry.original)
+        return pending if overlap is not None else pending.result()
 
     def lost(entry: ScanEntry, exc: BaseException) -> ScanOutcome:
         return ScanOutcome(entry.name, entry.paths[0], False, 0.0, error=one_line(exc, entry.paths[0]), status="failed")
 
     warm = warm_figures() if entries and not ingest_only and options.figures != "none" else None
+    reports = ThreadPoolExecutor(1, thread_name_prefix="orpam-report") if active_client() is None else None
     try:
         return map_scans(one, entries, [e.name for e in entries], jobs=jobs, on_start=on_start, on_done=on_done,
                          on_lost=lost, progress=progress)  # fmt: skip
     finally:
+        if reports is not None:
+            reports.shutdown(wait=True)  # a report begun is finished (also on Ctrl-C): its scan is then complete
         if warm is not None:
             warm.join()
 

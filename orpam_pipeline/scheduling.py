@@ -26,6 +26,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future
 from contextlib import contextmanager
 from typing import Any
 
@@ -361,6 +362,57 @@ def default_jobs(client: Any, scan_memory: int = SCAN_MEMORY) -> int:
     return max(1, slots)
 
 
+def _map_here(
+    call: Callable[[Any, ProgressFn | None], Any],
+    items: Sequence[Any],
+    names: Sequence[str],
+    results: list[Any],
+    on_start: Callable[[int, int, str], None] | None,
+    on_done: Callable[[Any], None] | None,
+    progress: ProgressFn | None,
+) -> list[Any]:
+    """:func:`map_scans` in this process, one item after another. A ``call`` may return a ``Future`` of its result
+    (the rest of its work goes on elsewhere): the next item then starts at once, and that result is awaited before
+    the next one is taken, so results and ``on_done`` keep the items' order and at most one is outstanding. A result
+    that arrives while the next item runs is handed to ``on_done`` at that item's next progress event on this
+    thread, not only when it ends."""
+    outstanding: tuple[int, Future[Any]] | None = None
+    here = threading.get_ident()
+
+    def settle() -> None:
+        nonlocal outstanding
+        if outstanding is not None:
+            i, future = outstanding
+            outstanding = None
+            results[i] = future.result()
+            if on_done is not None:
+                on_done(results[i])
+
+    def heard(stage: str, done: int, total: int) -> None:
+        if outstanding is not None and outstanding[1].done() and threading.get_ident() == here:
+            settle()
+        if progress is not None:
+            progress(stage, done, total)
+
+    try:
+        for i, item in enumerate(items):
+            if on_start is not None:
+                on_start(i, len(items), names[i])
+            result = call(item, heard)
+            settle()
+            if isinstance(result, Future):
+                outstanding = (i, result)
+                continue
+            results[i] = result
+            if on_done is not None:
+                on_done(result)
+        settle()
+    finally:
+        if outstanding is not None:  # interrupted: the outstanding work still ends as it would have
+            outstanding[1].exception()
+    return results
+
+
 def map_scans(
     call: Callable[[Any, ProgressFn | None], Any],
     items: Sequence[Any],
@@ -387,13 +439,7 @@ def map_scans(
     client = active_client()
     results: list[Any] = [None] * len(items)
     if client is None or len(items) < 2 and jobs is None and not always_tasks:
-        for i, item in enumerate(items):
-            if on_start is not None:
-                on_start(i, len(items), names[i])
-            results[i] = call(item, progress)
-            if on_done is not None:
-                on_done(results[i])
-        return results
+        return _map_here(call, items, names, results, on_start, on_done, progress)
     from distributed import as_completed
 
     limit = max(1, jobs or default_jobs(client))

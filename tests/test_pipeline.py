@@ -98,3 +98,129 @@ def test_empty_directory_is_a_clear_error(tmp_path):
     (tmp_path / "nothing").mkdir()
     with pytest.raises(ScanError, match="no scan files"):
         run_batch(tmp_path / "nothing", tmp_path / "out", RunOptions())
+
+
+@pytest.fixture()
+def three_scans(tmp_path, small_sim):
+    src = tmp_path / "scans"
+    src.mkdir()
+    for i, name in enumerate("abc"):
+        np.save(src / f"{name}.npy", small_sim.frames[4 * i : 4 * i + 6])
+    return src
+
+
+def _comparable(report):
+    return {k: v for k, v in report.items() if k not in ("store", "created")}
+
+
+def test_the_next_scan_starts_while_the_report_of_one_is_written(three_scans, tmp_path, monkeypatch):
+    """A batch hands each report to another thread and goes on: results equal those of one scan at a time."""
+    import threading
+
+    import orpam_pipeline.pipeline as pipeline
+
+    started: dict[str, threading.Event] = {name: threading.Event() for name in "abc"}
+    overlapped: dict[str, bool] = {}
+    write_report = pipeline.write_report
+
+    def waiting_report(store, figures):
+        name = store.parent.name
+        if name == "a":  # returns only once scan b has begun, which a batch without overlap never does
+            overlapped[name] = started["b"].wait(timeout=60)
+        return write_report(store, figures)
+
+    monkeypatch.setattr(pipeline, "write_report", waiting_report)
+    done: list[str] = []
+    out = tmp_path / "out"
+    outcomes = run_batch(three_scans, out, RunOptions(method="phase", figures="png"),
+                         on_start=lambda i, n, name: started[name].set(), on_done=lambda o: done.append(o.name))
+    assert overlapped == {"a": True}, "scan b began while scan a's report was being written"
+    assert [o.name for o in outcomes] == done == ["a", "b", "c"], "results and on_done keep the scans' order"
+    assert all(o.ok and o.status == "processed" for o in outcomes), [o.error for o in outcomes]
+    assert not any((out / name / ".orpam.lock").exists() for name in "abc"), "every lock is released"
+    monkeypatch.setattr(pipeline, "write_report", write_report)
+    alone = tmp_path / "alone"
+    for o in outcomes:
+        single = pipeline.process_scan(three_scans / f"{o.name}.npy", alone, RunOptions(method="phase", figures="png"))
+        assert _comparable(json.loads((out / o.name / "report.json").read_text())) == _comparable(
+            json.loads((alone / o.name / "report.json").read_text()))
+        assert _comparable(o.report) == _comparable(single.report)
+
+
+def test_a_report_that_fails_on_its_thread_fails_its_scan_alone(three_scans, tmp_path, monkeypatch):
+    import orpam_pipeline.pipeline as pipeline
+
+    write_report = pipeline.write_report
+
+    def failing(store, figures):
+        if store.parent.name == "a":
+            raise OSError("disk full")
+        return write_report(store, figures)
+
+    monkeypatch.setattr(pipeline, "write_report", failing)
+    out = tmp_path / "out"
+    a, b, c = run_batch(three_scans, out, RunOptions(method="none", figures="none"))
+    assert not a.ok and a.status == "failed" and "a.npy" in a.error and "disk full" in a.error
+    assert "\n" not in a.error
+    assert b.ok and c.ok
+    assert not (out / "a" / ".orpam.lock").exists()
+    monkeypatch.setattr(pipeline, "write_report", write_report)
+    again = run_batch(three_scans, out, RunOptions(method="none", figures="none"))
+    assert [o.status for o in again] == ["resumed", "skipped", "skipped"], "the rerun writes only a's report"
+
+
+def test_ctrl_c_during_the_next_scan_finishes_the_report_begun(three_scans, tmp_path, monkeypatch):
+    """Interrupted while scan b is under way, the batch still ends scan a's report, and stops there."""
+    import time
+
+    import orpam_pipeline.pipeline as pipeline
+
+    write_report = pipeline.write_report
+
+    def slow_report(store, figures):
+        time.sleep(0.5)  # still running when b is interrupted
+        return write_report(store, figures)
+
+    def interrupt(i, n, name):
+        if name == "b":
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline, "write_report", slow_report)
+    out = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):
+        run_batch(three_scans, out, RunOptions(method="none", figures="png"), on_start=interrupt)
+    report = json.loads((out / "a" / "report.json").read_text())
+    assert report["frames"] == 6
+    assert not (out / "a" / ".orpam.lock").exists()
+    assert not (out / "b").exists() and not (out / "c").exists()
+    rerun = run_batch(three_scans, out, RunOptions(method="none", figures="png"))
+    assert [o.status for o in rerun] == ["skipped", "processed", "processed"]
+
+
+def test_a_scan_is_reported_done_as_soon_as_its_report_is_written(three_scans, tmp_path, monkeypatch):
+    """``on_done`` of a scan whose report ends while the next scan runs comes at that scan's next progress event."""
+    import time
+
+    import orpam_pipeline.pipeline as pipeline
+
+    out = tmp_path / "out"
+    ingest_scored = pipeline.ingest_scored
+
+    def after_a(source, out_dir, options, progress=None):
+        if source.name == "b":  # b's stages begin only once a's report is on disk
+            deadline = time.monotonic() + 60
+            while not (out / "a" / "report.json").exists() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            time.sleep(0.2)
+        return ingest_scored(source, out_dir, options, progress)
+
+    monkeypatch.setattr(pipeline, "ingest_scored", after_a)
+    events: list[str] = []
+    outcomes = run_batch(three_scans, out, RunOptions(method="none", figures="none"),
+                         on_start=lambda i, n, name: events.append(f"start {name}"),
+                         progress=lambda stage, d, n: events.append(stage),
+                         on_done=lambda o: events.append(f"done {o.name}"))  # fmt: skip
+    assert all(o.ok for o in outcomes)
+    b = events[events.index("start b") : events.index("start c")]
+    assert "done a" in b and "register" in b[b.index("done a") :], events
+    assert events.index("done b") < events.index("done c") and events[-1] == "done c"

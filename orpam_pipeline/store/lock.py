@@ -227,6 +227,29 @@ def store_lock(folder: Path, wait: float = 0.0) -> Iterator[None]:
         _release(folder, info)
 
 
+@contextmanager
+def borrowed_lock(folder: Path, owner: int) -> Iterator[None]:
+    """Let this thread use the lock of ``folder`` that thread ``owner`` of this process holds, re-entrantly, for
+    the duration of the block (a batch finishes one scan's report on another thread while its lock stays held).
+
+    The owner's hold is not touched: the lock file is released when the owner's :func:`store_lock` block ends,
+    which must not happen before this block ends. Raises ``RuntimeError`` when ``owner`` does not hold it.
+    """
+    folder = Path(folder).absolute()
+    mine = (folder, threading.get_ident())
+    with _held_guard:
+        if (folder, owner) not in _held:
+            raise RuntimeError(f"thread {owner} does not hold the lock of {folder}")
+        _held[mine] = _held.get(mine, 0) + 1
+    try:
+        yield
+    finally:
+        with _held_guard:
+            _held[mine] -= 1
+            if not _held[mine]:
+                del _held[mine]
+
+
 QUIET_SECONDS = 600.0
 """How long nothing in a scan folder may have changed before ``orpam unlock --force`` removes a lock
 held from another host (a live writer there touches chunk files and markers far more often)."""

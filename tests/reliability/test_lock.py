@@ -15,7 +15,7 @@ import pytest
 from orpam_pipeline.errors import StoreError
 from orpam_pipeline.options import RunOptions
 from orpam_pipeline.pipeline import run_batch
-from orpam_pipeline.store.lock import lock_path, read_lock, store_lock
+from orpam_pipeline.store.lock import LockBusy, borrowed_lock, lock_path, read_lock, store_lock
 from tests.reliability.conftest import RUN_ARGS, orpam_process
 
 
@@ -118,3 +118,34 @@ def test_unlock_follows_the_rule(tmp_path):
     old = time.time() - 3600
     os.utime(folder / "chunk", (old, old))
     assert unlock(folder, force=True).startswith("removed") and not lock_path(folder).exists()
+
+
+def test_a_thread_may_borrow_a_lock_another_thread_of_the_process_holds(tmp_path):
+    import threading
+
+    folder = tmp_path / "scan"
+    seen: dict[str, object] = {}
+
+    def without() -> None:
+        try:
+            with store_lock(folder):
+                seen["without"] = "taken"
+        except LockBusy as exc:
+            seen["without"] = exc
+
+    def borrowing(owner: int) -> None:
+        with borrowed_lock(folder, owner), store_lock(folder):  # re-entrant from here while borrowed
+            seen["borrowed"] = read_lock(folder)["pid"]
+
+    with store_lock(folder):
+        for target, args in ((without, ()), (borrowing, (threading.get_ident(),))):
+            t = threading.Thread(target=target, args=args)
+            t.start()
+            t.join()
+        assert lock_path(folder).exists(), "the borrower's block does not release the owner's lock"
+    assert isinstance(seen["without"], LockBusy), "a thread that did not borrow it is refused"
+    assert seen["borrowed"] == os.getpid()
+    assert not lock_path(folder).exists()
+    with pytest.raises(RuntimeError, match="does not hold"):
+        with borrowed_lock(folder, threading.get_ident()):
+            pass

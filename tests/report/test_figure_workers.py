@@ -47,6 +47,16 @@ def test_jobs_are_shared_with_workers_and_come_back_in_order(two_workers):
     assert os.getpid() not in pids and len(pids) == 2, "both workers drew, the calling thread did not"
 
 
+def test_calls_from_two_threads_take_turns_and_each_gets_its_own_results(two_workers):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(figure_workers.draw_all, list(range(0, 6)), slow_pid, 0.1)
+        second = pool.submit(figure_workers.draw_all, list(range(10, 16)), slow_pid, 0.1)
+        assert [job for job, _ in first.result()] == list(range(0, 6))
+        assert [job for job, _ in second.result()] == list(range(10, 16))
+
+
 def matplotlib_module_id(job: int) -> int:
     return id(sys.modules["matplotlib"])
 
