@@ -96,3 +96,13 @@ def test_phase_cannot_turn_noise_into_the_fixed_image(tmp_path, small_sim):
     assert result["inputs"]["noise"]["excess"] < 0.05
     assert result["passed"]
 
+
+
+@pytest.mark.parametrize("shape", [(3, 1, 5), (2, 2, 7), (4, 3, 3), (1, 9, 4), (5, 64, 62), (64, 30)])
+@pytest.mark.parametrize("sigma", [0.5, 1.0, 1.7])
+def test_smoothing_along_y_is_scipys_gaussian_filter_with_nearest_edges(shape, sigma):
+    from orpam_pipeline.evaluate.artefact import smooth_along_y
+
+    a = np.random.default_rng(7).normal(size=shape) * 100 + 7
+    ref = ndimage.gaussian_filter1d(a, sigma, axis=-2, mode="nearest")
+    np.testing.assert_allclose(smooth_along_y(a, sigma), ref, rtol=0, atol=1e-13 * np.abs(ref).max())
