@@ -388,9 +388,14 @@ def _map_here(
             if on_done is not None:
                 on_done(results[i])
 
+    raised: list[Exception] = []
+
     def heard(stage: str, done: int, total: int) -> None:
         if outstanding is not None and outstanding[1].done() and threading.get_ident() == here:
-            settle()
+            try:
+                settle()
+            except Exception as exc:  # on_done's own error: raised after this item, not as the item's failure
+                raised.append(exc)
         if progress is not None:
             progress(stage, done, total)
 
@@ -399,6 +404,8 @@ def _map_here(
             if on_start is not None:
                 on_start(i, len(items), names[i])
             result = call(item, heard)
+            if raised:
+                raise raised[0]
             settle()
             if isinstance(result, Future):
                 outstanding = (i, result)

@@ -224,3 +224,14 @@ def test_a_scan_is_reported_done_as_soon_as_its_report_is_written(three_scans, t
     b = events[events.index("start b") : events.index("start c")]
     assert "done a" in b and "register" in b[b.index("done a") :], events
     assert events.index("done b") < events.index("done c") and events[-1] == "done c"
+
+
+def test_an_error_of_on_done_stops_the_batch_and_is_not_the_next_scans_failure(three_scans, tmp_path):
+    def on_done(outcome):
+        if outcome.name == "a":
+            raise RuntimeError("the caller's own bug")
+
+    with pytest.raises(RuntimeError, match="own bug"):
+        run_batch(three_scans, tmp_path / "out", RunOptions(method="none", figures="none"), on_done=on_done)
+    assert (tmp_path / "out" / "a" / "report.json").exists()
+    assert not (tmp_path / "out" / "a" / ".orpam.lock").exists()
