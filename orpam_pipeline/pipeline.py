@@ -165,9 +165,10 @@ def start_scan(
             guard.pop_all()
     except Exception as exc:  # one bad scan must not stop the batch
         return _done(failed(exc))
+    assert folder is not None  # set before the lock was taken
     owner, held = threading.get_ident(), folder
 
-    def report() -> ScanOutcome:
+    def finish() -> ScanOutcome:
         shown = progress if reports is None else None
         try:
             with stack, borrowed_lock(held, owner) if reports is not None else nullcontext():
@@ -191,8 +192,8 @@ def start_scan(
         return strict_outcome(outcome) if options.strict else outcome
 
     if reports is None:
-        return _done(report())
-    return reports.submit(report)
+        return _done(finish())
+    return reports.submit(finish)
 
 
 def _done(outcome: ScanOutcome) -> Future[ScanOutcome]:
