@@ -34,6 +34,7 @@ report's two halves.
 
     .venv/bin/python benchmarks/bench_limit.py                      # 128² and 256², 1,000 frames, 3 repeats
     .venv/bin/python benchmarks/bench_limit.py --frames 200 --repeats 1 --sizes 256
+    .venv/bin/python benchmarks/bench_limit.py --sizes 256 --repeats 5 --rows none "none --figures none"
 """
 
 from __future__ import annotations
@@ -333,12 +334,16 @@ def run_child(row: str, src: Path, out: Path, script: str = __file__) -> dict[st
 
 
 # -- driver --------------------------------------------------------------------------------------
-def measure_all(root: Path, sizes: list[int], frames: int, repeats: int) -> dict[tuple[int, str], list[dict]]:
-    """Every row of every size, each repeat running all rows once (interleaved), fresh outputs each time."""
+def measure_all(root: Path, sizes: list[int], frames: int, repeats: int,
+                rows: list[str] | None = None) -> dict[tuple[int, str], list[dict]]:  # fmt: skip
+    """Every row of every size (or only ``rows``, with ``io-limit`` always), each repeat running all rows once
+    (interleaved), fresh outputs each time."""
     scans = {size: simulate_scan(root / f"sim-{size}", frames, size) for size in sizes}
-    short = first_frames(scans[max(sizes)], max(2, frames // 5))
-    jobs = [(size, row, scans[size]) for size in sizes for row in (*PEERS, *METHODS)]
-    jobs.append((max(sizes), f"phase (T/5={max(2, frames // 5)})", short))
+    wanted = [r for r in (*PEERS, *METHODS) if rows is None or r == "io-limit" or r in rows]
+    jobs = [(size, row, scans[size]) for size in sizes for row in wanted]
+    if rows is None:
+        short = first_frames(scans[max(sizes)], max(2, frames // 5))
+        jobs.append((max(sizes), f"phase (T/5={max(2, frames // 5)})", short))
     runs: dict[tuple[int, str], list[dict]] = {(s, r): [] for s, r, _ in jobs}
     for rep in range(repeats):
         for size, row, src in jobs:
@@ -399,6 +404,8 @@ def print_table(rows: list[dict[str, Any]], repeats: int) -> None:
         if r["tasks"]:
             print(f"{r['size']:>5} {r['row']:<26} " + " ".join(f"{r['tasks'][s]:>12.2f}" for s in TASK_PARTS.values()))
     memory = [r for r in rows if r["row"] == "phase" or r["row"].startswith("phase (")]
+    if not any(r["row"].startswith("phase (") for r in memory):
+        return
     big = max(r["size"] for r in memory)
     long_, short = (next(r for r in memory if r["size"] == big and r["row"] == "phase"),
                     next(r for r in memory if r["row"].startswith("phase (")))  # fmt: skip
@@ -419,13 +426,14 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", type=Path, help="also write the medians here")
+    parser.add_argument("--rows", nargs="+", choices=(*PEERS, *METHODS), help="only these rows (and io-limit)")
     add_child_arguments(parser)
     args = parser.parse_args()
     if args.child:
         child(args.child, args.src, args.out)
         return
     with tempfile.TemporaryDirectory(prefix="orpam-limit-") as tmp:
-        rows = summarise(measure_all(Path(tmp), args.sizes, args.frames, args.repeats), args.frames)
+        rows = summarise(measure_all(Path(tmp), args.sizes, args.frames, args.repeats, args.rows), args.frames)
     print_table(rows, args.repeats)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
