@@ -145,10 +145,8 @@ def start_scan(
         return ScanOutcome(name, where, False, time.perf_counter() - started, error=one_line(exc, where), status=status,
                            renamed_from=renamed_from)  # fmt: skip
 
-    stack = ExitStack()
     try:
-        with ExitStack() as guard:  # closes the scan's lock and files unless the report takes them over
-            guard.push(stack)
+        with ExitStack() as stack:  # closes the scan's lock and files on failure; the report takes them over
             method = method or get_method(options.method, **options.settings)
             source = stack.enter_context(open_scan(entry, spec=options.read_spec()))
             name = source.name
@@ -162,7 +160,7 @@ def start_scan(
             registered = register(ingested.store, method, progress=progress, overwrite=options.overwrite)
             if options.keep_volume:
                 register_volume(ingested.store)
-            guard.pop_all()
+            kept = stack.pop_all()
     except Exception as exc:  # one bad scan must not stop the batch
         return _done(failed(exc))
     assert folder is not None  # set before the lock was taken
@@ -171,7 +169,7 @@ def start_scan(
     def finish() -> ScanOutcome:
         shown = progress if reports is None else None
         try:
-            with stack, borrowed_lock(held, owner) if reports is not None else nullcontext():
+            with kept, borrowed_lock(held, owner) if reports is not None else nullcontext():
                 if shown is not None:
                     shown("report", 0, 1)
                 existing = current_report(ingested.store, options.figures) if registered.state == "complete" else None
