@@ -25,6 +25,7 @@ from orpam_pipeline.options import RunOptions
 from orpam_pipeline.register import RegistrationMethod, get_method
 from orpam_pipeline.register.engine import ProgressFn, register
 from orpam_pipeline.report.chunk_scores import IngestScorer
+from orpam_pipeline.report.early_figures import EarlyFigures
 from orpam_pipeline.report.scan_report import current_report, warm_figures, write_report
 from orpam_pipeline.store.ingest import IngestResult, ingest
 from orpam_pipeline.store.lock import LockBusy, borrowed_lock, store_lock
@@ -157,7 +158,8 @@ def start_scan(
             if options.keep_volume:
                 write_volume(source, ingested.store, options.scan_lines, options.first_line, options.reverse_backward)
             source.close()
-            registered = register(ingested.store, method, progress=progress, overwrite=options.overwrite)
+            early = EarlyFigures(ingested.store, options.figures)
+            registered = register(ingested.store, method, progress=early.watch(progress), overwrite=options.overwrite)
             if options.keep_volume:
                 register_volume(ingested.store)
             kept = stack.pop_all()
@@ -173,7 +175,7 @@ def start_scan(
                 if shown is not None:
                     shown("report", 0, 1)
                 existing = current_report(ingested.store, options.figures) if registered.state == "complete" else None
-                report, _, html = existing if existing is not None else write_report(ingested.store, options.figures)
+                report, _, html = existing if existing is not None else write_report(ingested.store, options.figures, early)
                 if shown is not None:
                     shown("report", 1, 1)
         except Exception as exc:

@@ -123,11 +123,11 @@ def test_the_next_scan_starts_while_the_report_of_one_is_written(three_scans, tm
     overlapped: dict[str, bool] = {}
     write_report = pipeline.write_report
 
-    def waiting_report(store, figures):
+    def waiting_report(store, figures, early=None):
         name = store.parent.name
         if name == "a":  # returns only once scan b has begun, which a batch without overlap never does
             overlapped[name] = started["b"].wait(timeout=60)
-        return write_report(store, figures)
+        return write_report(store, figures, early)
 
     monkeypatch.setattr(pipeline, "write_report", waiting_report)
     done: list[str] = []
@@ -152,10 +152,10 @@ def test_a_report_that_fails_on_its_thread_fails_its_scan_alone(three_scans, tmp
 
     write_report = pipeline.write_report
 
-    def failing(store, figures):
+    def failing(store, figures, early=None):
         if store.parent.name == "a":
             raise OSError("disk full")
-        return write_report(store, figures)
+        return write_report(store, figures, early)
 
     monkeypatch.setattr(pipeline, "write_report", failing)
     out = tmp_path / "out"
@@ -177,9 +177,9 @@ def test_ctrl_c_during_the_next_scan_finishes_the_report_begun(three_scans, tmp_
 
     write_report = pipeline.write_report
 
-    def slow_report(store, figures):
+    def slow_report(store, figures, early=None):
         time.sleep(0.5)  # still running when b is interrupted
-        return write_report(store, figures)
+        return write_report(store, figures, early)
 
     def interrupt(i, n, name):
         if name == "b":

@@ -284,7 +284,8 @@ def draw_all(jobs: Sequence[J], draw: Callable[..., R], *args: Any, order: Seque
     """``[draw(job, *args) for job in jobs]``, the jobs shared between the workers.
 
     Jobs start in ``order`` (indices into ``jobs``; default: as given), each on whichever worker is free
-    first, so the longest jobs given first finish together. A job that raises raises here. A job whose
+    first (one that no other thread's call is using before one that is), so the longest jobs given first
+    finish together. A job that raises raises here. A job whose
     worker dies goes to another; the calling thread draws only when no worker is left (or none was started).
     """
     results: list[Any] = [None] * len(jobs)
@@ -309,7 +310,9 @@ def draw_all(jobs: Sequence[J], draw: Callable[..., R], *args: Any, order: Seque
     def feed() -> None:
         while idle and pending:
             i = pending.pop(0)
-            worker = idle.pop()
+            free = [w for w in idle if not w.lock.locked()]
+            worker = (free or idle)[-1]
+            idle.remove(worker)
             running[dispatch(worker, i)] = (i, worker)
 
     def collect(futures: Any) -> None:

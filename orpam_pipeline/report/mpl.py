@@ -15,7 +15,6 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from orpam_pipeline.report.rendered import RenderedFigure
-from orpam_pipeline.store.files import atomic_write
 
 DPI = 120
 """PNG resolution: 1.25 device pixels per CSS pixel at the page's 96 px per inch; the SVG is for print."""
@@ -54,12 +53,5 @@ def render(
         with rc_context({"svg.hashsalt": SVG_SALT}):
             fig.savefig(text, format="svg", metadata={"Date": None})
         svg_text = text.getvalue()
-    paths: tuple[Path | None, Path | None] = (None, None)
-    if folder is not None:
-        folder.mkdir(parents=True, exist_ok=True)
-        paths = (folder / f"{name}.png", folder / f"{name}.svg" if svg_text is not None else None)
-        atomic_write(folder / f"{name}.png", png_bytes)
-        if svg_text is not None:
-            atomic_write(folder / f"{name}.svg", svg_text)
-    width = float(fig.get_figwidth())
-    return RenderedFigure(name, kind, caption, png_bytes, svg_text, width, *paths)
+    drawn = RenderedFigure(name, kind, caption, png_bytes, svg_text, float(fig.get_figwidth()))
+    return drawn if folder is None else drawn.written(folder)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
+
+from orpam_pipeline.store.files import OWN_PARTIAL, atomic_write
 
 FIGURES_DIR = "figures"
 """Folder beside report.html holding every figure as ``<name>.png`` and ``<name>.svg``."""
@@ -41,6 +43,15 @@ class RenderedFigure:
         """Width on the page in CSS pixels, so text appears at its point size."""
         return round(self.width_in * CSS_PX_PER_INCH)
 
+    def written(self, folder: Path) -> RenderedFigure:
+        """Write ``<name>.png`` (and ``.svg`` when drawn as SVG) into ``folder`` atomically; the figure with its paths."""
+        folder.mkdir(parents=True, exist_ok=True)
+        png_path, svg_path = folder / f"{self.name}.png", folder / f"{self.name}.svg"
+        atomic_write(png_path, self.png)
+        if self.svg is not None:
+            atomic_write(svg_path, self.svg)
+        return replace(self, png_path=png_path, svg_path=svg_path if self.svg is not None else None)
+
 
 def tidy_figures(folder: Path, drawn: list[RenderedFigure]) -> None:
     """Remove figure files this report did not write (earlier reports' figures, an SVG now drawn as PNG only)
@@ -48,8 +59,6 @@ def tidy_figures(folder: Path, drawn: list[RenderedFigure]) -> None:
 
     Call only while holding the scan folder's lock.
     """
-    from orpam_pipeline.store.files import OWN_PARTIAL
-
     if not folder.is_dir():
         return
     keep = {p.name for f in drawn for p in (f.png_path, f.svg_path) if p is not None}

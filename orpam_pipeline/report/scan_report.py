@@ -9,7 +9,7 @@ from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import zarr
@@ -57,6 +57,9 @@ from orpam_pipeline.store.lock import store_lock
 from orpam_pipeline.store.resume import clean_strays, fingerprint
 from orpam_pipeline.store.stage import decide, stage_record
 
+if TYPE_CHECKING:
+    from orpam_pipeline.report.figures import Drawing
+
 REPORT_JSON = "report.json"
 REPORT_HTML = "report.html"
 MAX_PROFILE_FRAMES = 256
@@ -73,6 +76,21 @@ def _physical_units(group: zarr.Group) -> dict[str, Any]:
     pixel, interval = physical.get("pixel_um"), physical.get("frame_interval_s")
     return {"pixel_um": pixel, "frame_interval_s": interval, "space_unit": "micrometer" if pixel else "pixel",
             "time_unit": "second" if interval else "frame"}  # fmt: skip
+
+
+def figure_context(group: zarr.Group) -> dict[str, Any]:
+    """The report's ``scan``, ``frames`` and ``physical``: what the figures say besides their data."""
+    return {"scan": group.attrs.get("scan", store_root(group).parent.name),
+            "frames": int(get_array(group, FRAMES).shape[0]), "physical": _physical_units(group)}  # fmt: skip
+
+
+def shown_frame(group: zarr.Group) -> dict[str, Any]:
+    """The frame the report's images show, the middle one (``frame_index``), merged as ingested
+    (``unregistered``) and as registered (``registered``)."""
+    frames_z, merged_z = get_array(group, FRAMES), get_array(group, MERGED)
+    mid = int(frames_z.shape[0]) // 2
+    return {"frame_index": mid, "unregistered": np.asarray(frames_z[mid], dtype=np.float32),
+            "registered": np.asarray(merged_z[mid], dtype=np.float32)}  # fmt: skip
 
 
 REPORT_THREADS = 4
@@ -168,7 +186,7 @@ def compute_report(store: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     group = open_scan_store(store, mode="r")
     if not stage_complete(group, "register"):
         raise StoreError(store_root(group), "registration did not complete; run `orpam register` first")
-    frames_z, merged_z = get_array(group, FRAMES), get_array(group, MERGED)
+    frames_z = get_array(group, FRAMES)
     n_frames, height, width = frames_z.shape
     chunk = frames_per_chunk(frames_z)
     cached = load_unregistered(group, n_frames)
@@ -185,10 +203,11 @@ def compute_report(store: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     unreg_t = temporal_summary(pair_flat["odd"], pair_flat["unregistered"])
     registration = dict(group.attrs.get("registration", {}))
     root = store_root(group)
+    context = figure_context(group)
     report: dict[str, Any] = {
-        "scan": group.attrs.get("scan", root.parent.name),
+        "scan": context["scan"],
         "store": str(root),
-        "frames": int(n_frames),
+        "frames": context["frames"],
         "frame_shape": [int(height), int(width)],
         "method": registration.get("method"),
         "method_params": registration.get("params", {}),
@@ -212,7 +231,7 @@ def compute_report(store: Path) -> tuple[dict[str, Any], dict[str, Any]]:
             "pair_ncc_unregistered": pair_flat["unregistered"].tolist(),
             "pair_ncc_odd": pair_flat["odd"].tolist(),
         },
-        "physical": _physical_units(group),
+        "physical": context["physical"],
         "package_version": __version__,
         "created": now_iso(),
         "notes": (
@@ -224,15 +243,8 @@ def compute_report(store: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     for name in ("ncc", "ssim", "psnr"):
         report[f"{name}_unregistered"] = report[f"{name}_mean_unregistered"]
 
-    mid = n_frames // 2
-    report["frame_shown"] = mid
-    figures: dict[str, Any] = {
-        "frame_index": mid,
-        "unregistered": np.asarray(frames_z[mid], dtype=np.float32),
-        "registered": np.asarray(merged_z[mid], dtype=np.float32),
-        "displacement": None,
-        "truth_displacement": None,
-    }
+    figures: dict[str, Any] = {**shown_frame(group), "displacement": None, "truth_displacement": None}
+    mid = report["frame_shown"] = figures["frame_index"]
     if has_array(group, DISPLACEMENT):
         picks = np.unique(np.linspace(0, n_frames - 1, min(n_frames, MAX_PROFILE_FRAMES)).astype(int))
         summary = summarise_displacement(get_array(group, DISPLACEMENT), n_frames, chunk, frame=mid, keep=picks)
@@ -322,22 +334,25 @@ def _import_figures() -> None:
         pass
 
 
-def _draw_figures(report: dict[str, Any], data: dict[str, Any], folder: Path, figures: str) -> list[RenderedFigure]:
-    """Draw and write the figures ``figures`` asks for (matplotlib is imported here, only when a report draws)."""
+def _draw_figures(report: dict[str, Any], data: dict[str, Any], folder: Path, figures: str,
+                  early: Drawing | None = None) -> list[RenderedFigure]:  # fmt: skip
+    """Draw and write the figures ``figures`` asks for (matplotlib is imported here, only when a report draws),
+    taking those ``early`` drew with the same arguments from there."""
     drawn: list[RenderedFigure] = []
     if figures != "none":
         from orpam_pipeline.report.figures import build_figures
 
-        drawn = build_figures(report, data, folder, svg=figures == "all")
+        drawn = build_figures(report, data, folder, svg=figures == "all", early=early)
     tidy_figures(folder, drawn)
     return drawn
 
 
-def write_report(store: Path, figures: str = "all") -> tuple[dict[str, Any], Path, Path]:
+def write_report(store: Path, figures: str = "all", early: Drawing | None = None) -> tuple[dict[str, Any], Path, Path]:
     """Compute the report of ``store`` and write report.json and report.html beside it.
 
     The checks the store is due for run first (``checks.run``); ``warnings`` holds every recorded one.
-    ``figures`` (``FIGURE_MODES``): draw every figure as PNG and SVG, as PNG only, or none.
+    ``figures`` (``FIGURE_MODES``): draw every figure as PNG and SVG, as PNG only, or none. ``early``: figures
+    drawn while the store registered (``report.early_figures``), used where they are the report's own.
     """
     check_figures(figures)
     store = resolve_store_path(store)
@@ -364,7 +379,7 @@ def write_report(store: Path, figures: str = "all") -> tuple[dict[str, Any], Pat
         safe = json_safe(report)
         json_path = out_dir / REPORT_JSON
         html_path = out_dir / REPORT_HTML
-        drawn = _draw_figures(safe, data, out_dir / FIGURES_DIR, figures)
+        drawn = _draw_figures(safe, data, out_dir / FIGURES_DIR, figures, early)
         safe["figures_drawn"] = figures
         safe["figures"] = {f.name: {"png": f"{FIGURES_DIR}/{f.name}.png",
                                     **({"svg": f"{FIGURES_DIR}/{f.name}.svg"} if f.svg is not None else {}),

@@ -101,11 +101,14 @@ class ChunkMarkers:
         """How many chunks are marked complete."""
         return len(self.done())
 
+    def path(self, index: int) -> Path:
+        """The marker file of chunk ``index`` (there once the chunk is complete)."""
+        return self.dir / f"{int(index)}{MARKER_SUFFIX}"
+
     def mark(self, index: int) -> None:
         """Record chunk ``index`` as complete; call only after its data are written."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        path = self.dir / f"{int(index)}{MARKER_SUFFIX}"
-        fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o644)
+        fd = os.open(self.path(index), os.O_CREAT | os.O_WRONLY, 0o644)
         os.close(fd)
         sync_dir(self.dir)
 

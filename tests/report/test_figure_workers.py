@@ -57,6 +57,29 @@ def test_calls_from_two_threads_take_turns_and_each_gets_its_own_results(two_wor
         assert [job for job, _ in second.result()] == list(range(10, 16))
 
 
+def test_a_job_goes_to_a_worker_no_other_call_is_using(two_workers):
+    """A worker busy with another thread's job is taken only when no other is free, so a report's plots do not
+    queue behind figures drawn early on one worker."""
+    import threading
+
+    other, busy = figure_workers.workers()  # the last one is the one taken first without the preference
+    busy_pid = busy.pid
+    started = threading.Event()
+
+    def hold() -> None:
+        with busy.lock:
+            started.set()
+            time.sleep(3.0)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    started.wait()
+    t0 = time.perf_counter()
+    [(_, pid)] = figure_workers.draw_all([1], slow_pid, 0.0)
+    assert pid != busy_pid and pid == other.pid and time.perf_counter() - t0 < 2.0
+    holder.join()
+
+
 def matplotlib_module_id(job: int) -> int:
     return id(sys.modules["matplotlib"])
 
