@@ -62,6 +62,7 @@ METHODS = ("none", "copy-odd", "phase", "phase --figure-workers 0", "none --figu
 TASK_PARTS = {"_measure_block": "measure", "_apply_block": "apply", "write_image": "write", "score_arrays": "score"}
 """Functions of the register engine timed inside the chunk tasks (seconds summed over the dask threads)."""
 STAGES = ("ingest", "measure", "plan", "apply+write", "report metrics", "report figures+page")
+CPU_STAGES = ("ingest", "measure", "plan", "apply+write", "report")
 MAX_SHIFT = 16
 UPSAMPLE = 20
 
@@ -185,15 +186,15 @@ def run_peer(kind: str, src: Path, out: Path) -> dict[str, Any]:
 
 # -- the pipeline --------------------------------------------------------------------------------
 class StageClock:
-    """Times of the pipeline's progress events and of the report's two halves."""
+    """Times and CPU seconds of the pipeline's progress events, and times of the report's two halves."""
 
     def __init__(self) -> None:
-        self.t0 = time.perf_counter()
-        self.events: list[tuple[str, int, int, float]] = []
+        self.t0, self.cpu0 = time.perf_counter(), process_cpu_seconds()
+        self.events: list[tuple[str, float, float]] = []
         self.report: dict[str, float] = {}
 
     def progress(self, stage: str, done: int, total: int) -> None:
-        self.events.append((stage, done, total, time.perf_counter()))
+        self.events.append((stage, time.perf_counter(), process_cpu_seconds()))
 
     def timed(self, name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -205,23 +206,30 @@ class StageClock:
 
         return wrapper
 
-    def _first(self, stage: str) -> float | None:
-        return next((t for s, _, _, t in self.events if s == stage), None)
+    def _at(self, stage: str, last: bool = False) -> tuple[float, float] | None:
+        """(time, CPU seconds) of the stage's first (or last) event."""
+        found = [(t, c) for s, t, c in self.events if s == stage]
+        return (found[-1] if last else found[0]) if found else None
 
-    def _last(self, stage: str) -> float | None:
-        return next((t for s, _, _, t in reversed(self.events) if s == stage), None)
+    def stages(self, end: float, end_cpu: float) -> tuple[dict[str, float], dict[str, float]]:
+        """Seconds and CPU seconds per stage; ``plan`` is the gap between the last measured chunk and the first
+        written one, ``report`` all after the last written chunk (its metrics timed apart, in seconds only)."""
+        m0, m1 = self._at("measure"), self._at("measure", last=True)
+        r0, r1 = self._at("register"), self._at("register", last=True)
+        start, stop = (self.t0, self.cpu0), (end, end_cpu)
+        spans = {"ingest": (start, m0 or r0 or stop), "measure": (m0, m1), "plan": (m1, r0),
+                 "apply+write": (r0, r1), "report": (r1 or stop, stop)}  # fmt: skip
+        wall = {k: (b[0] - a[0]) if a and b else 0.0 for k, (a, b) in spans.items()}
+        cpu = {k: (b[1] - a[1]) if a and b else 0.0 for k, (a, b) in spans.items()}
+        wall["report metrics"] = self.report.get("metrics", 0.0)
+        wall["report figures+page"] = wall.pop("report") - wall["report metrics"]
+        return wall, cpu
 
-    def stages(self, end: float) -> dict[str, float]:
-        """Seconds per stage; ``plan`` is the gap between the last measured chunk and the first written one."""
-        m0, m1, r0, r1 = self._first("measure"), self._last("measure"), self._first("register"), self._last("register")
-        reg_start = m0 if m0 is not None else r0
-        out = {"ingest": (reg_start or end) - self.t0}
-        out["measure"] = (m1 - m0) if m0 is not None and m1 is not None else 0.0
-        out["plan"] = (r0 - m1) if m1 is not None and r0 is not None else 0.0
-        out["apply+write"] = (r1 - r0) if r0 is not None and r1 is not None else 0.0
-        out["report metrics"] = self.report.get("metrics", 0.0)
-        out["report figures+page"] = end - (r1 or end) - out["report metrics"]
-        return out
+
+def process_cpu_seconds() -> float:
+    """User + system CPU seconds of this process's threads so far, and of its figure workers."""
+    own = os.times()
+    return own[0] + own[1] + figure_workers_cpu_seconds(wait=False)
 
 
 def run_pipeline(row: str, src: Path, out: Path) -> dict[str, Any]:
@@ -243,29 +251,38 @@ def run_pipeline(row: str, src: Path, out: Path) -> dict[str, Any]:
     if "--figure-workers 0" in row:
         os.environ["ORPAM_FIGURE_WORKERS"] = "0"
     outcomes = run_batch(src.parent, out, RunOptions(method=method, figures=figures), progress=clock.progress)
-    end = time.perf_counter()
+    end, end_cpu = time.perf_counter(), process_cpu_seconds()
     if len(outcomes) != 1 or not outcomes[0].ok:
         raise SystemExit(f"{method}: {[o.error for o in outcomes]}")
     tasks = {key: clock.report.get(key, 0.0) for key in TASK_PARTS.values()}
-    return {"stages": clock.stages(end), "tasks": tasks, "torch": "torch" in sys.modules,
+    wall, cpu = clock.stages(end, end_cpu)
+    return {"stages": wall, "stage_cpu": cpu, "tasks": tasks, "torch": "torch" in sys.modules,
             "workers_mib": figure_workers_peak_mib(), "workers_cpu": figure_workers_cpu_seconds()}
 
 
-def _figure_worker_pids() -> list[int]:
+def _figure_worker_pids(wait: bool = True) -> list[int]:
+    """The figure workers' process ids; without ``wait``, only those known without asking a worker (which waits
+    while it draws)."""
     try:
         from orpam_pipeline.report import figure_workers
     except ImportError:  # an older tree
         return []
-    # a forked worker has no process handle of ours; an older tree's workers have no ``pid``
-    return [w.pid if hasattr(w, "pid") else w.process.pid for w in getattr(figure_workers, "_workers", [])]
+    pids = []
+    for w in getattr(figure_workers, "_workers", []):
+        if not hasattr(w, "pid"):  # an older tree's workers are all started processes
+            pids.append(w.process.pid)
+        elif wait or getattr(w, "_pid", None) is not None or w.process is not None:
+            pids.append(w.pid if wait else (w._pid or w.process.pid))  # a forked worker has no process handle
+    return pids
 
 
-def figure_workers_cpu_seconds() -> float:
-    """CPU seconds (user + system) the figure worker processes have used so far (0 where none ran or unknown).
+def figure_workers_cpu_seconds(wait: bool = True) -> float:
+    """CPU seconds (user + system) the figure worker processes have used so far (0 where none ran or unknown;
+    without ``wait``, of the workers whose id is known, see :func:`_figure_worker_pids`).
 
     They live until the run's process exits, so ``os.times()``'s children fields do not hold them yet."""
     total = 0.0
-    for pid in _figure_worker_pids():
+    for pid in _figure_worker_pids(wait):
         stat = Path(f"/proc/{pid}/stat")
         if stat.is_file():
             fields = stat.read_text().rsplit(")", 1)[1].split()
@@ -365,6 +382,8 @@ def summarise(runs: dict[tuple[int, str], list[dict]], frames: int) -> list[dict
                      "workers_mib": statistics.median(r.get("workers_mib", 0.0) for r in results),
                      "stages": {k: statistics.median(r["stages"][k] for r in results) for k in STAGES}
                      if "stages" in results[0] else None,
+                     "stage_cpu": {k: statistics.median(r["stage_cpu"][k] for r in results) for k in CPU_STAGES}
+                     if "stage_cpu" in results[0] else None,
                      "tasks": {k: statistics.median(r["tasks"][k] for r in results) for k in TASK_PARTS.values()}
                      if "tasks" in results[0] else None,
                      "torch": any(r.get("torch") for r in results)})  # fmt: skip
@@ -397,6 +416,14 @@ def print_table(rows: list[dict[str, Any]], repeats: int) -> None:
     for r in rows:
         if r["stages"]:
             print(f"{r['size']:>5} {r['row']:<26} " + " ".join(f"{r['stages'][s]:>12.2f}" for s in STAGES))
+    print("\nwhere the CPU goes: CPU seconds per stage (median; the process's threads and its figure workers), "
+          "against the I/O limit's whole run")
+    print(f"{'size':>5} {'row':<26} " + " ".join(f"{s:>12}" for s in CPU_STAGES) + f" {'io-limit':>12}")
+    for r in rows:
+        if r["stage_cpu"]:
+            limit = next(x for x in rows if x["size"] == r["size"] and x["row"] == "io-limit")
+            print(f"{r['size']:>5} {r['row']:<26} " + " ".join(f"{r['stage_cpu'][s]:>12.2f}" for s in CPU_STAGES)
+                  + f" {limit['cpu']:>12.2f}")
     print("\ninside the chunk tasks (s summed over the dask threads, median): first pass, method, writes "
           "(compression, fsync), report metrics of the chunk")
     print(f"{'size':>5} {'row':<26} " + " ".join(f"{s:>12}" for s in TASK_PARTS.values()))
